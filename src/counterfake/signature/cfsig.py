@@ -1,0 +1,204 @@
+"""The ``.cfsig`` file: signatures only, versioned, self-describing, checked on load.
+
+A person hashes her photos on her own machine and hands over only this file. It may also arrive
+from anywhere, so loading trusts nothing: the magic bytes, the version, a SHA-256 over the whole
+file, every array's type, shape and position are checked, and any problem is one clear error.
+
+Layout::
+
+    MAGIC (8 bytes) | header length (uint32, little-endian) | header (UTF-8 JSON)
+    | payload (the arrays, back to back) | SHA-256 of everything before it (32 bytes)
+
+The header names the format and version, the tool that wrote it, the extraction parameters, and
+for each signature its fields and where each of its arrays lies in the payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from counterfake import __version__
+from counterfake.signature.extract import REFERENCE_SIDE, Signature
+from counterfake.signature.features import DESCRIPTOR_BYTES, LocalFeatures
+from counterfake.signature.grid import GRID_CHANNELS, GRID_COLS, GRID_ROWS
+from counterfake.signature.pdq import PdqHash
+
+MAGIC = b"CFSIG\x00\r\n"
+FORMAT_NAME = "counterfake-signatures"
+FORMAT_VERSION = 1
+PARAMETERS = {
+    "features": "ORB-256",
+    "reference_side": REFERENCE_SIDE,
+    "grid": [GRID_ROWS, GRID_COLS, GRID_CHANNELS],
+}
+_FEATURE_FIELDS = {  # name: (dtype, trailing shape)
+    "xy": ("float32", (2,)),
+    "size": ("float32", ()),
+    "angle": ("float32", ()),
+    "octave": ("int8", ()),
+    "descriptors": ("uint8", (DESCRIPTOR_BYTES,)),
+}
+_MAX_HEADER = 256 * 1024 * 1024
+
+
+class SignatureFileError(Exception):
+    """A signature file or blob that cannot be used; the message is one line."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+        self.problem = problem
+
+
+def dumps(signatures: Iterable[Signature]) -> bytes:
+    """Serialise signatures to the bytes of a .cfsig file."""
+    payload = bytearray()
+    entries = []
+
+    def put(array: np.ndarray) -> list[Any]:
+        array = np.ascontiguousarray(array)
+        offset = len(payload)
+        payload.extend(array.tobytes())
+        return [offset, str(array.dtype), list(array.shape)]
+
+    for sig in signatures:
+        arrays = {"grid": put(sig.grid)}
+        for side, features in (("features", sig.features), ("mirrored", sig.mirrored)):
+            for field in _FEATURE_FIELDS:
+                arrays[f"{side}.{field}"] = put(getattr(features, field))
+        entries.append(
+            {
+                "label": sig.label,
+                "sha256": sig.sha256,
+                "size": [sig.width, sig.height],
+                "frame": [sig.frame_width, sig.frame_height],
+                "pdq": {name: h.hex() for name, h in sig.pdq.items()},
+                "pdq_quality": sig.pdq["original"].quality,
+                "arrays": arrays,
+            }
+        )
+    header = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "tool": f"counterfake {__version__}",
+        "parameters": PARAMETERS,
+        "signatures": entries,
+    }
+    header_bytes = json.dumps(header, separators=(",", ":")).encode()
+    body = MAGIC + struct.pack("<I", len(header_bytes)) + header_bytes + bytes(payload)
+    return body + hashlib.sha256(body).digest()
+
+
+def loads(data: bytes, name: str) -> list[Signature]:
+    """Parse and check the bytes of a .cfsig file; ``name`` is used in error messages."""
+    if len(data) < len(MAGIC) + 4 + 32 or not data.startswith(MAGIC):
+        raise SignatureFileError(name, "not a counterfake signature file (.cfsig)")
+    body, checksum = data[:-32], data[-32:]
+    if hashlib.sha256(body).digest() != checksum:
+        raise SignatureFileError(name, "checksum mismatch: the file is damaged or was altered")
+    (header_length,) = struct.unpack_from("<I", body, len(MAGIC))
+    start = len(MAGIC) + 4
+    if header_length > min(_MAX_HEADER, len(body) - start):
+        raise SignatureFileError(name, "header length runs past the end of the file")
+    try:
+        header = json.loads(body[start : start + header_length])
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SignatureFileError(name, f"header is not valid JSON ({error})") from None
+    payload = body[start + header_length :]
+    _check_header(header, name)
+    try:
+        return [_signature_from_entry(entry, payload, name) for entry in header["signatures"]]
+    except (KeyError, TypeError, ValueError) as error:
+        raise SignatureFileError(name, f"malformed signature entry ({error})") from None
+
+
+def _check_header(header: Any, name: str) -> None:
+    if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
+        raise SignatureFileError(name, "header does not name the counterfake signature format")
+    version = header.get("version")
+    if version != FORMAT_VERSION:
+        raise SignatureFileError(
+            name, f"format version {version!r} is not supported (this tool reads {FORMAT_VERSION})"
+        )
+    if header.get("parameters") != PARAMETERS:
+        raise SignatureFileError(
+            name, "signatures were made with other extraction parameters; hash the photos again"
+        )
+    if not isinstance(header.get("signatures"), list):
+        raise SignatureFileError(name, "header has no list of signatures")
+
+
+def _array(spec: Any, payload: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    """Read one array, insisting on the expected dtype and shape (``-1`` = any row count)."""
+    offset, stored_dtype, stored_shape = spec
+    stored_shape = tuple(int(n) for n in stored_shape)
+    if stored_dtype != dtype or len(stored_shape) != len(shape):
+        raise ValueError(f"array has type {stored_dtype} {stored_shape}, expected {dtype} {shape}")
+    if any(want not in (-1, got) for want, got in zip(shape, stored_shape, strict=True)):
+        raise ValueError(f"array has shape {stored_shape}, expected {shape}")
+    count = int(np.prod(stored_shape))
+    length = count * np.dtype(dtype).itemsize
+    if not 0 <= offset <= len(payload) - length:
+        raise ValueError("array lies outside the payload")
+    return np.frombuffer(payload, dtype, count, offset).reshape(stored_shape).copy()
+
+
+def _features(arrays: dict, side: str, payload: bytes) -> LocalFeatures:
+    loaded = {
+        field: _array(arrays[f"{side}.{field}"], payload, dtype, (-1, *trailing))
+        for field, (dtype, trailing) in _FEATURE_FIELDS.items()
+    }
+    if len({len(a) for a in loaded.values()}) != 1:
+        raise ValueError(f"{side} arrays disagree on the number of features")
+    return LocalFeatures(**loaded)
+
+
+def _signature_from_entry(entry: dict, payload: bytes, name: str) -> Signature:
+    arrays = entry["arrays"]
+    width, height = (int(n) for n in entry["size"])
+    frame_width, frame_height = (int(n) for n in entry["frame"])
+    if min(width, height, frame_width, frame_height) < 1:
+        raise ValueError("image sizes must be positive")
+    quality = int(entry["pdq_quality"])
+    pdq = {
+        orientation: PdqHash.from_hex(text, quality) for orientation, text in entry["pdq"].items()
+    }
+    if "original" not in pdq:
+        raise ValueError("no PDQ hash for the original orientation")
+    return Signature(
+        label=str(entry["label"]),
+        sha256=str(entry["sha256"]),
+        width=width,
+        height=height,
+        frame_width=frame_width,
+        frame_height=frame_height,
+        pdq=pdq,
+        features=_features(arrays, "features", payload),
+        mirrored=_features(arrays, "mirrored", payload),
+        grid=_array(arrays["grid"], payload, "uint8", (GRID_ROWS, GRID_COLS, GRID_CHANNELS)),
+    )
+
+
+def write(path: str | os.PathLike, signatures: Iterable[Signature]) -> None:
+    """Write a .cfsig file atomically (a crash never leaves half a file under the final name)."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".partial")
+    temporary.write_bytes(dumps(signatures))
+    os.replace(temporary, path)
+
+
+def read(path: str | os.PathLike) -> list[Signature]:
+    """Read and check a .cfsig file."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise SignatureFileError(str(path), error.strerror or str(error)) from None
+    return loads(data, str(path))

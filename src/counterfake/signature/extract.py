@@ -1,0 +1,93 @@
+"""What is kept of a photo, and how a scanned image is prepared for matching.
+
+A registered photo is reduced to a :class:`Signature`: its PDQ hash (for exchange with PDQ-based
+programmes), local features of the photo and of its mirror image, and the coarse grid. A scanned
+image becomes a :class:`Query`: local features only, extracted at a larger working size so that a
+registered photo shown small (inside a screenshot or a collage) still offers enough detail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from counterfake.signature.features import LocalFeatures, extract_features
+from counterfake.signature.grid import cell_statistics, quantise
+from counterfake.signature.pdq import PdqHash, pdq_dihedral_hashes
+
+REFERENCE_SIDE = 512  # registered photos are analysed with their longer side at this size
+REFERENCE_FEATURES = 512  # features kept per orientation of a registered photo
+QUERY_MAX_SIDE = 1024  # scanned images are analysed at most this large...
+QUERY_MIN_SIDE = 512  # ...and at least this large, so small reposts meet the photo's finest scale
+QUERY_FEATURES = 1000
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Everything counterfake keeps of a registered photo: no pixels, no thumbnail."""
+
+    label: str
+    sha256: str
+    width: int  # the photo as decoded (EXIF rotation applied)
+    height: int
+    frame_width: int  # the working frame in which features and grid were computed
+    frame_height: int
+    pdq: dict[str, PdqHash]  # Meta's eight dihedral hashes, "original" first
+    features: LocalFeatures
+    mirrored: LocalFeatures  # features of the horizontally mirrored frame, in mirrored coordinates
+    grid: np.ndarray  # uint8 (GRID_ROWS, GRID_COLS, 4), see grid.py
+
+
+@dataclass(frozen=True)
+class Query:
+    """A scanned image ready for matching; ``work`` is the image at the working size."""
+
+    rgb: np.ndarray
+    work: np.ndarray
+    scale: float  # working pixels per original pixel
+    features: LocalFeatures
+
+
+def resize_longer_side(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    """Resize so the longer side is ``side`` pixels; return the image and the scale factor."""
+    height, width = rgb.shape[:2]
+    scale = side / max(height, width)
+    if scale == 1.0:
+        return rgb, 1.0
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(rgb, size, interpolation=interpolation), scale
+
+
+def grey(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+
+
+def make_signature(rgb: np.ndarray, label: str, sha256: str) -> Signature:
+    """Compute the signature of a decoded photo (HxWx3 uint8 RGB)."""
+    frame, _ = resize_longer_side(rgb, REFERENCE_SIDE)
+    frame_grey = grey(frame)
+    return Signature(
+        label=label,
+        sha256=sha256,
+        width=rgb.shape[1],
+        height=rgb.shape[0],
+        frame_width=frame.shape[1],
+        frame_height=frame.shape[0],
+        pdq=pdq_dihedral_hashes(rgb),
+        features=extract_features(frame_grey, REFERENCE_FEATURES),
+        mirrored=extract_features(np.ascontiguousarray(frame_grey[:, ::-1]), REFERENCE_FEATURES),
+        grid=quantise(cell_statistics(frame)),
+    )
+
+
+def make_query(rgb: np.ndarray) -> Query:
+    """Prepare a decoded scanned image (HxWx3 uint8 RGB) for matching."""
+    longer = max(rgb.shape[:2])
+    side = min(max(longer, QUERY_MIN_SIDE), QUERY_MAX_SIDE)
+    work, scale = resize_longer_side(rgb, side)
+    return Query(
+        rgb=rgb, work=work, scale=scale, features=extract_features(grey(work), QUERY_FEATURES)
+    )
