@@ -1,0 +1,386 @@
+"""Verification, localisation and the repost/manipulated decision.
+
+For a scanned image the steps are:
+
+1. **Candidates.** The index proposes the registered photos (and orientations) that share the most
+   local features with the image.
+2. **Verify.** Descriptors of the candidate and the image are paired, and RANSAC looks for one
+   similarity transform (scale, rotation, shift; a mirrored photo uses its mirrored features)
+   that carries many of the pairs onto each other. Enough inliers, landing within a couple of
+   pixels of where the transform puts them, prove that the image contains *this* photo and not
+   another photo of the same scene, whose parallax leaves larger residuals. A second instance of
+   the same photo (the "before" beside the "after" in a collage) is searched for among the rest.
+3. **Localise.** The image is warped into the photo's frame and summarised with the same coarse
+   grid as the signature. A robust per-channel fit absorbs global changes (recompression, colour
+   grading, a semi-transparent watermark); cells that still differ clearly, in colour or in
+   texture, are the altered region. Isolated cells (text) are removed; what remains is mapped
+   back into the scanned image's own pixels as the mask.
+4. **Decide.** Almost nothing altered: ``repost``. A solid altered region: ``manipulated``.
+   Most of the photo "altered": the alignment was a coincidence, and there is no match at all.
+
+Every threshold sits in :class:`Thresholds`; the figures that set them are in bench/ and the README.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from counterfake.index.memory import CandidateIndex
+from counterfake.signature.extract import Query, Signature
+from counterfake.signature.features import LocalFeatures
+from counterfake.signature.grid import (
+    GRID_COLS,
+    GRID_ROWS,
+    cell_statistics,
+    dequantise,
+    grid_work_size,
+)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The operating point. Set on negatives only; see bench/README section of the README."""
+
+    candidates: int = 6  # (photo, orientation) pairs verified per image
+    min_votes: float = 2.0  # weighted index votes below which a candidate is not worth verifying
+    max_descriptor_distance: int = 64  # of 256 bits, for a tentative pair
+    ransac_pixels: float = 3.0  # inlier distance in the photo's 512-px frame
+    min_inliers: int = 14
+    max_median_residual: float = 1.6  # pixels; a different photo of the same scene lands wider
+    min_visible: float = 0.3  # share of the photo that must lie inside the scanned image
+    colour_difference: float = 10.0  # CIE Lab units, after the global fit
+    texture_difference: float = 0.45  # |log| contrast ratio, after the global fit
+    noise_multiple: float = 3.0  # a cell is altered only if also this far above the noise
+    min_region_cells: int = 6  # smaller altered components are overlays, not edits
+    manipulated_fraction: float = 0.04  # altered share of the photo that makes a manipulation
+    max_altered_fraction: float = 0.8  # beyond this the "match" is a coincidental alignment
+    min_agreeing: float = 0.3  # share of the photo that must agree in absolute terms, likewise
+
+
+@dataclass
+class Instance:
+    """One verified appearance of a registered photo in a scanned image."""
+
+    transform: np.ndarray  # 2x3 affine: scanned working frame -> photo frame
+    inliers: int
+    residual: float
+    visible: float
+    altered_cells: np.ndarray = field(repr=False)  # bool (GRID_ROWS, GRID_COLS), photo frame
+    altered_fraction: float = 0.0
+    agreeing: float = 0.0  # share of visible cells within the absolute thresholds
+
+
+@dataclass
+class Match:
+    """A registered photo found in a scanned image."""
+
+    photo_id: int
+    kind: str  # "repost" | "manipulated"
+    score: float
+    altered_fraction: float
+    inliers: int
+    instances: list[Instance] = field(repr=False)
+    mask: np.ndarray | None = field(default=None, repr=False)  # uint8, scanned image size
+
+
+class Matcher:
+    """Matches scanned images against an index and the signatures behind it."""
+
+    def __init__(
+        self,
+        index: CandidateIndex,
+        signature_of: Callable[[int], Signature],
+        thresholds: Thresholds | None = None,
+    ) -> None:
+        self.index = index
+        self.signature_of = signature_of
+        self.thresholds = thresholds or Thresholds()
+
+    def match(self, query: Query) -> list[Match]:
+        """All registered photos verified in the scanned image, best first."""
+        t = self.thresholds
+        found: dict[int, Match] = {}
+        for candidate in self.index.candidates(query.features.descriptors, t.candidates):
+            if candidate.votes < t.min_votes:
+                break
+            signature = self.signature_of(candidate.photo_id)
+            instances = verify(query, signature, candidate.mirrored, t)
+            if not instances:
+                continue
+            match = decide(candidate.photo_id, query, signature, instances, t)
+            if match is None:
+                continue
+            best = found.get(candidate.photo_id)
+            if best is None or match.score > best.score:
+                found[candidate.photo_id] = match
+        return sorted(found.values(), key=lambda m: -m.score)
+
+
+def verify(query: Query, signature: Signature, mirrored: bool, t: Thresholds) -> list[Instance]:
+    """Find up to two appearances of the photo in the scanned image, localised."""
+    reference = signature.mirrored if mirrored else signature.features
+    query_xy, photo_xy = _tentative_pairs(query.features, reference, t)
+    if mirrored:  # mirrored features live in the mirrored frame: map them back
+        photo_xy = photo_xy.copy()
+        photo_xy[:, 0] = signature.frame_width - 1 - photo_xy[:, 0]
+    instances: list[Instance] = []
+    while len(instances) < 2 and len(query_xy) >= t.min_inliers:
+        fitted = _fit_transform(query_xy, photo_xy, mirrored, t)
+        if fitted is None:
+            break
+        transform, inlier, residual = fitted
+        inliers = min(
+            len(np.unique(query_xy[inlier], axis=0)), len(np.unique(photo_xy[inlier], axis=0))
+        )
+        if inliers < t.min_inliers or residual > t.max_median_residual:
+            break
+        instance = localise(query, signature, transform, inliers, residual, t)
+        if instance is None:
+            break
+        instances.append(instance)
+        outside = ~_inside_photo(query_xy, transform, signature)
+        query_xy, photo_xy = query_xy[outside], photo_xy[outside]
+    return instances
+
+
+def _tentative_pairs(
+    query: LocalFeatures, reference: LocalFeatures, t: Thresholds
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of (scanned point, photo point) whose descriptors are near.
+
+    Each photo feature keeps its nearest scanned feature when it is clearly nearer than the
+    second (the ratio test), and both when both are very near: a collage shows the same photo
+    twice, and a plain ratio test would throw away exactly those pairs.
+    """
+    if len(query) < 2 or len(reference) == 0:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    query_idx, photo_idx = [], []
+    strong = 0.75 * t.max_descriptor_distance
+    for pair in matcher.knnMatch(reference.descriptors, query.descriptors, k=2):
+        if len(pair) < 2:
+            continue
+        first, second = pair
+        if first.distance <= t.max_descriptor_distance and (
+            first.distance < 0.85 * second.distance or second.distance <= strong
+        ):
+            query_idx.append(first.trainIdx)
+            photo_idx.append(first.queryIdx)
+            if second.distance <= strong:
+                query_idx.append(second.trainIdx)
+                photo_idx.append(second.queryIdx)
+    return query.xy[query_idx], reference.xy[photo_idx]
+
+
+def _fit_transform(
+    query_xy: np.ndarray, photo_xy: np.ndarray, mirrored: bool, t: Thresholds
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """RANSAC similarity from scanned points to photo points: (2x3, inlier mask, median residual).
+
+    A mirrored appearance is a similarity composed with a reflection, which OpenCV's similarity
+    estimator cannot express, so the scanned points are reflected first and the reflection is
+    folded back into the returned transform.
+    """
+    source = query_xy.copy()
+    if mirrored:
+        source[:, 0] = -source[:, 0]
+    transform, inlier = cv2.estimateAffinePartial2D(
+        source,
+        photo_xy,
+        method=cv2.RANSAC,
+        ransacReprojThreshold=t.ransac_pixels,
+        maxIters=4000,
+        confidence=0.999,
+        refineIters=10,
+    )
+    if transform is None:
+        return None
+    if mirrored:
+        transform = transform @ np.diag([-1.0, 1.0, 1.0])
+    inlier = inlier.ravel().astype(bool)
+    if inlier.sum() < 3:
+        return None
+    projected = query_xy[inlier] @ transform[:, :2].T + transform[:, 2]
+    residual = float(np.median(np.linalg.norm(projected - photo_xy[inlier], axis=1)))
+    return transform, inlier, residual
+
+
+def _inside_photo(query_xy: np.ndarray, transform: np.ndarray, signature: Signature) -> np.ndarray:
+    """Which scanned points fall inside the photo's frame under the transform."""
+    projected = query_xy @ transform[:, :2].T + transform[:, 2]
+    return (
+        (projected[:, 0] >= 0)
+        & (projected[:, 0] < signature.frame_width)
+        & (projected[:, 1] >= 0)
+        & (projected[:, 1] < signature.frame_height)
+    )
+
+
+def localise(
+    query: Query,
+    signature: Signature,
+    transform: np.ndarray,
+    inliers: int,
+    residual: float,
+    t: Thresholds,
+) -> Instance | None:
+    """Compare the aligned scanned image with the photo's grid; None if too little is visible."""
+    width, height = grid_work_size(signature.frame_width, signature.frame_height)
+    to_grid = np.diag([width / signature.frame_width, height / signature.frame_height, 1.0])
+    warp = to_grid @ np.vstack([transform, [0, 0, 1]])
+    source = query.work
+    shrink = float(np.sqrt(abs(np.linalg.det(warp[:2, :2]))))
+    if shrink < 0.9:  # reduce first: warping straight down would alias the texture statistic
+        size = (max(1, round(source.shape[1] * shrink)), max(1, round(source.shape[0] * shrink)))
+        source = cv2.resize(source, size, interpolation=cv2.INTER_AREA)
+        enlarge = np.diag(
+            [query.work.shape[1] / source.shape[1], query.work.shape[0] / source.shape[0], 1.0]
+        )
+        warp = warp @ enlarge  # reduced pixels -> working pixels -> grid frame
+    warped = cv2.warpAffine(source, warp[:2], (width, height), flags=cv2.INTER_LINEAR)
+    ones = np.ones(source.shape[:2], np.float32)
+    valid = cv2.warpAffine(ones, warp[:2], (width, height), flags=cv2.INTER_LINEAR)
+    scanned = cell_statistics(warped, valid)
+    visible = scanned[:, :, 4] > 0.95
+    visible_share = float(visible.mean())
+    if visible_share < t.min_visible:
+        return None
+    altered, agreeing = _compare_cells(dequantise(signature.grid), scanned[:, :, :4], visible, t)
+    return Instance(
+        transform=transform,
+        inliers=inliers,
+        residual=residual,
+        visible=visible_share,
+        altered_cells=altered,
+        altered_fraction=float(altered[visible].mean()),
+        agreeing=float(agreeing[visible].mean()),
+    )
+
+
+def _compare_cells(
+    photo: np.ndarray, scanned: np.ndarray, visible: np.ndarray, t: Thresholds
+) -> tuple[np.ndarray, np.ndarray]:
+    """(altered, agreeing) cells after the global fit.
+
+    Altered cells differ in colour or texture beyond both the absolute thresholds and the noise
+    of this particular copy (a heavily recompressed copy is noisier everywhere). Agreeing cells
+    are within the absolute thresholds. Both are needed: when an alignment is a coincidence,
+    every cell differs, the "noise" is huge, and nothing would stand out as altered.
+    """
+    fitted = np.empty_like(scanned)
+    for channel in range(4):
+        fitted[:, :, channel] = _robust_linear_fit(
+            scanned[:, :, channel], photo[:, :, channel], visible
+        )
+    colour = np.linalg.norm(fitted[:, :, :3] - photo[:, :, :3], axis=-1)
+    texture = np.abs(np.log((fitted[:, :, 3] + 3.0) / (photo[:, :, 3] + 3.0)))
+    altered = visible & (
+        (colour > max(t.colour_difference, t.noise_multiple * _noise(colour[visible])))
+        | (texture > max(t.texture_difference, t.noise_multiple * _noise(texture[visible])))
+    )
+    agreeing = visible & (colour <= t.colour_difference) & (texture <= t.texture_difference)
+    return _keep_regions(altered, t.min_region_cells) & visible, agreeing
+
+
+def _robust_linear_fit(source: np.ndarray, target: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """Map ``source`` onto ``target`` with a gain and offset fitted on the cells that agree.
+
+    Up to half the cells may be altered, and they would pull an ordinary least-squares fit
+    towards themselves. So the fit starts from "no change but a shift" (a repost's usual state),
+    and each round refits on the cells within three noise scales of the previous fit.
+    """
+    gain, offset = (
+        1.0,
+        float(np.median(target[visible] - source[visible])) if visible.any() else 0.0,
+    )
+    for _ in range(3):
+        residual = np.abs(gain * source + offset - target)
+        use = visible & (residual <= 3.0 * max(_noise(residual[visible]), 1.0))
+        x, y = source[use], target[use]
+        if len(x) < 8 or float(np.var(x)) < 1e-6:
+            break
+        gain = float(np.clip(np.polyfit(x, y, 1)[0], 0.5, 2.0))
+        offset = float(np.mean(y - gain * x))
+    return gain * source + offset
+
+
+def _noise(values: np.ndarray) -> float:
+    """A noise scale robust to half the cells being altered: the 20th percentile of |x|.
+
+    For a normal distribution that percentile is 0.253 sigma.
+    """
+    if len(values) == 0:
+        return 0.0
+    return float(np.percentile(np.abs(values), 20) / 0.253)
+
+
+def _keep_regions(cells: np.ndarray, min_cells: int) -> np.ndarray:
+    """Drop thin and small components (text and watermark strokes), keep solid regions."""
+    kernel = np.ones((3, 3), np.uint8)
+    opened = cv2.morphologyEx(cells.astype(np.uint8), cv2.MORPH_OPEN, kernel)
+    closed = cv2.morphologyEx(opened, cv2.MORPH_CLOSE, kernel)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=4)
+    keep = np.zeros(count, bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_cells
+    return keep[labels]
+
+
+def decide(
+    photo_id: int, query: Query, signature: Signature, instances: list[Instance], t: Thresholds
+) -> Match | None:
+    """Turn verified instances into a match, or None when the alignment was a coincidence."""
+    credible = [
+        i
+        for i in instances
+        if i.altered_fraction <= t.max_altered_fraction and i.agreeing >= t.min_agreeing
+    ]
+    if not credible:
+        return None
+    altered = [i for i in credible if i.altered_fraction >= t.manipulated_fraction]
+    inliers = max(i.inliers for i in credible)
+    score = inliers / (inliers + t.min_inliers)
+    if not altered:
+        return Match(photo_id, "repost", score, 0.0, inliers, credible)
+    mask = np.zeros(query.rgb.shape[:2], np.uint8)
+    for instance in altered:
+        mask |= altered_mask(query, signature, instance)
+    fraction = max(i.altered_fraction for i in altered)
+    return Match(photo_id, "manipulated", score, fraction, inliers, credible, mask)
+
+
+def altered_mask(query: Query, signature: Signature, instance: Instance) -> np.ndarray:
+    """The altered cells drawn in the scanned image's own pixels (uint8, 255 = altered).
+
+    The cell map is carried by one affine map, cell grid -> photo frame -> scanned working frame
+    -> scanned image, and interpolated on the way, so its boundary is smooth rather than blocky.
+    """
+    cells_to_photo = np.array(
+        [
+            [signature.frame_width / GRID_COLS, 0, signature.frame_width / GRID_COLS / 2 - 0.5],
+            [0, signature.frame_height / GRID_ROWS, signature.frame_height / GRID_ROWS / 2 - 0.5],
+            [0, 0, 1],
+        ]
+    )
+    photo_to_work = np.linalg.inv(np.vstack([instance.transform, [0, 0, 1]]))
+    work_to_image = np.diag([1 / query.scale, 1 / query.scale, 1.0])
+    cells_to_image = (work_to_image @ photo_to_work @ cells_to_photo)[:2]
+    height, width = query.rgb.shape[:2]
+    soft = cv2.warpAffine(
+        instance.altered_cells.astype(np.float32),
+        cells_to_image,
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    inside = cv2.warpAffine(
+        np.ones((GRID_ROWS, GRID_COLS), np.float32),
+        cells_to_image,
+        (width, height),
+        flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT,
+    )
+    return np.where((soft >= 0.5) & (inside > 0), 255, 0).astype(np.uint8)

@@ -1,0 +1,92 @@
+"""Matching: reposts and manipulated derivatives are found, told apart and localised."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from conftest import blur_region, jpeg
+
+from counterfake.index.memory import CandidateIndex
+from counterfake.matching import Matcher
+from counterfake.signature.extract import make_query, make_signature
+
+
+@pytest.fixture(scope="module")
+def matcher(photo: np.ndarray) -> Matcher:
+    signature = make_signature(photo, label="photo.jpg", sha256="0" * 64)
+    index = CandidateIndex()
+    index.add(7, signature)
+    return Matcher(index, {7: signature}.__getitem__)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def test_unaltered_copy_is_a_repost(matcher, photo):
+    [match] = matcher.match(make_query(jpeg(photo, 80)))
+    assert (match.photo_id, match.kind, match.mask) == (7, "repost", None)
+    assert match.altered_fraction == 0.0
+    assert 0.5 < match.score <= 1.0
+
+
+def test_half_size_recompressed_mirrored_copy_is_a_repost(matcher, photo):
+    small = cv2.resize(photo[:, ::-1], (240, 320), interpolation=cv2.INTER_AREA)
+    [match] = matcher.match(make_query(jpeg(small, 65)))
+    assert match.kind == "repost"
+
+
+def test_cropped_copy_is_a_repost(matcher, photo):
+    [match] = matcher.match(make_query(jpeg(photo[40:-30, 30:-20], 85)))
+    assert match.kind == "repost"
+
+
+def test_replaced_region_is_manipulated_and_masked_in_scanned_frame(matcher, photo, garment):
+    edited = jpeg(blur_region(photo, garment), 85)
+    [match] = matcher.match(make_query(edited))
+    assert match.kind == "manipulated"
+    assert match.mask.shape == garment.shape
+    assert iou(match.mask > 0, garment) > 0.6
+    assert 0.5 * garment.mean() < match.altered_fraction < 1.5 * garment.mean()
+
+
+def test_mask_follows_a_flipped_and_scaled_derivative(matcher, photo, garment):
+    edited = blur_region(photo, garment)[:, ::-1]
+    small = cv2.resize(edited, (360, 480), interpolation=cv2.INTER_AREA)
+    [match] = matcher.match(make_query(jpeg(small, 80)))
+    truth = cv2.resize(garment[:, ::-1].astype(np.uint8), (360, 480)) > 0
+    assert match.kind == "manipulated"
+    assert iou(match.mask > 0, truth) > 0.6
+
+
+def test_before_after_collage_finds_both_and_masks_the_fake_half(matcher, photo, garment):
+    collage = np.full((640, 980, 3), 255, np.uint8)
+    collage[:, :480] = photo
+    collage[:, 500:] = blur_region(photo, garment)
+    [match] = matcher.match(make_query(jpeg(collage, 85)))
+    assert match.kind == "manipulated"
+    assert len(match.instances) == 2
+    truth = np.zeros(collage.shape[:2], bool)
+    truth[:, 500:] = garment
+    assert iou(match.mask > 0, truth) > 0.5
+
+
+def test_unrelated_image_matches_nothing(matcher, unrelated):
+    assert matcher.match(make_query(unrelated)) == []
+
+
+def test_blank_and_tiny_images_match_nothing(matcher):
+    assert matcher.match(make_query(np.zeros((300, 200, 3), np.uint8))) == []
+    assert matcher.match(make_query(np.full((3, 2, 3), 200, np.uint8))) == []
+
+
+def test_withdrawn_photo_stops_matching(photo):
+    signature = make_signature(photo, label="photo.jpg", sha256="0" * 64)
+    index = CandidateIndex()
+    index.add(1, signature)
+    matcher = Matcher(index, {1: signature}.__getitem__)
+    query = make_query(photo)
+    assert matcher.match(query)
+    index.remove(1)
+    assert matcher.match(query) == []
