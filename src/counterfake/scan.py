@@ -1,0 +1,209 @@
+"""Drives image files through signature extraction and matching, in parallel.
+
+Two jobs: ``hash_files`` turns photos into signatures (for ``register`` and ``hash``), and
+``Scanner`` matches scanned files against a registry. Both take any number of files and folders,
+give every file a result or a one-line error, and never stop for a bad file.
+
+Work is spread over processes with ``fork``: the candidate index is built once in the parent and
+shared copy-on-write, and each worker opens its own read-only view of the registry. Results come
+back in input order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+import cv2
+
+from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, decode_image, read_bytes
+from counterfake.index.memory import CandidateIndex
+from counterfake.matching import Match, Matcher, Thresholds
+from counterfake.registry import RegisteredPhoto, Registry
+from counterfake.signature.extract import Signature, make_query, make_signature
+from counterfake.sources.files import iter_image_files
+
+T = TypeVar("T")
+R = TypeVar("R")
+_SIGNATURE_CACHE = 512
+
+
+@dataclass
+class FileResult:
+    """What scanning one file found; ``error`` is set when the file could not be read."""
+
+    path: str
+    sha256: str | None = None
+    error: str | None = None
+    matches: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "error": self.error,
+            "matches": self.matches,
+        }
+
+
+@dataclass
+class HashResult:
+    path: str
+    signature: Signature | None = None
+    error: str | None = None
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+_job: Callable[[Any], Any] | None = None  # what a forked worker runs; set just before the fork
+
+
+def _run_job(item: Any) -> Any:
+    assert _job is not None
+    return _job(item)
+
+
+def _in_parallel(
+    function: Callable[[T], R], items: Iterable[T], workers: int, initializer: Callable[[], None]
+) -> Iterator[R]:
+    """``map`` over processes, in order, or in this process when one worker is asked for.
+
+    Workers are forked, so they inherit ``function`` (a closure that could not be pickled) and
+    everything it refers to, such as the candidate index, without copying.
+    """
+    if workers <= 1:
+        initializer()
+        yield from map(function, items)
+        return
+    global _job
+    _job = function
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=initializer) as pool:
+        yield from pool.imap(_run_job, items, chunksize=4)
+
+
+def _expand(paths: Iterable[str | os.PathLike]) -> Iterator[str | tuple[str, str]]:
+    """File paths to read, and (path, one-line error) for what could not even be listed."""
+    for item in iter_image_files(paths):
+        yield (item.path, str(item)) if isinstance(item, ImageError) else str(item)
+
+
+def _read(path: str, max_pixels: int) -> tuple[str, Any]:
+    """Read and decode a file: (sha256 of its bytes, RGB pixels); ImageError on any problem."""
+    data = read_bytes(path)
+    return hashlib.sha256(data).hexdigest(), decode_image(data, path, max_pixels=max_pixels)
+
+
+# ---- hashing -------------------------------------------------------------------------------
+
+
+def hash_files(
+    paths: Iterable[str | os.PathLike],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int = 1,
+) -> Iterator[HashResult]:
+    """Signatures of every image under ``paths``; the label of each is its path as given."""
+
+    def hash_one(item: str | tuple[str, str]) -> HashResult:
+        if isinstance(item, tuple):
+            return HashResult(item[0], error=item[1])
+        try:
+            sha256, rgb = _read(item, max_pixels)
+        except ImageError as error:
+            return HashResult(item, error=str(error))
+        return HashResult(item, make_signature(rgb, label=item, sha256=sha256))
+
+    yield from _in_parallel(hash_one, _expand(paths), workers, lambda: None)
+
+
+# ---- scanning ------------------------------------------------------------------------------
+
+
+class Scanner:
+    """Matches files against a registry; build once, then ``scan`` any number of paths."""
+
+    def __init__(
+        self,
+        registry_path: str | os.PathLike,
+        *,
+        thresholds: Thresholds | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.registry_path = str(registry_path)
+        self.thresholds = thresholds or Thresholds()
+        self.max_pixels = max_pixels
+        self.index = CandidateIndex()
+        with Registry(self.registry_path) as registry:
+            for photo_id, signature in registry.signatures():
+                self.index.add(photo_id, signature)
+            self.photos: dict[int, RegisteredPhoto] = {p.photo_id: p for p in registry.photos()}
+        self._matcher: Matcher | None = None
+
+    def _open(self) -> None:
+        """Give this process its own registry connection (SQLite handles must not cross a fork)."""
+        registry = Registry(self.registry_path)
+        self._matcher = Matcher(
+            self.index, lru_cache(maxsize=_SIGNATURE_CACHE)(registry.signature), self.thresholds
+        )
+
+    def scan(
+        self,
+        paths: Iterable[str | os.PathLike],
+        *,
+        masks_dir: str | os.PathLike | None = None,
+        workers: int = 1,
+    ) -> Iterator[FileResult]:
+        """A result for every file under ``paths``, in order."""
+        if masks_dir is not None:
+            Path(masks_dir).mkdir(parents=True, exist_ok=True)
+
+        def scan_one(item: str | tuple[str, str]) -> FileResult:
+            if isinstance(item, tuple):
+                return FileResult(item[0], error=item[1])
+            return self.scan_file(item, masks_dir)
+
+        yield from _in_parallel(scan_one, _expand(paths), workers, self._open)
+
+    def scan_file(self, path: str, masks_dir: str | os.PathLike | None = None) -> FileResult:
+        """Match one file; a file that cannot be read gets its error, never an exception."""
+        if self._matcher is None:
+            self._open()
+        try:
+            sha256, rgb = _read(path, self.max_pixels)
+        except ImageError as error:
+            return FileResult(path, error=str(error))
+        matches = self._matcher.match(make_query(rgb))
+        return FileResult(
+            path, sha256, None, [self._describe(m, path, sha256, masks_dir) for m in matches]
+        )
+
+    def _describe(
+        self, match: Match, path: str, sha256: str, masks_dir: str | os.PathLike | None
+    ) -> dict[str, Any]:
+        photo = self.photos[match.photo_id]
+        mask_path = None
+        if masks_dir is not None and match.mask is not None:
+            mask_path = str(
+                Path(masks_dir) / f"{Path(path).stem}.{sha256[:12]}.{match.photo_id}.png"
+            )
+            if not cv2.imwrite(mask_path, match.mask):
+                raise OSError(f"{mask_path}: could not write the mask")
+        return {
+            "photo": photo.label,
+            "subject": photo.subject,
+            "kind": match.kind,
+            "score": round(match.score, 4),
+            "altered_fraction": round(match.altered_fraction, 4),
+            "mask": mask_path,
+            "inliers": match.inliers,
+            "instances": len(match.instances),
+        }
