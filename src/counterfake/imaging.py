@@ -1,27 +1,45 @@
 """Safe decoding: every image file becomes an RGB array or one clear ImageError.
 
-(Interim version written by the lead; the imaging helper's fuller module replaces it.)
+The lowest layer; it knows nothing of matching. Images come from strangers (a channel export, an
+upload stream), so nothing is trusted: the size is checked against a pixel limit before any pixel
+is decoded (decompression bombs), a truncated file is an error rather than half an image, and
+every exception Pillow or the OS can raise becomes one ImageError whose text is one line naming
+the file and the problem. What decodes is normalised the same way every time: EXIF rotation
+applied, first frame of an animation, 16-bit and float images scaled by their real range,
+transparency composited over white, everything as 8-bit RGB.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Iterator
 from io import BytesIO
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+try:  # HEIC/HEIF/AVIF from phones, when pillow-heif is installed (it is a dependency)
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+except ImportError:  # pragma: no cover - the decoder simply does not know the format then
+    pass
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 DEFAULT_MAX_PIXELS = 40_000_000
 MAX_BYTES = 200 * 1024 * 1024
+MAX_SIDE = 100_000  # a side longer than this is refused whatever the pixel limit
 IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
+    {".jpg", ".jpeg", ".jfif", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+    | {".heic", ".heif", ".avif"}
 )
 
 
 class ImageError(Exception):
+    """Any reason a file gives no image; ``str(error)`` is ``"<path>: <problem>"`` on one line."""
+
     def __init__(self, path: str | os.PathLike, problem: str) -> None:
         self.path = str(path)
         self.problem = problem
@@ -32,6 +50,7 @@ class ImageError(Exception):
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
+    """The file's bytes, or an ImageError for a missing, unreadable, oversized or empty file."""
     try:
         if os.path.getsize(path) > MAX_BYTES:
             raise ImageError(path, f"file is larger than {MAX_BYTES} bytes")
@@ -46,10 +65,12 @@ def read_bytes(path: str | os.PathLike) -> bytes:
 
 
 def load_image(path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode a file to an HxWx3 uint8 RGB array (see the module docstring)."""
     return decode_image(read_bytes(path), str(path), max_pixels=max_pixels)
 
 
 def decode_image(data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode bytes to an HxWx3 uint8 RGB array; ``name`` is used in error messages."""
     if not data:
         raise ImageError(name, "empty file")
     try:
@@ -57,13 +78,15 @@ def decode_image(data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(BytesIO(data))
             width, height = image.size
+            if max(width, height) > MAX_SIDE:
+                raise ImageError(name, f"dimensions {width}x{height} are too large")
             if width * height > max_pixels:
                 raise ImageError(
                     name,
                     f"{width * height} pixels is over the limit of {max_pixels} "
                     "(decompression bomb?)",
                 )
-            image.seek(0)
+            image.seek(0)  # the first frame of an animation or a multi-page file
             image.load()
             image = ImageOps.exif_transpose(image)
             return np.ascontiguousarray(_to_rgb(image))
@@ -83,6 +106,7 @@ def decode_image(data: bytes, name: str, *, max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def _to_rgb(image: Image.Image) -> np.ndarray:
+    """Any Pillow mode as 8-bit RGB; transparent pixels become white, so results are repeatable."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         values = np.asarray(image, np.float64)
         low, high = float(values.min()), float(values.max())
@@ -93,29 +117,3 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
     return np.asarray(image.convert("RGB"))
-
-
-def iter_image_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path | ImageError]:
-    for given in paths:
-        path = Path(given)
-        if path.is_dir():
-            yield from _walk(path)
-        elif path.exists() or path.is_symlink():
-            yield path
-        else:
-            yield ImageError(path, "no such file or folder")
-
-
-def _walk(folder: Path) -> Iterator[Path | ImageError]:
-    try:
-        entries = sorted(folder.iterdir())
-    except OSError as error:
-        yield ImageError(folder, f"cannot read folder: {error.strerror or error}")
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            yield from _walk(entry)
-        elif entry.suffix.lower() in IMAGE_SUFFIXES:
-            yield entry
