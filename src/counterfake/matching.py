@@ -40,6 +40,8 @@ from counterfake.signature.grid import (
     grid_work_size,
 )
 
+_FIT_TOLERANCE = (4.0, 3.0, 3.0, 3.0)  # L, a, b, contrast: cells this close "agree" for the fit
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -51,6 +53,7 @@ class Thresholds:
     ransac_pixels: float = 3.0  # inlier distance in the photo's 512-px frame
     min_inliers: int = 14
     max_median_residual: float = 1.6  # pixels; a different photo of the same scene lands wider
+    max_stretch: float = 1.3  # most anisotropy of the affine map (a resize to other proportions)
     min_visible: float = 0.3  # share of the photo that must lie inside the scanned image
     colour_difference: float = 10.0  # CIE Lab units, after the global fit
     texture_difference: float = 0.45  # |log| contrast ratio, after the global fit
@@ -72,6 +75,8 @@ class Instance:
     altered_cells: np.ndarray = field(repr=False)  # bool (GRID_ROWS, GRID_COLS), photo frame
     altered_fraction: float = 0.0
     agreeing: float = 0.0  # share of visible cells within the absolute thresholds
+    agreement_error: float = 0.0  # median colour difference (Lab) over the unaltered cells
+    descriptor_distance: float = 0.0  # median Hamming distance of the inlier pairs
 
 
 @dataclass
@@ -123,7 +128,7 @@ class Matcher:
 def verify(query: Query, signature: Signature, mirrored: bool, t: Thresholds) -> list[Instance]:
     """Find up to two appearances of the photo in the scanned image, localised."""
     reference = signature.mirrored if mirrored else signature.features
-    query_xy, photo_xy = _tentative_pairs(query.features, reference, t)
+    query_xy, photo_xy, distance = _tentative_pairs(query.features, reference, t)
     if mirrored:  # mirrored features live in the mirrored frame: map them back
         photo_xy = photo_xy.copy()
         photo_xy[:, 0] = signature.frame_width - 1 - photo_xy[:, 0]
@@ -141,25 +146,26 @@ def verify(query: Query, signature: Signature, mirrored: bool, t: Thresholds) ->
         instance = localise(query, signature, transform, inliers, residual, t)
         if instance is None:
             break
+        instance.descriptor_distance = float(np.median(distance[inlier]))
         instances.append(instance)
         outside = ~_inside_photo(query_xy, transform, signature)
-        query_xy, photo_xy = query_xy[outside], photo_xy[outside]
+        query_xy, photo_xy, distance = query_xy[outside], photo_xy[outside], distance[outside]
     return instances
 
 
 def _tentative_pairs(
     query: LocalFeatures, reference: LocalFeatures, t: Thresholds
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of (scanned point, photo point) whose descriptors are near.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs of (scanned point, photo point) whose descriptors are near, and their distances.
 
     Each photo feature keeps its nearest scanned feature when it is clearly nearer than the
     second (the ratio test), and both when both are very near: a collage shows the same photo
     twice, and a plain ratio test would throw away exactly those pairs.
     """
     if len(query) < 2 or len(reference) == 0:
-        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32), np.zeros(0, np.float32)
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    query_idx, photo_idx = [], []
+    query_idx, photo_idx, distance = [], [], []
     strong = 0.75 * t.max_descriptor_distance
     for pair in matcher.knnMatch(reference.descriptors, query.descriptors, k=2):
         if len(pair) < 2:
@@ -170,25 +176,29 @@ def _tentative_pairs(
         ):
             query_idx.append(first.trainIdx)
             photo_idx.append(first.queryIdx)
+            distance.append(first.distance)
             if second.distance <= strong:
                 query_idx.append(second.trainIdx)
                 photo_idx.append(second.queryIdx)
-    return query.xy[query_idx], reference.xy[photo_idx]
+                distance.append(second.distance)
+    return query.xy[query_idx], reference.xy[photo_idx], np.array(distance, np.float32)
 
 
 def _fit_transform(
     query_xy: np.ndarray, photo_xy: np.ndarray, mirrored: bool, t: Thresholds
 ) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """RANSAC similarity from scanned points to photo points: (2x3, inlier mask, median residual).
+    """Scanned points -> photo points: (2x3 affine, inlier mask, median inlier residual).
 
-    A mirrored appearance is a similarity composed with a reflection, which OpenCV's similarity
-    estimator cannot express, so the scanned points are reflected first and the reflection is
-    folded back into the returned transform.
+    RANSAC first finds a similarity (scale, rotation, shift): few parameters, so a coincidence
+    rarely fits. A mirrored appearance is a similarity composed with a reflection, which
+    OpenCV's similarity estimator cannot express, so the scanned points are reflected first and
+    the reflection is folded back in. The similarity is then refined to a general affine map
+    when that explains more pairs with a modest stretch: a copy resized to other proportions.
     """
     source = query_xy.copy()
     if mirrored:
         source[:, 0] = -source[:, 0]
-    transform, inlier = cv2.estimateAffinePartial2D(
+    transform, _ = cv2.estimateAffinePartial2D(
         source,
         photo_xy,
         method=cv2.RANSAC,
@@ -201,12 +211,39 @@ def _fit_transform(
         return None
     if mirrored:
         transform = transform @ np.diag([-1.0, 1.0, 1.0])
-    inlier = inlier.ravel().astype(bool)
+    transform = _stretched(transform, query_xy, photo_xy, t)
+    residuals = _residuals(transform, query_xy, photo_xy)
+    inlier = residuals <= t.ransac_pixels
     if inlier.sum() < 3:
         return None
-    projected = query_xy[inlier] @ transform[:, :2].T + transform[:, 2]
-    residual = float(np.median(np.linalg.norm(projected - photo_xy[inlier], axis=1)))
-    return transform, inlier, residual
+    return transform, inlier, float(np.median(residuals[inlier]))
+
+
+def _residuals(transform: np.ndarray, query_xy: np.ndarray, photo_xy: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(query_xy @ transform[:, :2].T + transform[:, 2] - photo_xy, axis=1)
+
+
+def _stretched(
+    similarity: np.ndarray, query_xy: np.ndarray, photo_xy: np.ndarray, t: Thresholds
+) -> np.ndarray:
+    """The affine refinement of a similarity, if it explains more pairs and stretches little."""
+    near = _residuals(similarity, query_xy, photo_xy) <= 4 * t.ransac_pixels
+    if near.sum() < t.min_inliers:
+        return similarity
+    affine, _ = cv2.estimateAffine2D(
+        query_xy[near], photo_xy[near], method=cv2.RANSAC, ransacReprojThreshold=t.ransac_pixels
+    )
+    if affine is None:
+        return similarity
+    singular = np.linalg.svd(affine[:, :2], compute_uv=False)
+    if singular[0] > t.max_stretch * singular[1]:
+        return similarity
+    count = (_residuals(affine, query_xy, photo_xy) <= t.ransac_pixels).sum()
+    return (
+        affine
+        if count > (_residuals(similarity, query_xy, photo_xy) <= t.ransac_pixels).sum()
+        else similarity
+    )
 
 
 def _inside_photo(query_xy: np.ndarray, transform: np.ndarray, signature: Signature) -> np.ndarray:
@@ -249,7 +286,10 @@ def localise(
     visible_share = float(visible.mean())
     if visible_share < t.min_visible:
         return None
-    altered, agreeing = _compare_cells(dequantise(signature.grid), scanned[:, :, :4], visible, t)
+    altered, agreeing, colour = _compare_cells(
+        dequantise(signature.grid), scanned[:, :, :4], visible, t
+    )
+    unaltered = visible & ~altered
     return Instance(
         transform=transform,
         inliers=inliers,
@@ -258,13 +298,14 @@ def localise(
         altered_cells=altered,
         altered_fraction=float(altered[visible].mean()),
         agreeing=float(agreeing[visible].mean()),
+        agreement_error=float(np.median(colour[unaltered])) if unaltered.any() else 0.0,
     )
 
 
 def _compare_cells(
     photo: np.ndarray, scanned: np.ndarray, visible: np.ndarray, t: Thresholds
-) -> tuple[np.ndarray, np.ndarray]:
-    """(altered, agreeing) cells after the global fit.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(altered, agreeing) cells after the global fit, and each cell's colour difference.
 
     Altered cells differ in colour or texture beyond both the absolute thresholds and the noise
     of this particular copy (a heavily recompressed copy is noisier everywhere). Agreeing cells
@@ -272,9 +313,9 @@ def _compare_cells(
     every cell differs, the "noise" is huge, and nothing would stand out as altered.
     """
     fitted = np.empty_like(scanned)
-    for channel in range(4):
+    for channel, tolerance in enumerate(_FIT_TOLERANCE):
         fitted[:, :, channel] = _robust_linear_fit(
-            scanned[:, :, channel], photo[:, :, channel], visible
+            scanned[:, :, channel], photo[:, :, channel], visible, tolerance
         )
     colour = np.linalg.norm(fitted[:, :, :3] - photo[:, :, :3], axis=-1)
     texture = np.abs(np.log((fitted[:, :, 3] + 3.0) / (photo[:, :, 3] + 3.0)))
@@ -283,23 +324,30 @@ def _compare_cells(
         | (texture > max(t.texture_difference, t.noise_multiple * _noise(texture[visible])))
     )
     agreeing = visible & (colour <= t.colour_difference) & (texture <= t.texture_difference)
-    return _keep_regions(altered, t.min_region_cells) & visible, agreeing
+    return _keep_regions(altered, t.min_region_cells) & visible, agreeing, colour
 
 
-def _robust_linear_fit(source: np.ndarray, target: np.ndarray, visible: np.ndarray) -> np.ndarray:
+def _robust_linear_fit(
+    source: np.ndarray, target: np.ndarray, visible: np.ndarray, tolerance: float
+) -> np.ndarray:
     """Map ``source`` onto ``target`` with a gain and offset fitted on the cells that agree.
 
     Up to half the cells may be altered, and they would pull an ordinary least-squares fit
-    towards themselves. So the fit starts from "no change but a shift" (a repost's usual state),
-    and each round refits on the cells within three noise scales of the previous fit.
+    towards themselves. So the fit starts from whichever of "no change" (the usual repost) and
+    "a uniform shift" (a global filter) already agrees within ``tolerance`` on more cells, and
+    each round refits on the cells that agree with the previous fit.
     """
-    gain, offset = (
-        1.0,
-        float(np.median(target[visible] - source[visible])) if visible.any() else 0.0,
-    )
+    if not visible.any():
+        return source
+
+    def agreeing(model: tuple[float, float]) -> int:
+        return int((np.abs(model[0] * source + model[1] - target)[visible] <= tolerance).sum())
+
+    starts = [(1.0, 0.0), (1.0, float(np.median(target[visible] - source[visible])))]
+    gain, offset = max(starts, key=agreeing)
     for _ in range(3):
         residual = np.abs(gain * source + offset - target)
-        use = visible & (residual <= 3.0 * max(_noise(residual[visible]), 1.0))
+        use = visible & (residual <= max(tolerance, 2.5 * _noise(residual[visible])))
         x, y = source[use], target[use]
         if len(x) < 8 or float(np.var(x)) < 1e-6:
             break

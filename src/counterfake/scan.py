@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -71,6 +72,12 @@ def _run_job(item: Any) -> Any:
     return _job(item)
 
 
+def _worker_start(initializer: Callable[[], None]) -> None:
+    """Ctrl-C is the parent's to handle: it stops the pool and keeps what was finished."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    initializer()
+
+
 def _in_parallel(
     function: Callable[[T], R], items: Iterable[T], workers: int, initializer: Callable[[], None]
 ) -> Iterator[R]:
@@ -86,7 +93,7 @@ def _in_parallel(
     global _job
     _job = function
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=initializer) as pool:
+    with context.Pool(workers, initializer=_worker_start, initargs=(initializer,)) as pool:
         yield from pool.imap(_run_job, items, chunksize=4)
 
 

@@ -1,0 +1,220 @@
+"""The command line, run as a user runs it: a real process, real files, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import EXAMPLES, blur_region, jpeg, save
+
+from counterfake.cli import main
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "counterfake.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COUNTERFAKE_DB": ""},
+    )
+
+
+@pytest.fixture()
+def downloaded(tmp_path, photo, garment) -> Path:
+    """A folder of what a scan meets: a repost, a fake, strangers and broken files."""
+    folder = tmp_path / "downloaded"
+    save(folder / "repost.jpg", jpeg(cv2.resize(photo, (240, 320)), 70))
+    save(folder / "nested" / "fake.png", blur_region(photo, garment))
+    save(
+        folder / "stranger.jpg",
+        cv2.imread(str(EXAMPLES / "downloaded" / "unrelated.jpg"))[:, :, ::-1],
+    )
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "noise.jpg").write_bytes(np.random.default_rng(0).bytes(3000))
+    good = (folder / "repost.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    (folder / "folder.jpg").mkdir()
+    return folder
+
+
+def test_register_scan_and_json_document(tmp_path, downloaded):
+    db = str(tmp_path / "r.db")
+    registered = run(
+        "register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", db, cwd=tmp_path
+    )
+    assert registered.returncode == 0, registered.stderr
+    again = run(
+        "register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", db, cwd=tmp_path
+    )
+    assert "registered 0 photo(s)" in again.stdout and "1 already registered" in again.stdout
+
+    scan = run(
+        "scan", str(downloaded), "--db", db, "--json", "out.json", "--masks", "masks", cwd=tmp_path
+    )
+    assert scan.returncode == 0, scan.stderr
+    document = json.loads((tmp_path / "out.json").read_text())
+    results = {Path(r["path"]).name: r for r in document["results"]}
+    assert set(results) == {
+        "repost.jpg",
+        "fake.png",
+        "stranger.jpg",
+        "empty.jpg",
+        "noise.jpg",
+        "truncated.jpg",
+    }
+    assert document["interrupted"] is False
+
+    [repost] = results["repost.jpg"]["matches"]
+    assert repost["kind"] == "repost" and repost["subject"] == "alice" and repost["mask"] is None
+    assert repost["photo"] == str(EXAMPLES / "registered" / "photo.jpg")
+    [fake] = results["fake.png"]["matches"]
+    assert fake["kind"] == "manipulated" and 0.05 < fake["altered_fraction"] < 0.4
+    mask = cv2.imread(str(tmp_path / fake["mask"]), cv2.IMREAD_GRAYSCALE)
+    assert mask.shape == (640, 480) and set(np.unique(mask)) == {0, 255}
+    assert results["stranger.jpg"]["matches"] == [] and results["stranger.jpg"]["error"] is None
+    assert len(results["repost.jpg"]["sha256"]) == 64
+
+    for name, problem in [
+        ("empty.jpg", "empty file"),
+        ("noise.jpg", "not a recognised image"),
+        ("truncated.jpg", "truncated"),
+    ]:
+        error = results[name]["error"]
+        assert problem in error and name in error and "\n" not in error
+        assert results[name]["matches"] == []
+    assert "folder.jpg" not in results  # a folder is walked into, not read as an image
+    assert "1 manipulated, 1 repost(s), 3 unreadable" in scan.stdout
+
+
+def test_hash_offline_then_register_signatures_elsewhere(tmp_path, downloaded):
+    hashed = run("hash", str(EXAMPLES / "registered"), "-o", "alice.cfsig", cwd=tmp_path)
+    assert hashed.returncode == 0 and "no pixels" in hashed.stdout
+    db = str(tmp_path / "helpline.db")
+    registered = run(
+        "register", "--signatures", "alice.cfsig", "--subject", "alice", "--db", db, cwd=tmp_path
+    )
+    assert registered.returncode == 0
+    scan = run("scan", str(downloaded / "repost.jpg"), "--db", db, cwd=tmp_path)
+    assert "1 repost(s)" in scan.stdout
+
+
+def test_bad_signature_file_is_one_line_and_changes_nothing(tmp_path):
+    db = tmp_path / "r.db"
+    assert (
+        main(["register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", str(db)]) == 0
+    )
+    (tmp_path / "bad.cfsig").write_bytes(b"CFSIG\x00\r\n" + b"\x00" * 100)
+    result = run(
+        "register", "--signatures", "bad.cfsig", "--subject", "bea", "--db", str(db), cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "bad.cfsig" in result.stderr
+    assert run("subjects", "--db", str(db), cwd=tmp_path).stdout.strip() == "alice\t1 photo(s)"
+
+
+def test_scan_without_a_registry_says_so(tmp_path):
+    result = run("scan", str(EXAMPLES / "downloaded"), "--db", "nothing.db", cwd=tmp_path)
+    assert result.returncode == 2 and "no registry here" in result.stderr
+    assert not (tmp_path / "nothing.db").exists()
+
+
+def test_default_registry_is_counterfake_db_in_the_current_folder(tmp_path):
+    result = run("register", str(EXAMPLES / "registered"), "--subject", "alice", cwd=tmp_path)
+    assert result.returncode == 0 and (tmp_path / "counterfake.db").exists()
+
+
+def test_withdraw_deletes_and_scan_no_longer_matches(tmp_path):
+    db = str(tmp_path / "r.db")
+    run("register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", db, cwd=tmp_path)
+    assert (
+        "1 signature(s) deleted"
+        in run("withdraw", "--subject", "alice", "--db", db, cwd=tmp_path).stdout
+    )
+    scan = run("scan", str(EXAMPLES / "downloaded"), "--db", db, cwd=tmp_path)
+    assert "0 manipulated, 0 repost(s)" in scan.stdout
+
+
+def registry_state(db: Path) -> tuple:
+    connection = sqlite3.connect(db)
+    state = (
+        connection.execute("PRAGMA integrity_check").fetchone()[0],
+        connection.execute("SELECT COUNT(*) FROM photos").fetchone()[0],
+        connection.execute("SELECT COUNT(*) FROM subjects").fetchone()[0],
+    )
+    connection.close()
+    return state
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+def test_interrupted_scan_leaves_the_registry_intact(tmp_path, photo, stop):
+    db = tmp_path / "r.db"
+    assert (
+        main(["register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", str(db)]) == 0
+    )
+    before = registry_state(db)
+    many = tmp_path / "many"
+    for i in range(300):
+        save(many / f"{i:03d}.jpg", jpeg(np.roll(photo, i, axis=1), 80))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "counterfake.cli",
+            "scan",
+            str(many),
+            "--db",
+            str(db),
+            "--json",
+            "out.json",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(3)
+    process.send_signal(stop)
+    process.wait(timeout=60)
+    assert registry_state(db) == before == ("ok", 1, 1)
+    if stop == signal.SIGINT:
+        assert process.returncode == 130
+        document = json.loads((tmp_path / "out.json").read_text())
+        assert document["interrupted"] is True
+        assert 0 < len(document["results"]) < 300
+
+
+def test_killed_registration_registers_all_or_nothing(tmp_path, photo):
+    db = tmp_path / "r.db"
+    photos = tmp_path / "photos"
+    for i in range(60):
+        save(photos / f"{i:02d}.jpg", jpeg(np.roll(photo, 7 * i, axis=0), 85))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "counterfake.cli",
+            "register",
+            str(photos),
+            "--subject",
+            "alice",
+            "--db",
+            str(db),
+        ],
+        cwd=tmp_path,
+    )
+    time.sleep(1.5)
+    process.kill()
+    process.wait(timeout=60)
+    if db.exists():
+        integrity, photos_count, _ = registry_state(db)
+        assert integrity == "ok" and photos_count in (0, 60)
