@@ -62,6 +62,7 @@ class Thresholds:
     manipulated_fraction: float = 0.04  # altered share of the photo that makes a manipulation
     max_altered_fraction: float = 0.8  # beyond this the "match" is a coincidental alignment
     min_agreeing: float = 0.3  # share of the photo that must agree in absolute terms, likewise
+    min_face_agreement: float = 0.5  # a derivative keeps the face: see signature/faces.py
 
 
 @dataclass
@@ -75,8 +76,7 @@ class Instance:
     altered_cells: np.ndarray = field(repr=False)  # bool (GRID_ROWS, GRID_COLS), photo frame
     altered_fraction: float = 0.0
     agreeing: float = 0.0  # share of visible cells within the absolute thresholds
-    agreement_error: float = 0.0  # median colour difference (Lab) over the unaltered cells
-    descriptor_distance: float = 0.0  # median Hamming distance of the inlier pairs
+    face_agreement: float | None = None  # share of the registered face that agrees; see faces.py
 
 
 @dataclass
@@ -129,9 +129,11 @@ def verify(query: Query, signature: Signature, mirrored: bool, t: Thresholds) ->
     """Find up to two appearances of the photo in the scanned image, localised."""
     reference = signature.mirrored if mirrored else signature.features
     query_xy, photo_xy, distance = _tentative_pairs(query.features, reference, t)
+    reference_xy = reference.xy
     if mirrored:  # mirrored features live in the mirrored frame: map them back
-        photo_xy = photo_xy.copy()
+        photo_xy, reference_xy = photo_xy.copy(), reference_xy.copy()
         photo_xy[:, 0] = signature.frame_width - 1 - photo_xy[:, 0]
+        reference_xy[:, 0] = signature.frame_width - 1 - reference_xy[:, 0]
     instances: list[Instance] = []
     while len(instances) < 2 and len(query_xy) >= t.min_inliers:
         fitted = _fit_transform(query_xy, photo_xy, mirrored, t)
@@ -146,7 +148,6 @@ def verify(query: Query, signature: Signature, mirrored: bool, t: Thresholds) ->
         instance = localise(query, signature, transform, inliers, residual, t)
         if instance is None:
             break
-        instance.descriptor_distance = float(np.median(distance[inlier]))
         instances.append(instance)
         outside = ~_inside_photo(query_xy, transform, signature)
         query_xy, photo_xy, distance = query_xy[outside], photo_xy[outside], distance[outside]
@@ -290,6 +291,7 @@ def localise(
         dequantise(signature.grid), scanned[:, :, :4], visible, t
     )
     unaltered = visible & ~altered
+    agreeing = agreeing & unaltered
     return Instance(
         transform=transform,
         inliers=inliers,
@@ -298,8 +300,24 @@ def localise(
         altered_cells=altered,
         altered_fraction=float(altered[visible].mean()),
         agreeing=float(agreeing[visible].mean()),
-        agreement_error=float(np.median(colour[unaltered])) if unaltered.any() else 0.0,
+        face_agreement=_face_agreement(signature, agreeing, visible),
     )
+
+
+def _face_agreement(
+    signature: Signature, agreeing: np.ndarray, visible: np.ndarray
+) -> float | None:
+    """The share of the registered face's cells that agree; None when no face is in view."""
+    if len(signature.face) == 0:
+        return None
+    x, y, width, height = (int(v) for v in signature.face)
+    col0, row0 = x * GRID_COLS // signature.frame_width, y * GRID_ROWS // signature.frame_height
+    col1 = -(-(x + width) * GRID_COLS // signature.frame_width)
+    row1 = -(-(y + height) * GRID_ROWS // signature.frame_height)
+    face_visible = visible[row0:row1, col0:col1]
+    if face_visible.mean() < 0.5:  # cropped away: the face can neither confirm nor refute
+        return None
+    return float(agreeing[row0:row1, col0:col1][face_visible].mean())
 
 
 def _compare_cells(
@@ -377,15 +395,21 @@ def _keep_regions(cells: np.ndarray, min_cells: int) -> np.ndarray:
     return keep[labels]
 
 
+def _credible(instance: Instance, t: Thresholds) -> bool:
+    """Whether an alignment shows the same photo rather than a coincidence or a look-alike."""
+    face = instance.face_agreement
+    return (
+        instance.altered_fraction <= t.max_altered_fraction
+        and instance.agreeing >= t.min_agreeing
+        and (face is None or face >= t.min_face_agreement)
+    )
+
+
 def decide(
     photo_id: int, query: Query, signature: Signature, instances: list[Instance], t: Thresholds
 ) -> Match | None:
     """Turn verified instances into a match, or None when the alignment was a coincidence."""
-    credible = [
-        i
-        for i in instances
-        if i.altered_fraction <= t.max_altered_fraction and i.agreeing >= t.min_agreeing
-    ]
+    credible = [i for i in instances if _credible(i, t)]
     if not credible:
         return None
     altered = [i for i in credible if i.altered_fraction >= t.manipulated_fraction]

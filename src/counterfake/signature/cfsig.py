@@ -70,7 +70,7 @@ def dumps(signatures: Iterable[Signature]) -> bytes:
         return [offset, str(array.dtype), list(array.shape)]
 
     for sig in signatures:
-        arrays = {"grid": put(sig.grid)}
+        arrays = {"grid": put(sig.grid), "face": put(sig.face)}
         for side, features in (("features", sig.features), ("mirrored", sig.mirrored)):
             for field in _FEATURE_FIELDS:
                 arrays[f"{side}.{field}"] = put(getattr(features, field))
@@ -184,7 +184,15 @@ def _signature_from_entry(entry: dict, payload: bytes, name: str) -> Signature:
         features=_features(arrays, "features", payload),
         mirrored=_features(arrays, "mirrored", payload),
         grid=_array(arrays["grid"], payload, "uint8", (GRID_ROWS, GRID_COLS, GRID_CHANNELS)),
+        face=_face(arrays["face"], payload),
     )
+
+
+def _face(spec: Any, payload: bytes) -> np.ndarray:
+    face = _array(spec, payload, "int32", (-1,))
+    if len(face) not in (0, 4) or (len(face) and min(face[2:]) < 1):
+        raise ValueError("a face box is [x, y, width, height] with a positive size")
+    return face
 
 
 def write(path: str | os.PathLike, signatures: Iterable[Signature]) -> None:

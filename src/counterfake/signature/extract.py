@@ -1,7 +1,8 @@
 """What is kept of a photo, and how a scanned image is prepared for matching.
 
 A registered photo is reduced to a :class:`Signature`: its PDQ hash (for exchange with PDQ-based
-programmes), local features of the photo and of its mirror image, and the coarse grid. A scanned
+programmes), local features of the photo and of its mirror image, the coarse grid, and the box
+of its largest face. A scanned
 image becomes a :class:`Query`: local features only, extracted at a larger working size so that a
 registered photo shown small (inside a screenshot or a collage) still offers enough detail.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from counterfake.signature.faces import largest_face
 from counterfake.signature.features import LocalFeatures, extract_features
 from counterfake.signature.grid import cell_statistics, quantise
 from counterfake.signature.pdq import PdqHash, pdq_dihedral_hashes
@@ -38,6 +40,7 @@ class Signature:
     features: LocalFeatures
     mirrored: LocalFeatures  # features of the horizontally mirrored frame, in mirrored coordinates
     grid: np.ndarray  # uint8 (GRID_ROWS, GRID_COLS, 4), see grid.py
+    face: np.ndarray  # int32 [x, y, width, height] in the frame, or empty: see faces.py
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ def make_signature(rgb: np.ndarray, label: str, sha256: str) -> Signature:
         features=extract_features(frame_grey, REFERENCE_FEATURES),
         mirrored=extract_features(np.ascontiguousarray(frame_grey[:, ::-1]), REFERENCE_FEATURES),
         grid=quantise(cell_statistics(frame)),
+        face=largest_face(frame_grey),
     )
 
 

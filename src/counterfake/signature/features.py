@@ -53,7 +53,7 @@ class LocalFeatures:
 
 def _orb(max_features: int) -> cv2.ORB:
     return cv2.ORB_create(
-        nfeatures=max_features * 3,
+        nfeatures=max_features * 3 // 2,
         scaleFactor=1.2,
         nlevels=8,
         edgeThreshold=15,
@@ -67,14 +67,15 @@ def extract_features(gray: np.ndarray, max_features: int) -> LocalFeatures:
     keypoints, descriptors = _orb(max_features).detectAndCompute(gray, None)
     if descriptors is None or not keypoints:
         return LocalFeatures.empty()
-    xy = np.array([k.pt for k in keypoints], np.float32)
-    response = np.array([k.response for k in keypoints], np.float32)
-    octave = np.array([k.octave for k in keypoints], np.int8)
+    fields = np.array(
+        [(*k.pt, k.size, k.angle, k.response, k.octave) for k in keypoints], np.float32
+    )
+    xy, response, octave = fields[:, :2], fields[:, 4], fields[:, 5].astype(np.int8)
     order = _spread_order(xy, response, octave, gray.shape)[:max_features]
     return LocalFeatures(
-        xy=xy[order],
-        size=np.array([keypoints[i].size for i in order], np.float32),
-        angle=np.array([keypoints[i].angle for i in order], np.float32),
+        xy=np.ascontiguousarray(xy[order]),
+        size=fields[order, 2],
+        angle=fields[order, 3],
         octave=octave[order],
         descriptors=np.ascontiguousarray(descriptors[order]),
     )
@@ -96,10 +97,11 @@ def _spread_order(
     level_group = np.minimum(octave.astype(int) * LEVEL_GROUPS // 8, LEVEL_GROUPS - 1)
     bucket = (row * SPREAD_GRID + col) * LEVEL_GROUPS + level_group
     by_strength = np.argsort(-response, kind="stable")
+    # Sorting by bucket (stable, so strongest first within each) puts each bucket's features in
+    # a run; a feature's rank is its position minus where its run starts.
+    order = by_strength[np.argsort(bucket[by_strength], kind="stable")]
+    sorted_buckets = bucket[order]
+    run_start = np.searchsorted(sorted_buckets, sorted_buckets, side="left")
     rank_in_bucket = np.empty(len(xy), int)
-    seen: dict[int, int] = {}
-    for i in by_strength:
-        b = int(bucket[i])
-        rank_in_bucket[i] = seen.get(b, 0)
-        seen[b] = rank_in_bucket[i] + 1
+    rank_in_bucket[order] = np.arange(len(order)) - run_start
     return np.lexsort((-response, rank_in_bucket))
