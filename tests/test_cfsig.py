@@ -33,6 +33,7 @@ def test_round_trip_keeps_every_field(signature, tmp_path):
         k: h.hex() for k, h in signature.pdq.items()
     }
     np.testing.assert_array_equal(back.grid, signature.grid)
+    np.testing.assert_array_equal(back.face, signature.face)
     for side in ("features", "mirrored"):
         for field in ("xy", "size", "angle", "octave", "descriptors"):
             np.testing.assert_array_equal(
@@ -99,6 +100,7 @@ def _rewrite_header(data: bytes, edit) -> bytes:
             "expected float32",
         ),
         (lambda h: h["signatures"][0].pop("label"), "malformed signature entry"),
+        (lambda h: h["signatures"][0]["arrays"]["face"].__setitem__(2, [3]), "face box"),
     ],
     ids=[
         "future-version",
@@ -106,6 +108,7 @@ def _rewrite_header(data: bytes, edit) -> bytes:
         "array-out-of-range",
         "wrong-dtype",
         "missing-field",
+        "bad-face-box",
     ],
 )
 def test_inconsistent_header_is_refused(signature, tmp_path, edit, message):

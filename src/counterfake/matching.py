@@ -128,12 +128,10 @@ class Matcher:
 def verify(query: Query, signature: Signature, mirrored: bool, t: Thresholds) -> list[Instance]:
     """Find up to two appearances of the photo in the scanned image, localised."""
     reference = signature.mirrored if mirrored else signature.features
-    query_xy, photo_xy, distance = _tentative_pairs(query.features, reference, t)
-    reference_xy = reference.xy
+    query_xy, photo_xy = _tentative_pairs(query.features, reference, t)
     if mirrored:  # mirrored features live in the mirrored frame: map them back
-        photo_xy, reference_xy = photo_xy.copy(), reference_xy.copy()
+        photo_xy = photo_xy.copy()
         photo_xy[:, 0] = signature.frame_width - 1 - photo_xy[:, 0]
-        reference_xy[:, 0] = signature.frame_width - 1 - reference_xy[:, 0]
     instances: list[Instance] = []
     while len(instances) < 2 and len(query_xy) >= t.min_inliers:
         fitted = _fit_transform(query_xy, photo_xy, mirrored, t)
@@ -150,23 +148,23 @@ def verify(query: Query, signature: Signature, mirrored: bool, t: Thresholds) ->
             break
         instances.append(instance)
         outside = ~_inside_photo(query_xy, transform, signature)
-        query_xy, photo_xy, distance = query_xy[outside], photo_xy[outside], distance[outside]
+        query_xy, photo_xy = query_xy[outside], photo_xy[outside]
     return instances
 
 
 def _tentative_pairs(
     query: LocalFeatures, reference: LocalFeatures, t: Thresholds
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs of (scanned point, photo point) whose descriptors are near, and their distances.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of (scanned point, photo point) whose descriptors are near.
 
     Each photo feature keeps its nearest scanned feature when it is clearly nearer than the
     second (the ratio test), and both when both are very near: a collage shows the same photo
     twice, and a plain ratio test would throw away exactly those pairs.
     """
     if len(query) < 2 or len(reference) == 0:
-        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32), np.zeros(0, np.float32)
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    query_idx, photo_idx, distance = [], [], []
+    query_idx, photo_idx = [], []
     strong = 0.75 * t.max_descriptor_distance
     for pair in matcher.knnMatch(reference.descriptors, query.descriptors, k=2):
         if len(pair) < 2:
@@ -177,12 +175,10 @@ def _tentative_pairs(
         ):
             query_idx.append(first.trainIdx)
             photo_idx.append(first.queryIdx)
-            distance.append(first.distance)
             if second.distance <= strong:
                 query_idx.append(second.trainIdx)
                 photo_idx.append(second.queryIdx)
-                distance.append(second.distance)
-    return query.xy[query_idx], reference.xy[photo_idx], np.array(distance, np.float32)
+    return query.xy[query_idx], reference.xy[photo_idx]
 
 
 def _fit_transform(
@@ -287,11 +283,8 @@ def localise(
     visible_share = float(visible.mean())
     if visible_share < t.min_visible:
         return None
-    altered, agreeing, colour = _compare_cells(
-        dequantise(signature.grid), scanned[:, :, :4], visible, t
-    )
-    unaltered = visible & ~altered
-    agreeing = agreeing & unaltered
+    altered, agreeing = _compare_cells(dequantise(signature.grid), scanned[:, :, :4], visible, t)
+    agreeing &= ~altered
     return Instance(
         transform=transform,
         inliers=inliers,
@@ -322,8 +315,8 @@ def _face_agreement(
 
 def _compare_cells(
     photo: np.ndarray, scanned: np.ndarray, visible: np.ndarray, t: Thresholds
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(altered, agreeing) cells after the global fit, and each cell's colour difference.
+) -> tuple[np.ndarray, np.ndarray]:
+    """(altered, agreeing) cells after the global fit.
 
     Altered cells differ in colour or texture beyond both the absolute thresholds and the noise
     of this particular copy (a heavily recompressed copy is noisier everywhere). Agreeing cells
@@ -342,7 +335,7 @@ def _compare_cells(
         | (texture > max(t.texture_difference, t.noise_multiple * _noise(texture[visible])))
     )
     agreeing = visible & (colour <= t.colour_difference) & (texture <= t.texture_difference)
-    return _keep_regions(altered, t.min_region_cells) & visible, agreeing, colour
+    return _keep_regions(altered, t.min_region_cells) & visible, agreeing
 
 
 def _robust_linear_fit(

@@ -1,0 +1,41 @@
+"""Matching on real photos from ../shared/data: the hard negative, and a derivative of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA, blur_region, jpeg
+from PIL import Image
+
+from counterfake.imaging import load_image
+from counterfake.index.memory import CandidateIndex
+from counterfake.matching import Matcher
+from counterfake.signature.extract import make_query, make_signature
+
+pytestmark = pytest.mark.skipif(
+    not (SHARED_DATA / "people").is_dir(), reason="the real photos live in ../shared/data"
+)
+
+
+@pytest.fixture(scope="module")
+def registered():
+    photo = load_image(SHARED_DATA / "people" / "0123.jpg")
+    signature = make_signature(photo, "people/0123.jpg", "0" * 64)
+    index = CandidateIndex()
+    index.add(1, signature)
+    return photo, Matcher(index, {1: signature}.__getitem__)
+
+
+def test_another_woman_photographed_at_the_same_spot_is_not_a_match(registered):
+    """distractors/0253 shares the whole background of people/0123; only the person differs."""
+    _, matcher = registered
+    assert matcher.match(make_query(load_image(SHARED_DATA / "distractors" / "0253.jpg"))) == []
+
+
+def test_body_replaced_but_face_kept_is_manipulated(registered):
+    photo, matcher = registered
+    garment = np.asarray(Image.open(SHARED_DATA / "people" / "0123_mask.png")) > 127
+    [match] = matcher.match(make_query(jpeg(blur_region(photo, garment, sigma=12), 80)))
+    assert match.kind == "manipulated"
+    found = match.mask > 0
+    assert (found & garment).sum() / (found | garment).sum() > 0.5
