@@ -9,8 +9,8 @@ Sources are the 250 people photos; a seeded half is registered. Every source giv
   sizes (20%, 35%, 50% of the image), each followed by one post-transform, cycling through the
   9 with a seeded offset so every (edit, size) meets every transform about equally often.
 
-The edit region grows from the clothing mask and never enters the head (hair, and skin above
-the lowest hair row). Post-transforms: none, jpeg (60-90), half, crop (up to 10% a side), flip,
+The edit region grows from the clothing mask and never enters the head (see head_mask).
+Post-transforms: none, jpeg (60-90), half, crop (up to 10% a side), flip,
 text_watermark, tiled_watermark, screenshot (phone frame with UI text), collage (before/after
 beside the source for derivatives; beside a distractor for reposts). Ground-truth masks are
 carried through the same geometry into the case image's coordinates.
@@ -46,7 +46,7 @@ TRANSFORMS = [
     "screenshot",
     "collage",
 ]
-HAIR, SKIN = 19, 41
+HEAD_LABELS = [15, 17, 19, 20, 41, 47]  # earrings, glasses, hair, hat, skin, sunglasses
 SCENES = range(461, 601)  # distractors that are landscapes and objects: the pasted texture
 
 
@@ -71,15 +71,20 @@ def jpeg_round_trip(rgb: np.ndarray, quality: int) -> np.ndarray:
 
 
 def head_mask(labels: np.ndarray) -> np.ndarray:
-    """Hair, and skin above the lowest hair row (the face), with a margin."""
-    hair = labels == HAIR
-    head = hair.copy()
-    if hair.any():
-        lowest = np.nonzero(hair.any(axis=1))[0].max()
-        face = labels == SKIN
-        face[lowest + 1 :] = False
-        head |= face
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (15, 15))
+    """The head, which a nudify derivative keeps: never edited here.
+
+    Hair, skin, glasses, earrings and hats in the top fifth of the person's height (the label
+    map's non-background rows), with a margin. Hair alone is not enough: tied-back hair leaves
+    the whole face unlabelled as hair.
+    """
+    rows = np.nonzero((labels > 0).any(axis=1))[0]
+    if len(rows) == 0:
+        return np.zeros(labels.shape, bool)
+    top, height = rows[0], rows[-1] - rows[0] + 1
+    zone = np.zeros(labels.shape, bool)
+    zone[top : top + max(1, height // 5)] = True
+    head = np.isin(labels, HEAD_LABELS) & zone
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (21, 21))
     return cv2.dilate(head.astype(np.uint8), kernel) > 0
 
 
