@@ -218,3 +218,19 @@ def test_killed_registration_registers_all_or_nothing(tmp_path, photo):
     if db.exists():
         integrity, photos_count, _ = registry_state(db)
         assert integrity == "ok" and photos_count in (0, 60)
+
+
+def test_unwritable_output_is_one_line_and_exit_2(tmp_path):
+    db = str(tmp_path / "r.db")
+    assert main(["register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", db]) == 0
+    result = run(
+        "scan",
+        str(EXAMPLES / "downloaded"),
+        "--db",
+        db,
+        "--json",
+        "no/such/dir/out.json",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "No such file or directory" in result.stderr and result.stderr.count("\n") == 1

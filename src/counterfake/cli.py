@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from counterfake import __version__
 from counterfake.imaging import DEFAULT_MAX_PIXELS
 from counterfake.registry import Registry, RegistryError, default_db_path
+from counterfake.reports.json_report import write_results
 from counterfake.scan import FileResult, Scanner, default_workers, hash_files
 from counterfake.signature import cfsig
 
@@ -30,6 +29,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except (RegistryError, cfsig.SignatureFileError) as error:
         err.print(f"counterfake: {error}", markup=False)
+        return 2
+    except OSError as error:  # an output that cannot be written: --json, --masks, -o
+        err.print(f"counterfake: {error.filename or ''}: {error.strerror or error}", markup=False)
         return 2
     except KeyboardInterrupt:
         err.print("counterfake: interrupted", markup=False)
@@ -170,21 +172,9 @@ def _scan(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
     if args.json:
-        _write_json(args.json, results, interrupted, db)
+        write_results(args.json, results, registry=db, interrupted=interrupted)
     _summarise(results, interrupted)
     return 130 if interrupted else 0
-
-
-def _write_json(path: str, results: list[FileResult], interrupted: bool, db: str) -> None:
-    document = {
-        "tool": f"counterfake {__version__}",
-        "registry": os.path.abspath(db),
-        "interrupted": interrupted,
-        "results": [r.to_json() for r in results],
-    }
-    temporary = Path(path + ".partial")
-    temporary.write_text(json.dumps(document, indent=2))
-    os.replace(temporary, path)
 
 
 def _summarise(results: list[FileResult], interrupted: bool) -> None:

@@ -1,0 +1,26 @@
+"""The scan results as one JSON document (the format is described in the README)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from counterfake import __version__
+from counterfake.scan import FileResult
+
+
+def write_results(
+    path: str | os.PathLike, results: Iterable[FileResult], *, registry: str, interrupted: bool
+) -> None:
+    """Write atomically: a reader never sees half a document, even if the scan is killed."""
+    document = {
+        "tool": f"counterfake {__version__}",
+        "registry": os.path.abspath(registry),
+        "interrupted": interrupted,
+        "results": [r.to_json() for r in results],
+    }
+    temporary = Path(f"{path}.partial")
+    temporary.write_text(json.dumps(document, indent=2))
+    os.replace(temporary, path)
