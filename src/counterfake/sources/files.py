@@ -3,39 +3,90 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from counterfake.imaging import IMAGE_SUFFIXES, ImageError
+from counterfake.imaging import IMAGE_SUFFIXES, ImageError, describe_os_error
 
 
 def iter_image_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path | ImageError]:
-    """Expand files and folders (recursively, sorted, hidden entries skipped) into image files.
+    """Expand files and folders into the files to decode, in a stable order, never raising.
 
-    A file named explicitly is yielded whatever its suffix; in a folder only IMAGE_SUFFIXES
-    count. A missing path or an unreadable folder yields an ImageError instead of raising, so a
-    scan reports it and goes on. Symlinked folders are not followed (no loops, no escapes).
+    - A file named explicitly is yielded whatever its suffix (the content decides the format).
+    - A folder is walked recursively, depth first, entries sorted by name; it yields the entries
+      whose suffix is in ``IMAGE_SUFFIXES`` (any case), and skips hidden entries (names starting
+      with "."): ``.git``, thumbnail caches, macOS ``._`` resource forks.
+    - Symbolic links to folders are followed, but each folder is listed once per call, so a link
+      back to a parent cannot loop and a folder reached twice does not give its files twice.
+    - A missing path, or a folder that cannot be listed, yields an ImageError (one line) in its
+      place, so a scan reports it and goes on. Listing is iterative: any depth is safe.
     """
+    seen: set[object] = set()
     for given in paths:
         path = Path(given)
-        if path.is_dir():
-            yield from _walk(path)
-        elif path.exists() or path.is_symlink():
-            yield path
+        try:
+            is_folder = stat.S_ISDIR(path.stat().st_mode)
+        except FileNotFoundError:
+            if path.is_symlink():
+                yield path  # a broken link: read_bytes says so, in the scan's results
+            else:
+                yield ImageError(path, "no such file or folder")
+            continue
+        except OSError as error:
+            yield ImageError(path, describe_os_error(error, path))
+            continue
+        except ValueError as error:  # e.g. an embedded NUL character
+            yield ImageError(path, f"invalid path ({error})")
+            continue
+        if is_folder:
+            yield from _walk(path, seen)
         else:
-            yield ImageError(path, "no such file or folder")
+            yield path
 
 
-def _walk(folder: Path) -> Iterator[Path | ImageError]:
-    try:
-        entries = sorted(folder.iterdir())
-    except OSError as error:
-        yield ImageError(folder, f"cannot read folder: {error.strerror or error}")
-        return
-    for entry in entries:
+def _walk(root: Path, seen: set[object]) -> Iterator[Path | ImageError]:
+    pending: list[Iterator[os.DirEntry[str]]] = []
+    problem = _enter(root, pending, seen)
+    if problem is not None:
+        yield problem
+    while pending:
+        entry = next(pending[-1], None)
+        if entry is None:
+            pending.pop()
+            continue
         if entry.name.startswith("."):
             continue
-        if entry.is_dir() and not entry.is_symlink():
-            yield from _walk(entry)
-        elif entry.suffix.lower() in IMAGE_SUFFIXES:
-            yield entry
+        if _is_folder(entry):
+            problem = _enter(Path(entry.path), pending, seen)
+            if problem is not None:
+                yield problem
+        elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+            yield Path(entry.path)
+
+
+def _enter(
+    folder: Path, pending: list[Iterator[os.DirEntry[str]]], seen: set[object]
+) -> ImageError | None:
+    """List ``folder`` onto ``pending`` unless already listed; an ImageError if it cannot be."""
+    try:
+        info = folder.stat()
+        # (device, inode) names a folder however it is reached; some file systems give no
+        # inode numbers, and there the resolved path has to do.
+        key: object = (info.st_dev, info.st_ino) if info.st_ino else os.path.realpath(folder)
+        if key in seen:
+            return None
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError as error:
+        return ImageError(folder, f"cannot read folder: {describe_os_error(error, folder)}")
+    seen.add(key)
+    pending.append(iter(entries))
+    return None
+
+
+def _is_folder(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()  # follows a symbolic link; _enter stops loops
+    except OSError:
+        return False
