@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
@@ -33,7 +34,7 @@ from counterfake.signature.pdq import (
     pdq_hash,
 )
 
-REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pdq_reference"
+REFERENCE = SHARED_DATA / "pdq_reference"
 MISSING = f"Meta's PDQ reference vectors are not at {REFERENCE} (../shared/data beside the repo)"
 
 # Against Meta's C++ build run on the same files: measured 0 bits and equal quality on all 32
