@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from counterfake.signature.faces import largest_face
+from counterfake.signature.faces import confirmed_face
 from counterfake.signature.features import LocalFeatures, extract_features
 from counterfake.signature.grid import cell_statistics, quantise
 from counterfake.signature.pdq import PdqHash, pdq_dihedral_hashes
@@ -83,7 +83,7 @@ def make_signature(rgb: np.ndarray, label: str, sha256: str) -> Signature:
         features=extract_features(frame_grey, REFERENCE_FEATURES),
         mirrored=extract_features(np.ascontiguousarray(frame_grey[:, ::-1]), REFERENCE_FEATURES),
         grid=quantise(cell_statistics(frame)),
-        face=largest_face(frame_grey),
+        face=confirmed_face(frame_grey),
     )
 
 
