@@ -65,6 +65,7 @@ __all__ = [
 
 RESULT_JSON = "result.json"
 HTML_PAGE = "messages.html"
+HTML_ACCOUNT = "export_results.html"
 PLACEHOLDERS: dict[str, str] = {
     "(File not included. Change data exporting settings to download.)": "not_included",
     "(File exceeds maximum size. Change data exporting settings to download.)": "too_large",
@@ -116,8 +117,7 @@ class ExportSummary:
     not_included_by_chat: dict[tuple[Any, Any, Any], int] = field(default_factory=dict)
     error: str | None = None
 
-    def count_not_included(self, chat: dict[str, Any], placeholder: str) -> None:
-        reason = PLACEHOLDERS.get(placeholder, "not_included")
+    def count_not_included(self, chat: dict[str, Any], reason: str) -> None:
         self.not_included_by_reason[reason] = self.not_included_by_reason.get(reason, 0) + 1
         key = (chat.get("name"), chat.get("type"), chat.get("id"))
         self.not_included_by_chat[key] = self.not_included_by_chat.get(key, 0) + 1
@@ -141,11 +141,12 @@ class ExportSummary:
 
 
 def is_telegram_export(path: str | os.PathLike) -> bool:
-    """A folder holding ``result.json`` (JSON export) or ``messages.html`` (HTML export)."""
+    """A folder holding ``result.json`` (JSON export), ``messages.html`` (HTML export of one
+    chat) or ``export_results.html`` (HTML export of a whole account)."""
     folder = Path(path)
     try:
         return folder.is_dir() and any(
-            (folder / name).is_file() for name in (RESULT_JSON, HTML_PAGE)
+            (folder / name).is_file() for name in (RESULT_JSON, HTML_PAGE, HTML_ACCOUNT)
         )
     except (OSError, ValueError):
         return False
@@ -228,11 +229,13 @@ class ExportFolder:
         ``base`` is the folder the path is relative to: the root for JSON, an HTML page's folder
         for HTML, where a ``..`` part is allowed as long as the result stays inside the root.
         """
-        shown = str(self.root / written) if "\x00" not in written else repr(written)
+        # os.path, not pathlib: pathlib interns every part, which grows with a large export.
+        base_folder = str(base or self.root)
+        shown = os.path.join(str(self.root), written) if "\x00" not in written else repr(written)
         problem = self._refusal(written, allow_parent=base is not None)
         resolved: str | None = None
         if problem is None:
-            joined = (base or self.root) / written
+            joined = os.path.join(base_folder, written)
             resolved = os.path.realpath(joined)
             if os.path.commonpath([resolved, self.real_root]) != self.real_root:
                 problem = "it leaves the export folder (through a link or '..')"
@@ -317,7 +320,7 @@ class _JsonExport:
             if not isinstance(written, str):
                 continue
             if written in PLACEHOLDERS or written.startswith("(File "):
-                self.summary.count_not_included(chat, written)
+                self.summary.count_not_included(chat, PLACEHOLDERS.get(written, "not_included"))
                 continue
             yield self.folder.entry(written, message_context(chat, message, medium))
 
