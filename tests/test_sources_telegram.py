@@ -482,3 +482,42 @@ def test_scanning_an_export_finds_the_derivative_with_its_message(tmp_path, peop
     printed = capsys.readouterr()
     assert "telegram export" in printed.out and "1 not included" in printed.out
     assert all(line.count("\n") == 0 for line in printed.err.splitlines())
+
+
+def test_a_result_json_linking_out_of_the_export_is_not_read(tmp_path):
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps(chat("C", "personal_chat", 1, [photo(1, "photos/a.jpg")])))
+    root = tmp_path / "export"
+    root.mkdir()
+    os.symlink(elsewhere, root / "result.json")
+
+    (entry,) = read(root)[0]
+
+    assert (
+        entry.error
+        == f"{root / 'result.json'}: refused, it leaves the export folder (through a link)"
+    )
+
+
+def test_html_account_export_reads_every_chat_folder(tmp_path, people):
+    root = tmp_path / "DataExport_html"
+    (root / "lists").mkdir(parents=True)
+    (root / "export_results.html").write_text(html_page("Exported Data", []))
+    for index, name in enumerate(("Bob", "Group")):
+        folder = root / "chats" / f"chat_{index + 1:03d}"
+        write_image(folder / "photos" / photo_name(index + 1), people[index])
+        (folder / "messages.html").write_text(
+            html_page(
+                name, [html_message(index + 1, media=html_photo(f"photos/{photo_name(index + 1)}"))]
+            )
+        )
+    assert is_telegram_export(root)
+
+    entries, summary = read(root)
+
+    assert [(e.context["chat"]["name"], e.context["message_id"]) for e in entries] == [
+        ("Bob", 1),
+        ("Group", 2),
+    ]
+    assert all(Path(e.source).is_file() for e in entries)
+    assert (summary.format, summary.chats, summary.images) == ("html", 2, 2)

@@ -81,6 +81,7 @@ _CHAT_FIELDS = {
     f"{p}.{key}".lstrip("."): key for p in _CHAT_PREFIXES for key in ("name", "type", "id")
 }
 _CHUNK = 1 << 16
+LEAVES = "it leaves the export folder (through a link)"
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,7 @@ class ExportFolder:
         if problem is None:
             joined = os.path.join(base_folder, written)
             resolved = os.path.realpath(joined)
-            if os.path.commonpath([resolved, self.real_root]) != self.real_root:
+            if not self.holds(resolved):
                 problem = "it leaves the export folder (through a link or '..')"
             else:
                 shown = os.path.normpath(joined)
@@ -247,6 +248,11 @@ class ExportFolder:
             return ExportEntry(shown, context, error=f"{shown}: refused, {problem} ({where})")
         self.summary.images += 1
         return ExportEntry(shown, context, source=resolved)
+
+    def holds(self, path: str | os.PathLike) -> bool:
+        """Whether ``path``, links resolved, lies inside the export."""
+        resolved = os.path.realpath(path)
+        return os.path.commonpath([resolved, self.real_root]) == self.real_root
 
     @staticmethod
     def _refusal(written: str, *, allow_parent: bool) -> str | None:
@@ -274,6 +280,9 @@ class _JsonExport:
         self.file = root / RESULT_JSON
 
     def entries(self) -> Iterator[ExportEntry]:
+        if not self.folder.holds(self.file):
+            yield self._broken(f"{self.file}: refused, {LEAVES}")
+            return
         try:
             with open(self.file, "rb") as stream:
                 yield from self._parse(stream)

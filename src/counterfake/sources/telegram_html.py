@@ -34,6 +34,7 @@ from typing import Any
 
 from counterfake.imaging import IMAGE_SUFFIXES
 from counterfake.sources.telegram import (
+    LEAVES,
     ExportEntry,
     ExportFolder,
     ExportSummary,
@@ -82,6 +83,10 @@ def iter_html_export(root: Path, summary: ExportSummary) -> Iterator[ExportEntry
         if page.parent not in chat_folders:
             chat_folders.add(page.parent)
             summary.chats += 1
+        if not folder.holds(page):
+            summary.refused += 1
+            yield ExportEntry(str(page), None, error=f"{page}: refused, {LEAVES}")
+            continue
         parser = _Page(page, folder, summary)
         try:
             with open(page, encoding="utf-8", errors="replace") as stream:
