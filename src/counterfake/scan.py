@@ -136,21 +136,24 @@ def _in_parallel(
         yield from pool.imap(_run_job, items, chunksize=4)
 
 
+def _files(paths: Iterable[str | os.PathLike]) -> Iterator[str | tuple[str, str]]:
+    """File paths to read, and (path, one-line error) for what could not even be listed."""
+    for item in iter_image_files(paths):
+        yield (item.path, str(item)) if isinstance(item, ImageError) else str(item)
+
+
 def _expand(
     paths: Iterable[str | os.PathLike], exports: list[ExportSummary] | None = None
 ) -> Iterator[Item]:
-    """File paths to read, and (path, one-line error) for what could not even be listed.
-
-    A folder given that is a Telegram export yields its entries instead of its files; its
-    summary is appended to ``exports``, filled in as the entries are read.
-    """
+    """What to scan: the files under ``paths``, except that a folder given that is a Telegram
+    export yields its entries instead; its summary is appended to ``exports``, filled in as the
+    entries are read."""
     plain: list[str | os.PathLike] = []
     for path in [*paths, None]:
         if path is not None and not is_telegram_export(path):
             plain.append(path)
             continue
-        for item in iter_image_files(plain):
-            yield (item.path, str(item)) if isinstance(item, ImageError) else str(item)
+        yield from _files(plain)
         plain = []
         if path is not None:
             summary = ExportSummary(str(path))
@@ -185,7 +188,7 @@ def hash_files(
             return HashResult(item, error=str(error))
         return HashResult(item, make_signature(rgb, label=item, sha256=sha256))
 
-    yield from _in_parallel(hash_one, _expand(paths), workers, lambda: None)
+    yield from _in_parallel(hash_one, _files(paths), workers, lambda: None)
 
 
 # ---- scanning ------------------------------------------------------------------------------
