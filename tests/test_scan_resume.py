@@ -100,23 +100,33 @@ def run_scan(*args: str) -> subprocess.Popen:
     )
 
 
-def test_a_killed_scan_resumes_from_its_journal(tmp_path, inputs):
+@pytest.mark.parametrize(
+    "stop, workers",
+    [(signal.SIGKILL, "1"), (signal.SIGINT, "2")],
+    ids=["SIGKILL", "Ctrl-C with two workers"],
+)
+def test_a_stopped_scan_resumes_from_its_journal(tmp_path, inputs, stop, workers):
     db, paths = inputs
     out = tmp_path / "out.json"
     journal = Path(f"{out}.journal")
-    scan = run_scan(*paths, "--db", db, "--json", str(out), "--workers", "1")
+    scan = run_scan(*paths, "--db", db, "--json", str(out), "--workers", workers)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and scan.poll() is None:
         if journal.exists() and len(journal.read_text().splitlines()) >= 4:
             break
         time.sleep(0.02)
-    assert scan.poll() is None, "the scan ended before it could be killed"
-    scan.send_signal(signal.SIGKILL)
-    scan.communicate(timeout=60)
+    assert scan.poll() is None, "the scan ended before it could be stopped"
+    scan.send_signal(stop)
+    _, stderr = scan.communicate(timeout=60)
     kept = len(journal.read_text().splitlines()) - 1
-    assert 3 <= kept < 18 and not out.exists()
-    with open(journal, "a") as stream:
-        stream.write('{"path": "/half/written')  # a kill in the middle of a line
+    assert 3 <= kept < 18
+    if stop == signal.SIGINT:
+        assert scan.returncode == 130 and "run the same command again" in stderr
+        assert json.loads(out.read_text())["interrupted"] is True
+    else:
+        assert not out.exists()
+        with open(journal, "a") as stream:
+            stream.write('{"path": "/half/written')  # killed in the middle of a line
 
     resumed = run_scan(*paths, "--db", db, "--json", str(out), "--workers", "2")
     _, stderr = resumed.communicate(timeout=300)
@@ -124,6 +134,7 @@ def test_a_killed_scan_resumes_from_its_journal(tmp_path, inputs):
     assert resumed.returncode == 0, stderr
     assert f"resuming: {kept} result(s)" in stderr
     final = json.loads(out.read_text())
+    assert final["interrupted"] is False
     assert len(final["results"]) == 18 and len(set(scanned_paths(final))) == 18
     assert not journal.exists()
     assert [m["kind"] for r in final["results"] for m in r["matches"]] == ["repost"]
