@@ -14,10 +14,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from counterfake import __version__
 from counterfake.imaging import DEFAULT_MAX_PIXELS
+from counterfake.journal import Journal, JournalError
 from counterfake.registry import Registry, RegistryError, default_db_path
 from counterfake.reports.json_report import write_results
 from counterfake.scan import FileResult, Scanner, default_workers, hash_files
 from counterfake.signature import cfsig
+from counterfake.sources.telegram import ExportSummary
 
 T = TypeVar("T")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -27,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (RegistryError, cfsig.SignatureFileError) as error:
+    except (RegistryError, cfsig.SignatureFileError, JournalError) as error:
         err.print(f"counterfake: {error}", markup=False)
         return 2
     except OSError as error:  # an output that cannot be written: --json, --masks, -o
@@ -64,8 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     _decoding_options(hash_)
 
     scan = command("scan", _scan, "scan images for registered photos and their derivatives")
-    scan.add_argument("paths", nargs="+", metavar="PATH", help="images or folders (recursive)")
-    scan.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    scan.add_argument(
+        "paths", nargs="+", metavar="PATH", help="images, folders (recursive), Telegram exports"
+    )
+    scan.add_argument(
+        "--json",
+        metavar="FILE",
+        help="write the results as JSON; an interrupted scan resumes from FILE.journal",
+    )
     scan.add_argument("--masks", metavar="DIR", help="write a PNG mask per manipulated match")
     _db_option(scan)
     _decoding_options(scan)
@@ -159,25 +167,52 @@ def _scan(args: argparse.Namespace) -> int:
     if not Path(db).exists():
         err.print(f"counterfake: {db}: no registry here; register photos first (or pass --db)")
         return 2
+    journal = Journal(args.json, _scan_settings(args, db)) if args.json else None
+    if journal is not None and journal.done:
+        err.print(f"resuming: {len(journal.done)} result(s) from {journal.path}", markup=False)
     scanner = Scanner(db, max_pixels=args.max_pixels)
     results: list[FileResult] = []
+    exports: list[ExportSummary] = []
     interrupted = False
     try:
         with _progress("scanning") as progress:
-            found = scanner.scan(args.paths, masks_dir=args.masks, workers=args.workers)
+            found = scanner.scan(
+                args.paths,
+                masks_dir=args.masks,
+                workers=args.workers,
+                exports=exports,
+                done=journal.done if journal else None,
+            )
             for result in _tracked(progress, found):
+                if journal is not None:
+                    journal.add(result)
                 results.append(result)
                 if result.error:
                     err.print(result.error, markup=False)
     except KeyboardInterrupt:
         interrupted = True
-    if args.json:
-        write_results(args.json, results, registry=db, interrupted=interrupted)
-    _summarise(results, interrupted)
+    if journal is not None:
+        journal.close()
+        write_results(args.json, results, registry=db, interrupted=interrupted, telegram=exports)
+        if interrupted:
+            err.print(f"run the same command again to resume from {journal.path}", markup=False)
+        else:
+            journal.remove()
+    _summarise(results, interrupted, exports)
     return 130 if interrupted else 0
 
 
-def _summarise(results: list[FileResult], interrupted: bool) -> None:
+def _scan_settings(args: argparse.Namespace, db: str) -> dict[str, object]:
+    """What must be the same for a scan to resume another: inputs, registry, decoding, masks."""
+    return {
+        "inputs": [str(Path(path).absolute()) for path in args.paths],
+        "registry": str(Path(db).absolute()),
+        "max_pixels": args.max_pixels,
+        "masks": str(Path(args.masks).absolute()) if args.masks else None,
+    }
+
+
+def _summarise(results: list[FileResult], interrupted: bool, exports: list[ExportSummary]) -> None:
     errors = sum(1 for r in results if r.error)
     kinds = [m["kind"] for r in results for m in r.matches]
     print(
@@ -185,6 +220,14 @@ def _summarise(results: list[FileResult], interrupted: bool) -> None:
         f"{kinds.count('repost')} repost(s), {errors} unreadable"
         + (" (interrupted)" if interrupted else "")
     )
+    for export in exports:
+        counts = export.to_json()
+        print(
+            f"  telegram export {export.path}: {counts['chats']} chat(s), "
+            f"{counts['messages']} message(s), {counts['images']} image(s), "
+            f"{counts['not_included']} not included in the export, "
+            f"{counts['refused_paths']} refused path(s)"
+        )
     for result in results:
         for match in result.matches:
             print(

@@ -12,6 +12,7 @@ back in input order.
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import os
 import signal
@@ -29,6 +30,12 @@ from counterfake.matching import Match, Matcher, Thresholds
 from counterfake.registry import RegisteredPhoto, Registry
 from counterfake.signature.extract import Signature, make_query, make_signature
 from counterfake.sources.files import iter_image_files
+from counterfake.sources.telegram import (
+    ExportEntry,
+    ExportSummary,
+    is_telegram_export,
+    iter_export,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -37,12 +44,17 @@ _SIGNATURE_CACHE = 512
 
 @dataclass
 class FileResult:
-    """What scanning one file found; ``error`` is set when the file could not be read."""
+    """What scanning one file found; ``error`` is set when the file could not be read.
+
+    ``context`` says where an image came from when a source knows more than its path (a
+    Telegram export: chat, message, sender); it is None for plain files.
+    """
 
     path: str
     sha256: str | None = None
     error: str | None = None
     matches: list[dict[str, Any]] = field(default_factory=list)
+    context: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,7 +62,34 @@ class FileResult:
             "sha256": self.sha256,
             "error": self.error,
             "matches": self.matches,
+            "context": self.context,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FileResult:
+        return cls(data["path"], data["sha256"], data["error"], data["matches"], data["context"])
+
+    @property
+    def key(self) -> str:
+        return item_key(ExportEntry(self.path, self.context) if self.context else self.path)
+
+
+Item = str | tuple[str, str] | ExportEntry
+"""One thing to scan: a file path, (path, why it cannot be listed), or an export's entry."""
+
+
+def item_key(item: Item) -> str:
+    """What names one scanned item across runs, so that a resumed scan can skip it.
+
+    A path alone is not enough in an export: two messages may show the same file.
+    """
+    if isinstance(item, tuple):
+        return item[0]
+    if isinstance(item, ExportEntry) and item.context is not None:
+        chat = item.context.get("chat") or {}
+        where = [chat.get("id"), chat.get("name"), item.context.get("message_id")]
+        return json.dumps([item.path, *where, item.context.get("media")])
+    return item if isinstance(item, str) else item.path
 
 
 @dataclass
@@ -97,10 +136,30 @@ def _in_parallel(
         yield from pool.imap(_run_job, items, chunksize=4)
 
 
-def _expand(paths: Iterable[str | os.PathLike]) -> Iterator[str | tuple[str, str]]:
+def _files(paths: Iterable[str | os.PathLike]) -> Iterator[str | tuple[str, str]]:
     """File paths to read, and (path, one-line error) for what could not even be listed."""
     for item in iter_image_files(paths):
         yield (item.path, str(item)) if isinstance(item, ImageError) else str(item)
+
+
+def _expand(
+    paths: Iterable[str | os.PathLike], exports: list[ExportSummary] | None = None
+) -> Iterator[Item]:
+    """What to scan: the files under ``paths``, except that a folder given that is a Telegram
+    export yields its entries instead; its summary is appended to ``exports``, filled in as the
+    entries are read."""
+    plain: list[str | os.PathLike] = []
+    for path in [*paths, None]:
+        if path is not None and not is_telegram_export(path):
+            plain.append(path)
+            continue
+        yield from _files(plain)
+        plain = []
+        if path is not None:
+            summary = ExportSummary(str(path))
+            if exports is not None:
+                exports.append(summary)
+            yield from iter_export(path, summary)
 
 
 def _read(path: str, max_pixels: int) -> tuple[str, Any]:
@@ -129,7 +188,7 @@ def hash_files(
             return HashResult(item, error=str(error))
         return HashResult(item, make_signature(rgb, label=item, sha256=sha256))
 
-    yield from _in_parallel(hash_one, _expand(paths), workers, lambda: None)
+    yield from _in_parallel(hash_one, _files(paths), workers, lambda: None)
 
 
 # ---- scanning ------------------------------------------------------------------------------
@@ -168,17 +227,38 @@ class Scanner:
         *,
         masks_dir: str | os.PathLike | None = None,
         workers: int = 1,
+        exports: list[ExportSummary] | None = None,
+        done: dict[str, FileResult] | None = None,
     ) -> Iterator[FileResult]:
-        """A result for every file under ``paths``, in order."""
+        """A result for every file under ``paths``, in order.
+
+        Telegram exports among ``paths`` are scanned message by message; their summaries go to
+        ``exports``. An item whose ``item_key`` is in ``done`` (a resumed scan) is not scanned
+        again: its earlier result is yielded in its place.
+        """
         if masks_dir is not None:
             Path(masks_dir).mkdir(parents=True, exist_ok=True)
+        finished = done or {}
 
-        def scan_one(item: str | tuple[str, str]) -> FileResult:
+        def scan_one(item: Item) -> FileResult:
             if isinstance(item, tuple):
                 return FileResult(item[0], error=item[1])
+            if isinstance(item, ExportEntry):
+                if item.source is None:
+                    return FileResult(item.path, error=item.error, context=item.context)
+                result = self.scan_file(item.source, masks_dir)
+                result.path, result.context = item.path, item.context
+                return result
             return self.scan_file(item, masks_dir)
 
-        yield from _in_parallel(scan_one, _expand(paths), workers, self._open)
+        def pending(items: Iterator[Item]) -> Iterator[Item | FileResult]:
+            for item in items:
+                yield finished.get(item_key(item), item)
+
+        def run(item: Item | FileResult) -> FileResult:
+            return item if isinstance(item, FileResult) else scan_one(item)
+
+        yield from _in_parallel(run, pending(_expand(paths, exports)), workers, self._open)
 
     def scan_file(self, path: str, masks_dir: str | os.PathLike | None = None) -> FileResult:
         """Match one file; a file that cannot be read gets its error, never an exception."""

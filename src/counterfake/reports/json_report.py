@@ -9,16 +9,27 @@ from pathlib import Path
 
 from counterfake import __version__
 from counterfake.scan import FileResult
+from counterfake.sources.telegram import ExportSummary
 
 
 def write_results(
-    path: str | os.PathLike, results: Iterable[FileResult], *, registry: str, interrupted: bool
+    path: str | os.PathLike,
+    results: Iterable[FileResult],
+    *,
+    registry: str,
+    interrupted: bool,
+    telegram: Iterable[ExportSummary] = (),
 ) -> None:
-    """Write atomically: a reader never sees half a document, even if the scan is killed."""
+    """Write atomically: a reader never sees half a document, even if the scan is killed.
+
+    ``telegram`` lists what each Telegram export scanned held (chats, messages, images, media
+    not included, refused paths).
+    """
     document = {
         "tool": f"counterfake {__version__}",
         "registry": os.path.abspath(registry),
         "interrupted": interrupted,
+        "telegram": [summary.to_json() for summary in telegram],
         "results": [r.to_json() for r in results],
     }
     temporary = Path(f"{path}.partial")
