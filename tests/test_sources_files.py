@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from counterfake.imaging import IMAGE_SUFFIXES, ImageError
-from counterfake.sources.files import iter_image_files
+from counterfake.sources.files import WholeFolder, iter_image_files
 
 RUNNING_AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -30,6 +30,19 @@ def test_folders_are_walked_recursively_sorted_skipping_hidden_and_other_files(t
         (tmp_path / name).write_bytes(b"x")
     found = [p.relative_to(tmp_path).as_posix() for p in iter_image_files([tmp_path])]
     assert found == ["a.jpg", "b/1.webp", "b/2.PNG"]
+
+
+def test_folders_read_whole_are_yielded_at_any_depth_and_not_walked(tmp_path):
+    for name in ("a.jpg", "case/export/photos/p.jpg", "case/export/result.json", "case/z.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+
+    def is_export(folder: Path) -> bool:
+        return (folder / "result.json").is_file()
+
+    found = list(iter_image_files([tmp_path, tmp_path / "case" / "export"], read_whole=is_export))
+    export = WholeFolder(tmp_path / "case" / "export")
+    assert found == [tmp_path / "a.jpg", export, tmp_path / "case" / "z.jpg", export]
 
 
 def test_a_named_file_is_listed_whatever_its_suffix(tmp_path):

@@ -484,6 +484,32 @@ def test_scanning_an_export_finds_the_derivative_with_its_message(tmp_path, peop
     assert all(line.count("\n") == 0 for line in printed.err.splitlines())
 
 
+def test_an_export_inside_a_seized_folder_is_read_as_an_export(tmp_path, people):
+    original, _ = people_photo(4)
+    registered = write_image(tmp_path / "mine" / "me.jpg", original)
+    db = str(tmp_path / "r.db")
+    assert main(["register", str(registered), "--subject", "alice", "--db", db]) == 0
+    seized = tmp_path / "seized"
+    export = seized / "phone" / "Telegram Desktop" / "ChatExport_2024-03-01"
+    write_image(export / "photos" / photo_name(8), original)
+    write_single_chat(
+        export, chat("Group", "private_group", 7, [photo(8, f"photos/{photo_name(8)}")])
+    )
+    write_image(seized / "loose.jpg", people[0])
+    out = tmp_path / "out.json"
+
+    assert main(["scan", str(seized), "--db", db, "--json", str(out), "--workers", "1"]) == 0
+
+    document = json.loads(out.read_text())
+    by_context = {bool(r["context"]): r for r in document["results"]}
+    assert len(document["results"]) == 2
+    assert by_context[True]["context"]["chat"]["name"] == "Group"
+    assert by_context[True]["matches"][0]["kind"] == "repost"
+    assert by_context[False]["path"].endswith("loose.jpg")
+    (summary,) = document["telegram"]
+    assert summary["path"] == str(export) and summary["images"] == 1
+
+
 def test_a_result_json_linking_out_of_the_export_is_not_read(tmp_path):
     elsewhere = tmp_path / "elsewhere.json"
     elsewhere.write_text(json.dumps(chat("C", "personal_chat", 1, [photo(1, "photos/a.jpg")])))

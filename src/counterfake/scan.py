@@ -29,7 +29,7 @@ from counterfake.index.memory import CandidateIndex
 from counterfake.matching import Match, Matcher, Thresholds
 from counterfake.registry import RegisteredPhoto, Registry
 from counterfake.signature.extract import Signature, make_query, make_signature
-from counterfake.sources.files import iter_image_files
+from counterfake.sources.files import WholeFolder, iter_image_files
 from counterfake.sources.telegram import (
     ExportEntry,
     ExportSummary,
@@ -145,21 +145,19 @@ def _files(paths: Iterable[str | os.PathLike]) -> Iterator[str | tuple[str, str]
 def _expand(
     paths: Iterable[str | os.PathLike], exports: list[ExportSummary] | None = None
 ) -> Iterator[Item]:
-    """What to scan: the files under ``paths``, except that a folder given that is a Telegram
-    export yields its entries instead; its summary is appended to ``exports``, filled in as the
-    entries are read."""
-    plain: list[str | os.PathLike] = []
-    for path in [*paths, None]:
-        if path is not None and not is_telegram_export(path):
-            plain.append(path)
-            continue
-        yield from _files(plain)
-        plain = []
-        if path is not None:
-            summary = ExportSummary(str(path))
+    """What to scan: the files under ``paths``, except that a Telegram export (given, or found
+    at any depth of a folder given) yields its entries instead; its summary is appended to
+    ``exports``, filled in as the entries are read."""
+    for item in iter_image_files(paths, read_whole=is_telegram_export):
+        if isinstance(item, WholeFolder):
+            summary = ExportSummary(str(item.path))
             if exports is not None:
                 exports.append(summary)
-            yield from iter_export(path, summary)
+            yield from iter_export(item.path, summary)
+        elif isinstance(item, ImageError):
+            yield (item.path, str(item))
+        else:
+            yield str(item)
 
 
 def _read(path: str, max_pixels: int) -> tuple[str, Any]:

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from counterfake.imaging import IMAGE_SUFFIXES, ImageError, describe_os_error
 
 
-def iter_image_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path | ImageError]:
+@dataclass(frozen=True)
+class WholeFolder:
+    """A folder met while listing that its own reader must take whole (a chat export)."""
+
+    path: Path
+
+
+def iter_image_files(
+    paths: Iterable[str | os.PathLike],
+    read_whole: Callable[[Path], bool] | None = None,
+) -> Iterator[Path | ImageError | WholeFolder]:
     """Expand files and folders into the files to decode, in a stable order, never raising.
 
     - A file named explicitly is yielded whatever its suffix (the content decides the format).
@@ -21,7 +32,11 @@ def iter_image_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path | Imag
       back to a parent cannot loop and a folder reached twice does not give its files twice.
     - A missing path, or a folder that cannot be listed, yields an ImageError (one line) in its
       place, so a scan reports it and goes on. Listing is iterative: any depth is safe.
+    - A folder, given or met at any depth, for which ``read_whole`` is true is yielded as a
+      WholeFolder and not walked: its files only make sense with the index beside them (a
+      Telegram export's result.json says which chat and message each photo belongs to).
     """
+    whole = read_whole or (lambda folder: False)
     seen: set[object] = set()
     for given in paths:
         path = Path(given)
@@ -39,13 +54,17 @@ def iter_image_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path | Imag
         except ValueError as error:  # e.g. an embedded NUL character
             yield ImageError(path, f"invalid path ({error})")
             continue
-        if is_folder:
-            yield from _walk(path, seen)
+        if is_folder and whole(path):
+            yield WholeFolder(path)
+        elif is_folder:
+            yield from _walk(path, seen, whole)
         else:
             yield path
 
 
-def _walk(root: Path, seen: set[object]) -> Iterator[Path | ImageError]:
+def _walk(
+    root: Path, seen: set[object], whole: Callable[[Path], bool]
+) -> Iterator[Path | ImageError | WholeFolder]:
     pending: list[Iterator[os.DirEntry[str]]] = []
     problem = _enter(root, pending, seen)
     if problem is not None:
@@ -57,7 +76,9 @@ def _walk(root: Path, seen: set[object]) -> Iterator[Path | ImageError]:
             continue
         if entry.name.startswith("."):
             continue
-        if _is_folder(entry):
+        if _is_folder(entry) and whole(Path(entry.path)):
+            yield WholeFolder(Path(entry.path))
+        elif _is_folder(entry):
             problem = _enter(Path(entry.path), pending, seen)
             if problem is not None:
                 yield problem
