@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,6 +17,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from counterfake import __version__
 from counterfake.imaging import DEFAULT_MAX_PIXELS
 from counterfake.registry import Registry, RegistryError, default_db_path
+from counterfake.reports.atomic import check_writable
+from counterfake.reports.csv_report import write_csv
+from counterfake.reports.evidence import (
+    EvidenceError,
+    check_evidence_target,
+    verify_evidence,
+    write_evidence,
+)
+from counterfake.reports.html import write_report
 from counterfake.reports.json_report import write_results
 from counterfake.scan import FileResult, Scanner, default_workers, hash_files
 from counterfake.signature import cfsig
@@ -67,8 +78,21 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("paths", nargs="+", metavar="PATH", help="images or folders (recursive)")
     scan.add_argument("--json", metavar="FILE", help="write the results as JSON")
     scan.add_argument("--masks", metavar="DIR", help="write a PNG mask per manipulated match")
+    scan.add_argument("--report", metavar="FILE", help="write a self-contained HTML report")
+    scan.add_argument("--csv", metavar="FILE", help="write one CSV row per match and per error")
+    scan.add_argument(
+        "--evidence", metavar="DIR", help="write a hash-chained evidence folder (new or empty)"
+    )
     _db_option(scan)
     _decoding_options(scan)
+
+    verify = command(
+        "verify-evidence", _verify_evidence, "check an evidence folder written by scan --evidence"
+    )
+    verify.add_argument("directory", metavar="DIR")
+    verify.add_argument(
+        "--expect", metavar="HASH", help="the last-line hash kept elsewhere when it was written"
+    )
 
     subjects = command("subjects", _subjects, "list the registered subjects")
     _db_option(subjects)
@@ -159,22 +183,71 @@ def _scan(args: argparse.Namespace) -> int:
     if not Path(db).exists():
         err.print(f"counterfake: {db}: no registry here; register photos first (or pass --db)")
         return 2
+    for output in (args.json, args.report, args.csv):
+        if output:
+            check_writable(output)  # an OSError here is one line and exit 2, before any work
+    if args.evidence:
+        check_evidence_target(args.evidence)
     scanner = Scanner(db, max_pixels=args.max_pixels)
     results: list[FileResult] = []
     interrupted = False
-    try:
-        with _progress("scanning") as progress:
-            found = scanner.scan(args.paths, masks_dir=args.masks, workers=args.workers)
-            for result in _tracked(progress, found):
-                results.append(result)
-                if result.error:
-                    err.print(result.error, markup=False)
-    except KeyboardInterrupt:
-        interrupted = True
+    started = datetime.now(UTC)
+    # The report and the evidence need the masks even when the user did not ask for them.
+    with tempfile.TemporaryDirectory(prefix="counterfake-masks-") as scratch:
+        masks = args.masks or (scratch if args.report or args.evidence else None)
+        try:
+            with _progress("scanning") as progress:
+                found = scanner.scan(args.paths, masks_dir=masks, workers=args.workers)
+                for result in _tracked(progress, found):
+                    results.append(result)
+                    if result.error:
+                        err.print(result.error, markup=False)
+        except KeyboardInterrupt:
+            interrupted = True
+        anchor = _write_reports(args, results, scanner, started, interrupted)
+        if not args.masks:
+            for result in results:  # the scratch masks vanish now: do not point at them
+                for match in result.matches:
+                    match["mask"] = None
     if args.json:
         write_results(args.json, results, registry=db, interrupted=interrupted)
+    if args.csv:
+        write_csv(args.csv, results)
     _summarise(results, interrupted)
+    if anchor:
+        print(
+            f"evidence in {args.evidence}; keep this hash elsewhere to prove it unchanged: {anchor}"
+        )
     return 130 if interrupted else 0
+
+
+def _write_reports(
+    args: argparse.Namespace,
+    results: list[FileResult],
+    scanner: Scanner,
+    started: datetime,
+    interrupted: bool,
+) -> str | None:
+    """The HTML report and the evidence; the hash of the evidence's last line, if written."""
+    if args.report:
+        write_report(
+            args.report,
+            results,
+            scanned_at=started,
+            interrupted=interrupted,
+            max_pixels=args.max_pixels,
+        )
+    if not args.evidence:
+        return None
+    return write_evidence(
+        args.evidence,
+        results,
+        registry=scanner.registry_path,
+        started=started,
+        thresholds=scanner.thresholds,
+        settings={"paths": list(args.paths), "max_pixels": args.max_pixels},
+        interrupted=interrupted,
+    )
 
 
 def _summarise(results: list[FileResult], interrupted: bool) -> None:
@@ -191,6 +264,18 @@ def _summarise(results: list[FileResult], interrupted: bool) -> None:
                 f"  {match['kind']:<11} {result.path}  <-  {match['photo']} ({match['subject']}), "
                 f"score {match['score']:.2f}, altered {match['altered_fraction']:.0%}"
             )
+
+
+def _verify_evidence(args: argparse.Namespace) -> int:
+    if not Path(args.directory).is_dir():
+        err.print(f"counterfake: {args.directory}: no such folder", markup=False)
+        return 2
+    try:
+        print(verify_evidence(args.directory, expect=args.expect))
+    except EvidenceError as error:
+        err.print(f"BROKEN {args.directory}: {error}", markup=False)
+        return 1
+    return 0
 
 
 def _subjects(args: argparse.Namespace) -> int:
