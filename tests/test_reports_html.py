@@ -158,7 +158,7 @@ def test_pairs_report_shows_clusters_with_source_and_outlined_derivative(tmp_pat
     }
     page = render_pairs_report(doc)
     assert page.count('<section class="cluster">') == 1
-    assert page.count('<article class="card match">') == 2
+    assert page.count('<article class="card match pair">') == 2
     assert re.search(r'id="photos-affected">1<', page) and re.search(r'id="manipulated">1<', page)
     # original once, then derivative + source per card
     assert len(images(page)) == 5 and page.count('data-outlined="true"') == 1
