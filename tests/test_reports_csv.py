@@ -120,3 +120,9 @@ def test_pairs_csv_has_a_row_per_pair_with_its_cluster(tmp_path):
         ("b.jpg", "manipulated", "1"),
         ("'-c.jpg", "repost", "1"),
     ]
+
+
+def test_a_name_that_is_not_utf8_is_written_as_its_escape(tmp_path):
+    write_csv(tmp_path / "s.csv", [{"path": "bad-\udcff.jpg", "error": "bad: empty file"}])
+    text = (tmp_path / "s.csv").read_text(encoding="utf-8-sig")
+    assert "bad-\\udcff.jpg" in text

@@ -163,3 +163,21 @@ def test_pairs_report_shows_clusters_with_source_and_outlined_derivative(tmp_pat
     # original once, then derivative + source per card
     assert len(images(page)) == 5 and page.count('data-outlined="true"') == 1
     assert "&lt;script&gt;" in page and "<script" not in page
+
+
+def test_bidi_overrides_and_undecodable_names_are_shown_as_escapes(tmp_path, scanned):
+    _, results = scanned
+    tricky = [
+        {**results[1], "path": "invoice\u202egpj.exe"},
+        {
+            "path": "bad-\udcff.jpg",
+            "sha256": None,
+            "error": "bad-\udcff.jpg: empty file",
+            "matches": [],
+        },
+    ]
+    write_report(tmp_path / "r.html", tricky)
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "\u202e" not in page and "invoice\\u202egpj.exe" in page
+    assert "bad-\\udcff.jpg: empty file" in page
+    assert page.count('<article class="card match">') == 1  # macros' markup is not re-escaped

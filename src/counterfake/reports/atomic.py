@@ -12,7 +12,9 @@ from typing import IO
 
 
 @contextmanager
-def atomic_writer(path: str | os.PathLike, *, encoding: str | None = "utf-8") -> Iterator[IO]:
+def atomic_writer(
+    path: str | os.PathLike, *, encoding: str | None = "utf-8", errors: str = "strict"
+) -> Iterator[IO]:
     """Open a temporary file beside ``path``; it replaces ``path`` only if the block succeeds.
 
     The temporary file lives in the same folder so that the final ``os.replace`` is a rename on
@@ -28,7 +30,8 @@ def atomic_writer(path: str | os.PathLike, *, encoding: str | None = "utf-8") ->
     except OSError as error:
         raise OSError(error.errno, error.strerror, str(path)) from None
     try:
-        with open(handle, mode, encoding=encoding, newline="" if encoding else None) as file:
+        text = {"encoding": encoding, "errors": errors, "newline": ""} if encoding else {}
+        with open(handle, mode, **text) as file:
             yield file
         os.chmod(temporary, 0o644)
         os.replace(temporary, target)

@@ -85,7 +85,8 @@ def write_pairs_csv(doc: dict[str, Any], path: str | os.PathLike) -> None:
 
 
 def _write(path: str | os.PathLike, columns: tuple[str, ...], items: Iterable[dict]) -> None:
-    with atomic_writer(path, encoding="utf-8-sig") as file:
+    # a file name that is not UTF-8 (lone surrogates) is written as its escape, not refused
+    with atomic_writer(path, encoding="utf-8-sig", errors="backslashreplace") as file:
         writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for item in items:

@@ -9,12 +9,14 @@ autoescaping, so a hostile file name is shown as text, never run.
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections import Counter
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from counterfake import __version__
 from counterfake.imaging import DEFAULT_MAX_PIXELS
@@ -23,6 +25,25 @@ from counterfake.reports.summary import appearance, group_by_day, summarise
 from counterfake.reports.thumbnails import make_thumbnail
 
 _MAX_TEXT = 2000  # characters of a message text shown on a card
+_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _visible(value: Any) -> Any:
+    """Text with bidi overrides, control characters and lone surrogates shown as escapes.
+
+    A file or chat name chosen by an attacker must not reorder what the reader sees (a
+    right-to-left override turning ``gpj.exe`` around) nor make writing the page fail (a file
+    name that is not UTF-8). Line breaks and tabs in message texts are kept.
+    """
+    if not isinstance(value, str) or isinstance(value, Markup) or value.isprintable():
+        return value  # Markup: the output of the templates' own macros, already safe
+    return "".join(
+        char.encode("unicode_escape").decode("ascii")
+        if char not in "\n\t"
+        and (char in _BIDI_CONTROLS or unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"))
+        else char
+        for char in value
+    )
 
 
 @cache
@@ -31,6 +52,7 @@ def _environment() -> Environment:
         loader=PackageLoader("counterfake.reports", "templates"),
         autoescape=True,  # the templates end in .j2, which select_autoescape would not cover
         undefined=StrictUndefined,
+        finalize=_visible,
         trim_blocks=True,
         lstrip_blocks=True,
     )
