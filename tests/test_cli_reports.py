@@ -99,7 +99,11 @@ def test_tampered_evidence_fails_with_its_line(tmp_path, registry):
 @pytest.mark.parametrize(
     ("option", "value", "problem"),
     [
-        ("--report", "missing/report.html", "missing/report.html: its folder does not exist"),
+        (
+            "--report",
+            "missing/report.html",
+            "missing/report.html: No such file or directory (its folder does not exist)",
+        ),
         ("--csv", ".", ".: is a directory"),
         (
             "--evidence",

@@ -53,6 +53,8 @@ def check_writable(path: str | os.PathLike) -> None:
     if target.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
     if not target.parent.is_dir():
-        raise FileNotFoundError(errno.ENOENT, "its folder does not exist", str(path))
+        raise FileNotFoundError(
+            errno.ENOENT, "No such file or directory (its folder does not exist)", str(path)
+        )
     if not os.access(target.parent, os.W_OK):
         raise PermissionError(errno.EACCES, "its folder is not writable", str(path))
