@@ -13,7 +13,15 @@ from reports_support import make_scan
 
 from counterfake.cli import main
 from counterfake.matching import Thresholds
-from counterfake.reports.evidence import GENESIS, EvidenceError, verify_evidence, write_evidence
+from counterfake.registry import Registry
+from counterfake.reports.evidence import (
+    GENESIS,
+    EvidenceError,
+    registry_digest,
+    verify_evidence,
+    write_evidence,
+)
+from counterfake.signature.extract import make_signature
 
 
 @pytest.fixture(scope="module")
@@ -221,3 +229,25 @@ def test_verify_evidence_command_exit_codes(evidence, tmp_path, capsys):
         )
     )
     assert main(["verify-evidence", str(tmp_path / "nowhere")]) == 2
+
+
+def test_registry_digest_follows_the_registry_contents(tmp_path, scanned, photo):
+    db, _ = scanned
+    copy = tmp_path / "copy.db"
+    shutil.copy(db, copy)
+    before = registry_digest(copy)
+    assert before == registry_digest(db) and before["photos"] == 1
+    with Registry(copy) as registry:
+        registry.register("bea", [make_signature(photo[:, ::-1].copy(), "bea.jpg", "0" * 64)])
+    after = registry_digest(copy)
+    assert (after["photos"], after["subjects"]) == (2, 2) and after["sha256"] != before["sha256"]
+
+
+def test_an_interrupted_scan_says_so_in_its_last_line(tmp_path, scanned):
+    db, results = scanned
+    write_evidence(
+        tmp_path / "ev", results[:2], registry=db, started=datetime.now(UTC), interrupted=True
+    )
+    end = json.loads(lines_of(tmp_path / "ev")[-1])
+    assert end["interrupted"] is True and end["files"] == 2
+    assert verify_evidence(tmp_path / "ev").startswith("OK ")
