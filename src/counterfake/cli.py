@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,6 +19,15 @@ from counterfake import __version__
 from counterfake.imaging import DEFAULT_MAX_PIXELS
 from counterfake.journal import Journal, JournalError
 from counterfake.registry import Registry, RegistryError, default_db_path
+from counterfake.reports.atomic import check_writable
+from counterfake.reports.csv_report import write_csv
+from counterfake.reports.evidence import (
+    EvidenceError,
+    check_evidence_target,
+    verify_evidence,
+    write_evidence,
+)
+from counterfake.reports.html import write_report
 from counterfake.reports.json_report import write_results
 from counterfake.scan import FileResult, Scanner, default_workers, hash_files
 from counterfake.signature import cfsig
@@ -75,8 +87,21 @@ def _parser() -> argparse.ArgumentParser:
         help="write the results as JSON; an interrupted scan resumes from FILE.journal",
     )
     scan.add_argument("--masks", metavar="DIR", help="write a PNG mask per manipulated match")
+    scan.add_argument("--report", metavar="FILE", help="write a self-contained HTML report")
+    scan.add_argument("--csv", metavar="FILE", help="write one CSV row per match and per error")
+    scan.add_argument(
+        "--evidence", metavar="DIR", help="write a hash-chained evidence folder (new or empty)"
+    )
     _db_option(scan)
     _decoding_options(scan)
+
+    verify = command(
+        "verify-evidence", _verify_evidence, "check an evidence folder written by scan --evidence"
+    )
+    verify.add_argument("directory", metavar="DIR")
+    verify.add_argument(
+        "--expect", metavar="HASH", help="the last-line hash kept elsewhere when it was written"
+    )
 
     subjects = command("subjects", _subjects, "list the registered subjects")
     _db_option(subjects)
@@ -167,6 +192,11 @@ def _scan(args: argparse.Namespace) -> int:
     if not Path(db).exists():
         err.print(f"counterfake: {db}: no registry here; register photos first (or pass --db)")
         return 2
+    for output in (args.json, args.report, args.csv):
+        if output:
+            check_writable(output)  # an OSError here is one line and exit 2, before any work
+    if args.evidence:
+        check_evidence_target(args.evidence)
     journal = Journal(args.json, _scan_settings(args, db)) if args.json else None
     if journal is not None and journal.done:
         err.print(f"resuming: {len(journal.done)} result(s) from {journal.path}", markup=False)
@@ -174,11 +204,13 @@ def _scan(args: argparse.Namespace) -> int:
     results: list[FileResult] = []
     exports: list[ExportSummary] = []
     interrupted = False
+    started = datetime.now(UTC)
+    scratch = _scratch_masks(args)
     try:
         with _progress("scanning") as progress:
             found = scanner.scan(
                 args.paths,
-                masks_dir=args.masks,
+                masks_dir=args.masks or scratch,
                 workers=args.workers,
                 exports=exports,
                 done=journal.done if journal else None,
@@ -191,6 +223,13 @@ def _scan(args: argparse.Namespace) -> int:
                     err.print(result.error, markup=False)
     except KeyboardInterrupt:
         interrupted = True
+    anchor = _write_reports(args, results, scanner, started, interrupted)
+    if scratch is not None:
+        for result in results:  # the scratch masks are not the user's: do not point at them
+            for match in result.matches:
+                match["mask"] = None
+        if not (interrupted and journal is not None):
+            shutil.rmtree(scratch, ignore_errors=True)
     if journal is not None:
         journal.close()
         write_results(args.json, results, registry=db, interrupted=interrupted, telegram=exports)
@@ -198,8 +237,27 @@ def _scan(args: argparse.Namespace) -> int:
             err.print(f"run the same command again to resume from {journal.path}", markup=False)
         else:
             journal.remove()
+    if args.csv:
+        write_csv(args.csv, results)
     _summarise(results, interrupted, exports)
+    if anchor:
+        print(
+            f"evidence in {args.evidence}; keep this hash elsewhere to prove it unchanged: {anchor}"
+        )
     return 130 if interrupted else 0
+
+
+def _scratch_masks(args: argparse.Namespace) -> Path | None:
+    """Where masks go when the report or the evidence needs them and the user asked for none.
+
+    Beside the JSON when there is one, so that a resumed scan finds the masks of the results
+    its journal holds; else a temporary folder. Removed when the scan is done.
+    """
+    if args.masks or not (args.report or args.evidence):
+        return None
+    if args.json:
+        return Path(f"{args.json}.masks")
+    return Path(tempfile.mkdtemp(prefix="counterfake-masks-"))
 
 
 def _scan_settings(args: argparse.Namespace, db: str) -> dict[str, object]:
@@ -210,6 +268,35 @@ def _scan_settings(args: argparse.Namespace, db: str) -> dict[str, object]:
         "max_pixels": args.max_pixels,
         "masks": str(Path(args.masks).absolute()) if args.masks else None,
     }
+
+
+def _write_reports(
+    args: argparse.Namespace,
+    results: list[FileResult],
+    scanner: Scanner,
+    started: datetime,
+    interrupted: bool,
+) -> str | None:
+    """The HTML report and the evidence; the hash of the evidence's last line, if written."""
+    if args.report:
+        write_report(
+            args.report,
+            results,
+            scanned_at=started,
+            interrupted=interrupted,
+            max_pixels=args.max_pixels,
+        )
+    if not args.evidence:
+        return None
+    return write_evidence(
+        args.evidence,
+        results,
+        registry=scanner.registry_path,
+        started=started,
+        thresholds=scanner.thresholds,
+        settings={"paths": list(args.paths), "max_pixels": args.max_pixels},
+        interrupted=interrupted,
+    )
 
 
 def _summarise(results: list[FileResult], interrupted: bool, exports: list[ExportSummary]) -> None:
@@ -234,6 +321,18 @@ def _summarise(results: list[FileResult], interrupted: bool, exports: list[Expor
                 f"  {match['kind']:<11} {result.path}  <-  {match['photo']} ({match['subject']}), "
                 f"score {match['score']:.2f}, altered {match['altered_fraction']:.0%}"
             )
+
+
+def _verify_evidence(args: argparse.Namespace) -> int:
+    if not Path(args.directory).is_dir():
+        err.print(f"counterfake: {args.directory}: no such folder", markup=False)
+        return 2
+    try:
+        print(verify_evidence(args.directory, expect=args.expect))
+    except EvidenceError as error:
+        err.print(f"BROKEN {args.directory}: {error}", markup=False)
+        return 1
+    return 0
 
 
 def _subjects(args: argparse.Namespace) -> int:

@@ -1,0 +1,93 @@
+"""Scan results as a CSV for spreadsheets: one row per match, and one row per unreadable file.
+
+Encoding: UTF-8 **with** a byte-order mark. Excel opens a CSV without one in the machine's legacy
+code page, which garbles the Cyrillic, Arabic or emoji that chat names and file names often hold;
+LibreOffice, Google Sheets, pandas and Python's ``utf-8-sig`` all read the mark and drop it.
+
+Cells are protected against formula injection (a file or chat named ``=HYPERLINK(...)`` must not
+become a live formula): any text starting with ``= + - @``, a tab or a carriage return gets a
+leading apostrophe, which spreadsheets display as text. Numbers are written as numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from counterfake.reports.atomic import atomic_writer
+
+COLUMNS = (
+    "path",
+    "sha256",
+    "error",
+    "photo",
+    "subject",
+    "kind",
+    "score",
+    "altered_fraction",
+    "mask",
+    "chat",
+    "message_id",
+    "date",
+    "from",
+)
+PAIR_COLUMNS = ("source", "derivative", "kind", "score", "altered_fraction", "mask", "cluster")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """The value as a spreadsheet will show it, never as a formula it would run."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def rows(results: Iterable[Any]) -> Iterable[dict[str, Any]]:
+    """The rows for scan results (``FileResult``s or their JSON dictionaries)."""
+    for result in results:
+        result = result.to_json() if hasattr(result, "to_json") else result
+        context = result.get("context") or {}
+        where = {
+            "path": result["path"],
+            "sha256": result.get("sha256"),
+            "chat": (context.get("chat") or {}).get("name"),
+            "message_id": context.get("message_id"),
+            "date": context.get("date"),
+            "from": context.get("from"),
+        }
+        if result.get("error"):
+            yield {**where, "error": result["error"]}
+        for match in result.get("matches") or []:
+            yield {**where, **{key: match.get(key) for key in COLUMNS if key in match}}
+
+
+def write_csv(path: str | os.PathLike, results: Iterable[Any]) -> None:
+    """Write the scan CSV atomically (a reader never sees half a file)."""
+    _write(path, COLUMNS, rows(results))
+
+
+def write_pairs_csv(doc: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write the pairs of ``counterfake pairs`` (its JSON document), one row per pair."""
+    cluster_of = {
+        member: cluster.get("id")
+        for cluster in doc.get("clusters") or []
+        for member in cluster.get("members") or []
+    }
+    pairs = (
+        {**{k: p.get(k) for k in PAIR_COLUMNS}, "cluster": cluster_of.get(p.get("derivative"))}
+        for p in doc.get("pairs") or []
+    )
+    _write(path, PAIR_COLUMNS, pairs)
+
+
+def _write(path: str | os.PathLike, columns: tuple[str, ...], items: Iterable[dict]) -> None:
+    # a file name that is not UTF-8 (lone surrogates) is written as its escape, not refused
+    with atomic_writer(path, encoding="utf-8-sig", errors="backslashreplace") as file:
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for item in items:
+            writer.writerow({key: safe_cell(item.get(key)) for key in columns})

@@ -1,0 +1,257 @@
+"""The self-contained HTML report: one file a non-technical reader can open anywhere.
+
+No scripts, no network: a Content-Security-Policy in the page forbids everything but inline
+styles and embedded (data:) images, and every picture is a reduced JPEG embedded in the file.
+Everything that comes from outside (file names, chat names, message texts) is escaped by Jinja2's
+autoescaping, so a hostile file name is shown as text, never run.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections import Counter
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from counterfake import __version__
+from counterfake.imaging import DEFAULT_MAX_PIXELS
+from counterfake.reports.atomic import atomic_writer
+from counterfake.reports.summary import appearance, group_by_day, summarise
+from counterfake.reports.thumbnails import make_thumbnail
+
+_MAX_TEXT = 2000  # characters of a message text shown on a card
+_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _visible(value: Any) -> Any:
+    """Text with bidi overrides, control characters and lone surrogates shown as escapes.
+
+    A file or chat name chosen by an attacker must not reorder what the reader sees (a
+    right-to-left override turning ``gpj.exe`` around) nor make writing the page fail (a file
+    name that is not UTF-8). Line breaks and tabs in message texts are kept.
+    """
+    if not isinstance(value, str) or isinstance(value, Markup) or value.isprintable():
+        return value  # Markup: the output of the templates' own macros, already safe
+    return "".join(
+        char.encode("unicode_escape").decode("ascii")
+        if char not in "\n\t"
+        and (char in _BIDI_CONTROLS or unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"))
+        else char
+        for char in value
+    )
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("counterfake.reports", "templates"),
+        autoescape=True,  # the templates end in .j2, which select_autoescape would not cover
+        undefined=StrictUndefined,
+        finalize=_visible,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _as_dict(result: Any) -> dict[str, Any]:
+    return result.to_json() if hasattr(result, "to_json") else result
+
+
+def write_report(
+    path: str | os.PathLike,
+    results: list[Any],
+    *,
+    scanned_at: datetime | None = None,
+    interrupted: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> None:
+    """Write the report of a scan (``FileResult``s or their JSON dictionaries), atomically.
+
+    The scanned files and the match masks are read again here to make the thumbnails, so call
+    this before temporary masks are deleted.
+    """
+    page = render_report(
+        [_as_dict(r) for r in results],
+        scanned_at=scanned_at,
+        interrupted=interrupted,
+        max_pixels=max_pixels,
+    )
+    with atomic_writer(path) as file:
+        file.write(page)
+
+
+def render_report(
+    results: list[dict[str, Any]],
+    *,
+    scanned_at: datetime | None = None,
+    interrupted: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> str:
+    scanned_at = scanned_at or datetime.now(UTC)
+    cards = []
+    for result in results:
+        for match in result.get("matches") or []:
+            seen = appearance(result["path"], result.get("context"), scanned_at)
+            cards.append(
+                {
+                    "path": result["path"],
+                    "sha256": result.get("sha256"),
+                    "image": make_thumbnail(
+                        result["path"], mask=match.get("mask"), max_pixels=max_pixels
+                    ),
+                    "match": match,
+                    "seen": seen,
+                    "context": _context(result.get("context")),
+                }
+            )
+    return (
+        _environment()
+        .get_template("scan.html.j2")
+        .render(
+            title="counterfake scan report",
+            tool=f"counterfake {__version__}",
+            generated=_utc_text(datetime.now(UTC)),
+            scanned_at=_utc_text(scanned_at),
+            interrupted=interrupted,
+            summary=summarise(results, scanned_at),
+            cards=cards,
+            errors=[r for r in results if r.get("error")],
+        )
+    )
+
+
+def write_pairs_report(
+    doc: dict[str, Any], path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> None:
+    """Write the report of ``counterfake pairs`` (its JSON document), atomically."""
+    page = render_pairs_report(doc, max_pixels=max_pixels)
+    with atomic_writer(path) as file:
+        file.write(page)
+
+
+def render_pairs_report(doc: dict[str, Any], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+    """Clusters (one per original photo) with their derivatives; pairs outside any cluster last.
+
+    Each derivative is shown with its altered region outlined beside the image it was made from.
+    """
+    now = datetime.now(UTC)
+    pairs = doc.get("pairs") or []
+    by_derivative: dict[str, list[dict[str, Any]]] = {}
+    for pair in pairs:
+        by_derivative.setdefault(pair["derivative"], []).append(pair)
+    thumbnails: dict[tuple[str, str | None], Any] = {}
+
+    def thumbnail(path: str, mask: str | None = None):
+        if (path, mask) not in thumbnails:
+            thumbnails[path, mask] = make_thumbnail(path, mask=mask, max_pixels=max_pixels)
+        return thumbnails[path, mask]
+
+    def card(pair: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "pair": pair,
+            "derivative": thumbnail(pair["derivative"], pair.get("mask")),
+            "source": thumbnail(pair["source"]),
+            "seen": appearance(pair["derivative"], None, now),
+        }
+
+    clusters, shown = [], set()
+    for cluster in doc.get("clusters") or []:
+        original = cluster.get("original")
+        cards = []
+        for member in cluster.get("members") or []:
+            for pair in by_derivative.get(member, []):
+                cards.append(card(pair))
+                shown.add(id(pair))
+        clusters.append(
+            {
+                "cluster": cluster,
+                "original": thumbnail(original) if original else None,
+                "cards": cards,
+            }
+        )
+    loose = [card(p) for p in pairs if id(p) not in shown]
+    timeline = _first_appearances(clusters)
+    return (
+        _environment()
+        .get_template("pairs.html.j2")
+        .render(
+            title="counterfake pairs report",
+            tool=f"counterfake {__version__}",
+            generated=_utc_text(now),
+            doc=doc,
+            kinds=Counter(p.get("kind") for p in pairs),
+            clusters=clusters,
+            loose=loose,
+            timeline=group_by_day(timeline),
+            date_sources=sorted({t["source"] for t in timeline}),
+            errors=[_error(e) for e in doc.get("errors") or []],
+        )
+    )
+
+
+def _first_appearances(clusters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each cluster, its earliest derivative (by file date): when the fake first appeared."""
+    entries = []
+    for cluster in clusters:
+        if not cluster["cards"]:
+            continue
+        first = min(cluster["cards"], key=lambda card: card["seen"].when)
+        entries.append(
+            {
+                "when": first["seen"].when,
+                "day": first["seen"].day,
+                "source": first["seen"].source,
+                "cluster": cluster["cluster"].get("id"),
+                "original": cluster["cluster"].get("original"),
+                "path": first["pair"]["derivative"],
+            }
+        )
+    return entries
+
+
+def _error(error: Any) -> dict[str, Any]:
+    """Pairs errors may be one-line strings or {"path", "error"} objects."""
+    if isinstance(error, dict):
+        return {"path": error.get("path", ""), "error": error.get("error", "")}
+    return {"path": "", "error": str(error)}
+
+
+def _context(context: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The chat context of a Telegram file, flattened for display; None elsewhere."""
+    if not context:
+        return None
+    chat = context.get("chat") or {}
+    text = _plain_text(context.get("text"))
+    return {
+        "source": context.get("source"),
+        "chat": chat.get("name"),
+        "chat_type": chat.get("type"),
+        "chat_id": chat.get("id"),
+        "message_id": context.get("message_id"),
+        "date": context.get("date"),
+        "from": context.get("from"),
+        "from_id": context.get("from_id"),
+        "forwarded_from": context.get("forwarded_from"),
+        "media": context.get("media") if isinstance(context.get("media"), str) else None,
+        "text": text[:_MAX_TEXT] + ("…" if len(text) > _MAX_TEXT else ""),
+    }
+
+
+def _plain_text(text: Any) -> str:
+    """Telegram writes a message text as a string or as a list of strings and entities."""
+    if text is None:
+        return ""
+    if isinstance(text, str):
+        return text
+    if isinstance(text, list):
+        return "".join(p if isinstance(p, str) else str(p.get("text", "")) for p in text)
+    return str(text)
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
