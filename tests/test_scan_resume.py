@@ -165,3 +165,41 @@ def test_a_file_that_is_not_a_journal_is_not_overwritten(tmp_path, inputs, capsy
 
     assert "not a counterfake scan journal" in capsys.readouterr().err
     assert Path(f"{out}.journal").read_text() == "my notes\n"
+
+
+def test_a_resumed_scan_keeps_the_masks_its_report_and_evidence_need(tmp_path, monkeypatch):
+    original, garment = people_photo(10, width=240)
+    db = str(tmp_path / "r.db")
+    registered = write_image(tmp_path / "mine" / "me.jpg", original)
+    assert main(["register", str(registered), "--subject", "alice", "--db", db]) == 0
+    edited = original.copy()
+    edited[garment] = (edited[garment] // 4 + 150).astype(edited.dtype)  # a harmless recolour
+    folder = tmp_path / "folder"
+    write_image(folder / "0-derivative.jpg", edited)
+    for number in range(11, 15):
+        write_image(folder / f"{number}.jpg", people_photo(number, width=240)[0])
+    out, evidence = tmp_path / "out.json", tmp_path / "evidence"
+    command = ["scan", str(folder), "--db", db, "--json", str(out), "--workers", "1"]
+    real_scan_file = Scanner.scan_file
+    calls: list[str] = []
+
+    def interrupted_after_two(self, path, masks_dir=None):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(path)
+        return real_scan_file(self, path, masks_dir)
+
+    monkeypatch.setattr(Scanner, "scan_file", interrupted_after_two)
+    assert main([*command, "--report", str(tmp_path / "partial.html")]) == 130
+    assert any(Path(f"{out}.masks").iterdir())  # kept for the resumed run
+
+    monkeypatch.setattr(Scanner, "scan_file", real_scan_file)
+    assert main([*command, "--evidence", str(evidence)]) == 0
+
+    assert not Path(f"{out}.masks").exists() and not Path(f"{out}.journal").exists()
+    (match,) = json.loads(out.read_text())["results"][0]["matches"]
+    assert match["kind"] == "manipulated" and match["mask"] is None  # the scratch mask is gone
+    assert main(["verify-evidence", str(evidence)]) == 0
+    lines = [json.loads(line) for line in (evidence / "manifest.jsonl").read_text().splitlines()]
+    findings = [f for line in lines for f in line.get("findings", [])]
+    assert [f["kind"] for f in findings] == ["manipulated"] and findings[0]["mask_sha256"]
