@@ -22,6 +22,8 @@ import dataclasses
 import json
 import resource
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -42,27 +44,40 @@ def per_second(count: int, seconds: float) -> float:
     return count / seconds if seconds else float("inf")
 
 
+REPEATS = 3  # each stage is timed this many times, interleaved, and the fastest run is kept
+
+
+def timed(work: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) that ``work`` takes.
+
+    Other jobs on a shared machine stretch the wall time; the CPU time is what one core spent.
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
+    work()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
 def time_extraction(paths: list[str]) -> dict:
-    started = time.perf_counter()
     images = [load_image(p) for p in paths]
-    decode = time.perf_counter() - started
-    started = time.perf_counter()
-    for rgb in images:
-        make_query(rgb)
-    query = time.perf_counter() - started
-    started = time.perf_counter()
-    for rgb in images:
-        make_signature(rgb, "x", "")
-    register = time.perf_counter() - started
-    n = len(paths)
-    return {
-        "images": n,
-        "decode_per_s": per_second(n, decode),
-        "scan_signature_per_s": per_second(n, query),
-        "register_signature_per_s": per_second(n, register),
-        "scan_signature_over_decode": query / decode,
-        "register_signature_over_decode": register / decode,
+    stages = {
+        "decode": lambda: [load_image(p) for p in paths],
+        "scan_signature": lambda: [make_query(rgb) for rgb in images],
+        "register_signature": lambda: [make_signature(rgb, "x", "") for rgb in images],
     }
+    best = {name: (float("inf"), float("inf")) for name in stages}
+    for _ in range(REPEATS):
+        for name, work in stages.items():
+            wall, cpu = timed(work)
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+    n = len(paths)
+    out: dict = {"images": n, "repeats": REPEATS}
+    for name, (wall, cpu) in best.items():
+        out[f"{name}_per_s"] = per_second(n, wall)
+        out[f"{name}_cpu_ms"] = cpu / n * 1000
+        if name != "decode":
+            out[f"{name}_over_decode"] = wall / best["decode"][0]
+            out[f"{name}_cpu_over_decode"] = cpu / best["decode"][1]
+    return out
 
 
 MASKS = 64  # a pool of bit-flip masks and jitters, so a synthetic signature costs little to make
@@ -124,11 +139,11 @@ def time_matching(
         fill = time.perf_counter() - started
         matcher = Matcher(index, signatures, thresholds)
         matcher.match(queries[0])  # warm-up
-        times = []
+        times, cpu_times = [], []
         for query in queries:
-            started = time.perf_counter()
-            matcher.match(query)
-            times.append((time.perf_counter() - started) * 1000)
+            wall, cpu = timed(partial(matcher.match, query))
+            times.append(wall * 1000)
+            cpu_times.append(cpu * 1000)
         shortlisted = [
             owner
             in {
@@ -146,6 +161,9 @@ def time_matching(
                 "mean_ms": float(np.mean(times)),
                 "p50_ms": float(np.percentile(times, 50)),
                 "p99_ms": float(np.percentile(times, 99)),
+                "cpu_mean_ms": float(np.mean(cpu_times)),
+                "cpu_p50_ms": float(np.percentile(cpu_times, 50)),
+                "cpu_p99_ms": float(np.percentile(cpu_times, 99)),
                 "candidate_recall": float(np.mean(shortlisted)),
                 "positive_queries": len(shortlisted),
                 "index_bytes_per_photo": memory / len(index),
@@ -195,22 +213,31 @@ def main() -> None:
 def table(out: dict) -> str:
     e = out["extraction"]
     lines = [
-        "| one core | images/s | time vs. decoding |",
-        "|---|---:|---:|",
-        f"| decode only (Pillow, same files) | {e['decode_per_s']:.0f} | 1.00x |",
-        f"| scan signature (features of a scanned image) | {e['scan_signature_per_s']:.0f} | "
-        f"{e['scan_signature_over_decode']:.2f}x |",
-        f"| registration signature (PDQ x8, features x2, grid) | "
-        f"{e['register_signature_per_s']:.0f} | {e['register_signature_over_decode']:.2f}x |",
+        "| one core, per image | wall: images/s | wall: vs. decoding | CPU: ms "
+        "| CPU: vs. decoding |",
+        "|---|---:|---:|---:|---:|",
+        f"| decode only (Pillow, same files, same size) | {e['decode_per_s']:.0f} | 1.00x | "
+        f"{e['decode_cpu_ms']:.1f} | 1.00x |",
+    ]
+    for name, label in (
+        ("scan_signature", "scan signature (features of a scanned image)"),
+        ("register_signature", "registration signature (PDQ x8, features x2, grid, face)"),
+    ):
+        lines.append(
+            f"| {label} | {e[f'{name}_per_s']:.0f} | {e[f'{name}_over_decode']:.2f}x | "
+            f"{e[f'{name}_cpu_ms']:.1f} | {e[f'{name}_cpu_over_decode']:.2f}x |"
+        )
+    lines += [
         "",
-        "| registered photos | match per query: mean | p50 | p99 | candidate recall "
-        "| index memory per photo | peak memory |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| registered photos | match per query, wall: mean / p50 / p99 | CPU: mean / p50 / p99 "
+        "| candidate recall | index memory per photo | peak memory |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
     for row in out["matching"]:
         lines.append(
-            f"| {row['registered_photos']:,} | {row['mean_ms']:.1f} ms | {row['p50_ms']:.1f} ms | "
-            f"{row['p99_ms']:.1f} ms | {row['candidate_recall']:.1%} "
+            f"| {row['registered_photos']:,} | {row['mean_ms']:.1f} / {row['p50_ms']:.1f} / "
+            f"{row['p99_ms']:.1f} ms | {row['cpu_mean_ms']:.1f} / {row['cpu_p50_ms']:.1f} / "
+            f"{row['cpu_p99_ms']:.1f} ms | {row['candidate_recall']:.1%} "
             f"({row['positive_queries']} queries) | {row['index_bytes_per_photo'] / 1024:.1f} kB | "
             f"{row['max_rss_gb']:.1f} GB |"
         )
