@@ -16,9 +16,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from counterfake import __version__
+from counterfake.db import display_name
 from counterfake.imaging import DEFAULT_MAX_PIXELS
 from counterfake.journal import Journal, JournalError
-from counterfake.registry import Registry, RegistryError, default_db_path
+from counterfake.keys import ROLES, ApiKeyError, KeyStore
+from counterfake.registry import Registry, RegistryError, default_db_path, registry_exists
 from counterfake.reports.atomic import check_writable
 from counterfake.reports.csv_report import write_csv
 from counterfake.reports.evidence import (
@@ -41,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (RegistryError, cfsig.SignatureFileError, JournalError) as error:
+    except (RegistryError, cfsig.SignatureFileError, JournalError, ApiKeyError) as error:
         err.print(f"counterfake: {error}", markup=False)
         return 2
     except OSError as error:  # an output that cannot be written: --json, --masks, -o
@@ -109,12 +111,30 @@ def _parser() -> argparse.ArgumentParser:
     withdraw = command("withdraw", _withdraw, "delete a subject and all her signatures")
     withdraw.add_argument("--subject", required=True)
     _db_option(withdraw)
+
+    keys = commands.add_parser(
+        "keys", help="API keys of the matching service", description="API keys of the service"
+    ).add_subparsers(required=True, metavar="ACTION")
+    create = keys.add_parser("create", help="create a key; its secret is printed once")
+    create.set_defaults(run=_keys_create)
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--name", required=True, help="whose key it is (e.g. the platform)")
+    list_ = keys.add_parser("list", help="list keys (never their secrets)")
+    list_.set_defaults(run=_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key at once")
+    revoke.set_defaults(run=_keys_revoke)
+    revoke.add_argument("key_id", type=int, metavar="ID")
+    for sub in (create, list_, revoke):
+        _db_option(sub)
     return parser
 
 
 def _db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--db", default=None, help="registry file (default: $COUNTERFAKE_DB, else ./counterfake.db)"
+        "--db",
+        default=None,
+        help="registry: a SQLite file or a postgresql:// URL "
+        "(default: $COUNTERFAKE_DB, else ./counterfake.db)",
     )
 
 
@@ -189,7 +209,7 @@ def _hash(args: argparse.Namespace) -> int:
 
 def _scan(args: argparse.Namespace) -> int:
     db = _db(args)
-    if not Path(db).exists():
+    if not registry_exists(db):
         err.print(f"counterfake: {db}: no registry here; register photos first (or pass --db)")
         return 2
     for output in (args.json, args.report, args.csv):
@@ -264,7 +284,7 @@ def _scan_settings(args: argparse.Namespace, db: str) -> dict[str, object]:
     """What must be the same for a scan to resume another: inputs, registry, decoding, masks."""
     return {
         "inputs": [str(Path(path).absolute()) for path in args.paths],
-        "registry": str(Path(db).absolute()),
+        "registry": display_name(db),
         "max_pixels": args.max_pixels,
         "masks": str(Path(args.masks).absolute()) if args.masks else None,
     }
@@ -346,6 +366,33 @@ def _withdraw(args: argparse.Namespace) -> int:
     with Registry(_db(args)) as registry:
         count = registry.withdraw(args.subject)
     print(f"withdrew {args.subject}: {count} signature(s) deleted")
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    with Registry(_db(args)) as registry:
+        key, secret = KeyStore(registry.db).create(args.role, args.name)
+    print(secret)
+    err.print(
+        f"created key {key.id} ({key.role}, {key.name}); the line above is its secret, "
+        "shown only this once",
+        markup=False,
+    )
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    with Registry(_db(args)) as registry:
+        for key in KeyStore(registry.db).list():
+            state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
+            print(f"{key.id}\t{key.role}\t{key.name}\tcreated {key.created_at}\t{state}")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    with Registry(_db(args)) as registry:
+        KeyStore(registry.db).revoke(args.key_id)
+    print(f"revoked key {args.key_id}")
     return 0
 
 
