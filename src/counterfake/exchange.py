@@ -400,6 +400,38 @@ class PdqIndex:
             self._starts[table, 1:] = np.cumsum(np.bincount(values, minlength=1 << 16))
 
 
+@dataclass(frozen=True)
+class PdqMatch:
+    kind: str  # "photo" (a registered photo) or "imported" (a hash from a sharing programme)
+    ref: str  # the photo's id or the imported row's id
+    distance: int
+
+
+def index_pdq_hashes(rows: Iterable[tuple[str, str, int | None, str]]) -> PdqIndex:
+    """An index over ``Registry.pdq_hashes(dihedral=True)`` rows; see :func:`lookup_pdq`.
+
+    A photo gives eight rows (its orientations); each gets a key of its own, and
+    :func:`lookup_pdq` folds them back into one answer per photo.
+    """
+    index = PdqIndex()
+    index.add_many(
+        (f"{kind}:{ref}:{number}", hash_hex) for number, (kind, ref, _, hash_hex) in enumerate(rows)
+    )
+    return index
+
+
+def lookup_pdq(
+    index: PdqIndex, hash_hex: str, max_distance: int = MATCH_THRESHOLD
+) -> list[PdqMatch]:
+    """What an index built by :func:`index_pdq_hashes` holds near a hash: one answer per photo
+    or imported hash, at its nearest orientation, nearest first."""
+    nearest: dict[tuple[str, str], int] = {}
+    for key, distance in index.lookup(hash_hex, max_distance):
+        kind, ref, _ = key.split(":")
+        nearest.setdefault((kind, ref), distance)
+    return [PdqMatch(kind, ref, distance) for (kind, ref), distance in nearest.items()]
+
+
 def _code(hash_hex: str) -> bytes:
     """The hash's 32 bytes in a fixed order (Hamming distance does not care which)."""
     try:
