@@ -25,7 +25,9 @@ whole index. A withdrawn photo is dropped from the answers at once; its rows are
 the dead rows make up half the index.
 
 Memory per indexed descriptor: 32 bytes of descriptor, 8 of owner, and 8 per table (slice value
-and row): 104 bytes, about 27 kB per photo (2 x 128 descriptors).
+and row): 120 bytes, 61 kB per photo (2 x 256 descriptors). Fewer indexed or voting descriptors
+(128 per orientation, 500 voting) make the index twice as fast and half as large but lost 1.6%
+of the benchmark's positives from the shortlist, and 2.2% of manipulated derivatives in the end.
 """
 
 from __future__ import annotations
@@ -38,11 +40,11 @@ import numpy as np
 from counterfake.signature.extract import Signature
 from counterfake.signature.features import DESCRIPTOR_BYTES
 
-INDEXED_FEATURES = 128  # per orientation
-QUERY_FEATURES = 500  # of a scanned image's spread-ordered descriptors, used to vote
+INDEXED_FEATURES = 256  # per orientation
+QUERY_FEATURES = 1000  # of a scanned image's spread-ordered descriptors, used to vote
 MAX_DISTANCE = 48  # of 256 bits; farther rows do not vote
-HASH_TABLES = 8
-KEY_BITS = 24  # one slice of three bytes per table: tables use bytes 0..23 of the descriptor
+HASH_TABLES = 10
+KEY_BITS = 24  # one slice of three bytes per table: tables use bytes 0..29 of the descriptor
 _KEY_BYTES = KEY_BITS // 8
 _REBUILD_DEAD_SHARE = 0.5
 _ORIENTATIONS = 2  # a key is photo_id * 2 + mirrored
