@@ -25,9 +25,10 @@ whole index. A withdrawn photo is dropped from the answers at once; its rows are
 the dead rows make up half the index.
 
 Memory per indexed descriptor: 32 bytes of descriptor, 8 of owner, and 8 per table (slice value
-and row): 120 bytes, 61 kB per photo (2 x 256 descriptors). Fewer indexed or voting descriptors
-(128 per orientation, 500 voting) make the index twice as fast and half as large but lost 1.6%
-of the benchmark's positives from the shortlist, and 2.2% of manipulated derivatives in the end.
+and row): 120 bytes, 61,440 bytes per photo (2 x 256 descriptors). Fewer indexed or voting
+descriptors (128 per orientation, 500 voting) make the index twice as fast and half as large,
+but lost 1.6% of the benchmark's positives from the shortlist and 2.2% of manipulated
+derivatives in the end.
 """
 
 from __future__ import annotations
