@@ -144,9 +144,9 @@ class CandidateIndex:
 
     def add(self, photo_id: int, signature: Signature) -> None:
         """Index a photo's descriptors (re-adding an indexed photo replaces it)."""
-        pair = (
-            signature.features.descriptors[:INDEXED_FEATURES],
-            signature.mirrored.descriptors[:INDEXED_FEATURES],
+        pair = (  # copies: a view would keep the signature's whole descriptor arrays alive
+            signature.features.descriptors[:INDEXED_FEATURES].copy(),
+            signature.mirrored.descriptors[:INDEXED_FEATURES].copy(),
         )
         with self._lock:
             if photo_id in self._descriptors:
