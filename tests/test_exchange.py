@@ -54,7 +54,7 @@ def test_every_format_round_trips_its_hashes(tmp_path, format):
         assert [r.ref for r in back] == ["case-1", "case-2", None]
 
 
-def test_stopncii_records_of_other_types_and_withdrawn_ones_are_passed_over(tmp_path):
+def test_stopncii_records_of_other_types_are_passed_over_and_withdrawn_ones_marked(tmp_path):
     document = {
         "count": 4,
         "nextPageToken": None,
@@ -74,7 +74,11 @@ def test_stopncii_records_of_other_types_and_withdrawn_ones_are_passed_over(tmp_
         ],
     }
     records = read(tmp_path, json.dumps(document), "fetch.json")
-    assert records == [PdqRecord(A, None, "27664732-76e1,a2696edf-1237"), PdqRecord(C, None)]
+    assert records == [
+        PdqRecord(A, None, "27664732-76e1,a2696edf-1237"),
+        PdqRecord(B, None, withdrawn=True),
+        PdqRecord(C, None),
+    ]
 
 
 def test_threatexchange_csv_keeps_only_pdq_signals(tmp_path):
@@ -136,6 +140,12 @@ def test_empty_file_has_no_hashes(tmp_path):
         ('{"hashRecords": [\n  {"hashValue": "a"\n', "line 3: not valid JSON"),
         ('{"records": []}', "no 'hashRecords' list"),
         ('{"hashRecords": [42]}', r"hashRecords\[0\]: a record must be a JSON object"),
+        (
+            json.dumps(
+                {"hashRecords": [{"signalType": "ImagePDQ", "hashValue": A, "hashStatus": 1}]}
+            ),
+            r"\[0\]: unknown hashStatus '1'",
+        ),
         ('{"hashRecords": [{"signalType": "ImagePDQ"}]}', r"\[0\]: 'hashValue' is missing"),
         ('{"hashRecords": [{"signalType": "ImagePDQ", "hashValue": "ab"}]}', r"\[0\]: 'ab' is not"),
         (

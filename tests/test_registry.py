@@ -193,3 +193,21 @@ def test_imported_pdq_hashes_are_stored_once_per_source(registry_target, signatu
     assert [row[0] for row in rows] == ["photo", "imported", "imported", "imported"]
     assert rows[0][2:] == (signature.pdq["original"].quality, signature.pdq["original"].hex())
     assert [c.action for c in changes] == ["add", "import", "import", "import"]
+
+
+def test_a_hash_its_sharer_withdrew_is_deleted_and_followers_told(registry_target):
+    live, gone = PdqRecord("a" * 64, None), PdqRecord("a" * 64, None, withdrawn=True)
+    with Registry(registry_target) as registry, Registry(registry_target) as worker:
+        registry.add_pdq_hashes([live], source="stopncii")
+        registry.add_pdq_hashes([live], source="partner")
+        head = worker.head_seq()
+        assert registry.add_pdq_hashes([gone], source="stopncii") == 0
+        assert [row[0] for row in registry.pdq_hashes()] == ["imported"]  # the partner's copy
+        _, changes = worker.changes_since(head)
+    [unimported] = changes
+    assert unimported.action == "unimport" and worker_row_gone(registry_target, unimported)
+
+
+def worker_row_gone(target: str, change: Change) -> bool:
+    with Registry(target) as registry:
+        return registry.imported_pdq(change.photo_id) is None

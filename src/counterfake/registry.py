@@ -105,12 +105,13 @@ class RegisteredPhoto:
 class Change:
     """One entry of the change feed.
 
-    ``add`` and ``remove`` name a registered photo; ``import`` names a row of imported PDQ
-    hashes (``photo_id`` is then that row's id, see :meth:`Registry.imported_pdq`).
+    ``add`` and ``remove`` name a registered photo; ``import`` and ``unimport`` (its sharer
+    withdrew it) name a row of imported PDQ hashes: ``photo_id`` is then that row's id, see
+    :meth:`Registry.imported_pdq`.
     """
 
     seq: int
-    action: Literal["add", "remove", "import"]
+    action: Literal["add", "remove", "import", "unimport"]
     photo_id: int
 
 
@@ -265,12 +266,22 @@ class Registry:
     def add_pdq_hashes(self, records: Iterable[PdqRecord], source: str) -> int:
         """Store PDQ hashes imported from a hash-sharing programme, in one transaction.
 
-        Returns how many were added; a hash already imported from the same source is ignored.
+        Returns how many were added; a hash already imported from the same source is ignored,
+        and a record marked withdrawn deletes that source's copy of the hash.
         """
-        added = 0
+        added = removed = 0
         with self.db.transaction() as tx:
             tx.lock(_WRITE_LOCK)
             for record in records:
+                if record.withdrawn:
+                    gone = tx.execute(
+                        "DELETE FROM imported_pdq WHERE source = ? AND hash = ? RETURNING id",
+                        (source, record.hash_hex.lower()),
+                    ).fetchall()
+                    for (row_id,) in gone:
+                        self._record_change(tx, "unimport", row_id)
+                    removed += len(gone)
+                    continue
                 row = tx.execute(
                     "INSERT INTO imported_pdq (source, hash, quality, ref, created) "
                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, hash) DO NOTHING RETURNING id",
@@ -279,7 +290,7 @@ class Registry:
                 if row is not None:
                     added += 1
                     self._record_change(tx, "import", row[0])
-            if added:
+            if added or removed:
                 tx.notify(CHANGES_CHANNEL, "import")
         return added
 
