@@ -289,9 +289,9 @@ def dumps(records: Iterable[PdqRecord], format: str) -> str:
 # differ in 2 x 16 = 32 bits or more), so every hash within Meta's threshold is found: the index
 # is exact up to distance 31, and compares only a few thousand candidates per lookup at 1M.
 #
-# faiss's IndexBinaryMultiHash does the same, but measured at 1M hashes on this project's
-# 2-core machine it took 34 s to build and 12 ms per lookup; the sorted numpy tables below build
-# in seconds and answer in about a millisecond (bench/exchange_speed.py).
+# faiss's IndexBinaryMultiHash does the same, but at 1M hashes it builds about twice as slowly
+# and answers about ten times more slowly than the sorted numpy tables below, which answer in
+# under a millisecond (bench/exchange_speed.py; the figures are in docs/exchange.md).
 _TABLES = 16
 _PROBES = np.array([0] + [1 << bit for bit in range(16)], np.uint16)  # exact, then 1 bit flipped
 _MIN_MERGE = 4096  # hashes added since the last build are compared one by one until then...
