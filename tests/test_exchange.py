@@ -122,6 +122,15 @@ def test_empty_file_has_no_hashes(tmp_path):
     assert read(tmp_path, "\n  \n") == []
 
 
+def test_text_and_streams_are_read_like_files():
+    text = f"{A},100,upload.jpg\n{B}\n"
+    expected = [PdqRecord(A, 100, "upload.jpg"), PdqRecord(B, None)]
+    assert list(read_pdq_records(text, name="upload")) == expected
+    assert list(read_pdq_records(io.StringIO(text))) == expected
+    with pytest.raises(ExchangeFormatError, match=r"^upload: line 1: 'x' is not a PDQ hash"):
+        list(read_pdq_records("x,1\n", name="upload"))
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [

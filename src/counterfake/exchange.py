@@ -22,7 +22,6 @@ formats has ``quality=None`` (unknown: the sharer vetted it).
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import re
@@ -77,12 +76,17 @@ class PdqRecord:
 def read_pdq_records(
     source: str | os.PathLike | TextIO, name: str | None = None
 ) -> Iterator[PdqRecord]:
-    """The PDQ hashes in a file (a path or an open text stream), its format detected.
+    """The PDQ hashes in a file, its format detected.
 
+    ``source`` is a path, an open text stream, or the text itself (a ``str`` holding a line
+    break, as an uploaded file's body does; ``name`` then says what to call it in errors).
     Raises :class:`ExchangeFormatError` naming the file and line at the first malformed entry,
     before anything after it is yielded. Entries of other signal types (video hashes, URLs in a
     ThreatExchange CSV) are passed over; withdrawn StopNCII records come marked ``withdrawn``.
     """
+    if isinstance(source, str) and "\n" in source:
+        yield from read_pdq_text(source, name or "<text>")
+        return
     if isinstance(source, str | os.PathLike):
         name = name or os.fspath(source)
         try:
@@ -273,12 +277,6 @@ def _write_stopncii(records: list[PdqRecord], out: TextIO) -> None:
     }
     json.dump(document, out, indent=1)
     out.write("\n")
-
-
-def dumps(records: Iterable[PdqRecord], format: str) -> str:
-    buffer = io.StringIO()
-    write_pdq_records(records, buffer, format)
-    return buffer.getvalue()
 
 
 # ---- lookup --------------------------------------------------------------------------------
