@@ -211,3 +211,17 @@ def test_a_hash_its_sharer_withdrew_is_deleted_and_followers_told(registry_targe
 def worker_row_gone(target: str, change: Change) -> bool:
     with Registry(target) as registry:
         return registry.imported_pdq(change.photo_id) is None
+
+
+def test_a_long_hash_list_is_stored_in_batches_without_duplicates(registry_target):
+    hashes = [f"{n:064x}" for n in range(1203)]
+    records = [PdqRecord(h, 80) for h in hashes] + [PdqRecord(hashes[7], 80)]  # one twice
+    records.insert(600, PdqRecord(hashes[3], None, withdrawn=True))  # after it, two batches on
+    with Registry(registry_target) as registry:
+        assert registry.add_pdq_hashes(records, source="list") == 1203
+        stored = sorted(row[3] for row in registry.pdq_hashes())
+        _, changes = registry.changes_since(0)
+    assert stored == sorted(set(hashes) - {hashes[3]})
+    actions = [c.action for c in changes]
+    assert actions.count("import") == 1203 and actions.count("unimport") == 1
+    assert actions.index("unimport") == 600  # in the file's order

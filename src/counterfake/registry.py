@@ -143,7 +143,6 @@ class Registry:
             self.db: Database = connect(self.path)
             self.db.ensure_schema(_SCHEMA)
             with self.db.transaction() as tx:
-                tx.lock(_WRITE_LOCK)
                 self._check_schema(tx)
         except DatabaseError as error:
             raise RegistryError(
@@ -156,13 +155,23 @@ class Registry:
             ) from None
 
     def _check_schema(self, tx: Transaction) -> None:
-        row = tx.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        """Stamp a new registry, bring a version-1 one up to date, refuse any other version.
+
+        Only the upgrade waits for running writers: opening a registry while a long import
+        runs must not.
+        """
+        version = "SELECT value FROM meta WHERE key = 'schema_version'"
+        row = tx.execute(version).fetchone()
         if row is None:
             tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                (str(SCHEMA_VERSION),),
             )
         elif row[0] == "1":
-            self._add_photo_pdq(tx)
+            tx.lock(_WRITE_LOCK)
+            if tx.execute(version).fetchone()[0] == "1":  # nobody upgraded it meanwhile
+                self._add_photo_pdq(tx)
         elif row[0] != str(SCHEMA_VERSION):
             raise RegistryError(
                 f"{self.name}: registry schema version {row[0]} is not supported "
@@ -272,27 +281,45 @@ class Registry:
         added = removed = 0
         with self.db.transaction() as tx:
             tx.lock(_WRITE_LOCK)
+            batch: list[PdqRecord] = []
             for record in records:
-                if record.withdrawn:
-                    gone = tx.execute(
-                        "DELETE FROM imported_pdq WHERE source = ? AND hash = ? RETURNING id",
-                        (source, record.hash_hex.lower()),
-                    ).fetchall()
-                    for (row_id,) in gone:
-                        self._record_change(tx, "unimport", row_id)
-                    removed += len(gone)
+                if not record.withdrawn:
+                    batch.append(record)
+                    if len(batch) == _PAGE:
+                        added += self._insert_imported(tx, batch, source)
+                        batch = []
                     continue
-                row = tx.execute(
-                    "INSERT INTO imported_pdq (source, hash, quality, ref, created) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, hash) DO NOTHING RETURNING id",
-                    (source, record.hash_hex.lower(), record.quality, record.ref, _now()),
-                ).fetchone()
-                if row is not None:
-                    added += 1
-                    self._record_change(tx, "import", row[0])
+                added += self._insert_imported(tx, batch, source)  # keep the file's order
+                batch = []
+                gone = tx.execute(
+                    "DELETE FROM imported_pdq WHERE source = ? AND hash = ? RETURNING id",
+                    (source, record.hash_hex.lower()),
+                ).fetchall()
+                self._record_changes(tx, "unimport", [row_id for (row_id,) in gone])
+                removed += len(gone)
+            added += self._insert_imported(tx, batch, source)
             if added or removed:
                 tx.notify(CHANGES_CHANNEL, "import")
         return added
+
+    @classmethod
+    def _insert_imported(cls, tx: Transaction, records: list[PdqRecord], source: str) -> int:
+        """Insert a batch in one statement (a hash-sharing list can hold millions)."""
+        if not records:
+            return 0
+        now = _now()
+        rows = tx.execute(
+            "INSERT INTO imported_pdq (source, hash, quality, ref, created) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?)"] * len(records))
+            + " ON CONFLICT (source, hash) DO NOTHING RETURNING id",
+            [
+                value
+                for record in records
+                for value in (source, record.hash_hex.lower(), record.quality, record.ref, now)
+            ],
+        ).fetchall()
+        cls._record_changes(tx, "import", sorted(row_id for (row_id,) in rows))
+        return len(rows)
 
     @staticmethod
     def _subject_id(tx: Transaction, name: str) -> int | None:
@@ -313,6 +340,16 @@ class Registry:
             "INSERT INTO changes (action, photo_id, created) VALUES (?, ?, ?)",
             (action, photo_id, _now()),
         )
+
+    @staticmethod
+    def _record_changes(tx: Transaction, action: str, ids: list[int]) -> None:
+        if ids:
+            now = _now()
+            tx.execute(
+                "INSERT INTO changes (action, photo_id, created) VALUES "
+                + ", ".join(["(?, ?, ?)"] * len(ids)),
+                [value for row_id in ids for value in (action, row_id, now)],
+            )
 
     # ---- reading -------------------------------------------------------------------------
 
