@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from counterfake.db import connect
+from counterfake.db import connect, engine_errors
 from counterfake.exchange import PdqRecord
 from counterfake.registry import Change, Registry, RegistryError, default_db_path
 from counterfake.signature.extract import make_signature
@@ -225,3 +225,23 @@ def test_a_long_hash_list_is_stored_in_batches_without_duplicates(registry_targe
     actions = [c.action for c in changes]
     assert actions.count("import") == 1203 and actions.count("unimport") == 1
     assert actions.index("unimport") == 600  # in the file's order
+
+
+def test_a_worker_reconnects_after_the_server_drops_its_connections(postgres_db, signature):
+    with Registry(postgres_db) as worker:
+        worker.wait_for_change(0.05)  # listening
+        assert worker.subjects() == []
+        with connect(postgres_db) as admin:  # what a restart or failover does to them
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        for call in (worker.subjects, lambda: worker.wait_for_change(0.05)):
+            with pytest.raises(engine_errors()):
+                call()  # the one call that meets the loss fails...
+        assert worker.subjects() == []  # ...and the next ones reconnect
+        assert worker.wait_for_change(0.05) is False
+        with Registry(postgres_db) as helpline:
+            helpline.register("alice", [signature])
+        assert worker.wait_for_change(5) is True
+        assert worker.subjects() == [("alice", 1)]

@@ -472,7 +472,12 @@ class Registry:
         if isinstance(self.db, PostgresDatabase):
             if self._listener is None:
                 self._listener = self.db.listener(CHANGES_CHANNEL)
-            return self._listener.wait(timeout)
+            try:
+                return self._listener.wait(timeout)
+            except engine_errors():  # the connection was lost: listen anew on the next call
+                self._listener.close()
+                self._listener = None
+                raise
         if self._seen_seq is None:
             self._seen_seq = self.head_seq()
         deadline = time.monotonic() + timeout
