@@ -120,6 +120,14 @@ def test_version_1_registry_gets_its_pdq_table_filled(tmp_path, signature):
         assert [row[3] for row in registry.pdq_hashes()] == [signature.pdq["original"].hex()]
 
 
+def test_registry_from_a_newer_version_is_refused(registry_target):
+    Registry(registry_target).close()
+    with connect(registry_target) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(RegistryError, match="schema version 99 is not supported"):
+        Registry(registry_target)
+
+
 # ---- the change feed: two registries on one database stand for two workers -------------------
 
 

@@ -133,7 +133,7 @@ class Registry:
     """Subjects, photo signatures and imported PDQ hashes in a SQLite file or PostgreSQL."""
 
     def __init__(self, target: str | os.PathLike) -> None:
-        self.path = str(target) if is_postgres_url(target) else os.fspath(target)
+        self.path = os.fspath(target)
         self.name = display_name(self.path) if is_postgres_url(self.path) else self.path
         if not is_postgres_url(self.path) and Path(self.path).is_dir():
             raise RegistryError(f"{self.path}: is a directory, not a registry file")
@@ -141,14 +141,18 @@ class Registry:
         self._seen_seq: int | None = None
         try:
             self.db: Database = connect(self.path)
-            self.db.ensure_schema(_SCHEMA)
-            with self.db.transaction() as tx:
-                self._check_schema(tx)
         except DatabaseError as error:
             raise RegistryError(
                 f"{self.name}: not a usable counterfake registry ({error.problem})"
             ) from None
-        except engine_errors() as error:
+        try:
+            self.db.ensure_schema(_SCHEMA)
+            with self.db.transaction() as tx:
+                self._check_schema(tx)
+        except (RegistryError, *engine_errors()) as error:
+            self.db.close()
+            if isinstance(error, RegistryError):
+                raise
             problem = " ".join(str(error).split())
             raise RegistryError(
                 f"{self.name}: not a usable counterfake registry ({problem})"
