@@ -38,6 +38,7 @@ import numpy
 import PIL
 
 from counterfake import __version__
+from counterfake.db import display_name
 from counterfake.matching import Thresholds
 from counterfake.registry import Registry
 
@@ -153,7 +154,7 @@ def write_evidence(
                 "thresholds": asdict(thresholds or Thresholds()),
                 "registry": None
                 if registry is None
-                else {"path": os.fspath(registry), **registry_digest(registry)},
+                else {"path": display_name(registry), **registry_digest(registry)},
             }
         )
         counts: Counter = Counter()
