@@ -51,11 +51,14 @@ from counterfake.signature.extract import (
     make_signature,
     reference_face,
 )
+from counterfake.signature.grid import dequantise
 from counterfake.sources.telegram import ExportEntry, ExportSummary
 
 COMPOSITION_COVER = 0.85  # below this share of an image covered by the other, it holds more
 SEAM_SHARE = 0.5  # share of the footprint's inner border that must look like a seam
 SEAM_CONTRAST = 8.0  # grey levels by which the step across a seam exceeds the step inside
+PLAIN_CONTRAST = 3.0  # lightness std (8-bit Lab) below which a grid cell is plain
+MIN_TEXTURED_AGREEING = 0.15  # share of the source's visible cells textured and agreeing
 STRONG_OVERLAP = 0.5  # two copies of one photo each show at least this much of the other
 RELATIONS_PER_QUERY = 3  # verified relations after which an image stops verifying candidates
 RESOLUTION_STEP = 1.25  # a copy this much smaller (linear) than the other is the derivative
@@ -228,7 +231,7 @@ class PairFinder:
                     )
                 ]
                 match = decide(tentative.source, query, signature, instances, self.thresholds)
-                if match is not None:
+                if match is not None and textured_agreement(match, signature):
                     relations.append(
                         self._relation(pictures[key], query, signature, match, masks_dir)
                     )
@@ -258,7 +261,8 @@ class PairFinder:
             shortlist.append(candidate.photo_id)
             signature = self.signatures[candidate.photo_id]
             instances = verify(query, signature, candidate.mirrored, t)
-            if not instances or decide(0, query, signature, instances, t) is None:
+            match = decide(0, query, signature, instances, t) if instances else None
+            if match is None or not textured_agreement(match, signature):
                 continue
             best = found.get(candidate.photo_id)
             if best is None or instances[0].inliers > best.alignments[0][1]:
@@ -357,7 +361,7 @@ class PairFinder:
                 if (again := localise(query, signature, i.transform, i.inliers, i.residual, t))
             ]
         match = decide(source, query, signature, instances, t) if instances else None
-        if match is None:
+        if match is None or not textured_agreement(match, signature):
             return None
         return self._relation(picture, query, signature, match, masks_dir)
 
@@ -434,6 +438,24 @@ def jpeg_quantisation(path: str) -> float:
         return 0.0
     table = tables.get(0)
     return float(np.mean(table)) if table else 0.0
+
+
+def textured_agreement(match: Match, signature: Signature) -> bool:
+    """Whether the agreement rests on textured content, not on plain areas.
+
+    A registered photo is a photo; in a collection any image can be the source, screenshots
+    included, and two screenshots of one app agree on its white screen and its interface, with
+    different photos in them. Plain cells agree with anything, so a pair also needs
+    MIN_TEXTURED_AGREEING of the source's visible cells to be textured and to agree. Set on that
+    negative (two phone screenshots of different photos: 6%), not on any pair found: true pairs
+    of the benchmark's photos agree on 27% and more.
+    """
+    textured = dequantise(signature.grid)[:, :, 3] >= PLAIN_CONTRAST
+    return any(
+        float((i.agreeing_cells & textured)[i.visible_cells].mean()) >= MIN_TEXTURED_AGREEING
+        for i in match.instances
+        if i.agreeing_cells is not None and i.visible_cells.any()
+    )
 
 
 def _picture(key: int, item: Item) -> Picture:
