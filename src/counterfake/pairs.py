@@ -598,8 +598,8 @@ def organise(collection: Collection) -> dict[str, Any]:
     joined through any chain of such relations. An image that holds another only in part of its
     frame (a collage, a screenshot, a tight crop) joins the group of its source without merging
     groups: a collage of two photos belongs to both their clusters. A group's original is its
-    highest-ranked member: most direction votes won, then the finer JPEG quantisation, then
-    the larger file per pixel.
+    highest-ranked member: fewest direction votes lost, most won, then the finer JPEG
+    quantisation, then the larger file per pixel.
     """
     pictures = {p.key: p for p in collection.pictures}
     edges: dict[frozenset, tuple[int, str]] = {}
@@ -608,6 +608,7 @@ def organise(collection: Collection) -> dict[str, Any]:
         if pair not in edges:
             edges[pair] = _edge_evidence(*sorted(pair), collection, pictures)
     wins: dict[int, int] = defaultdict(int)
+    losses: dict[int, int] = defaultdict(int)
     group = {key: key for pair in edges for key in pair}
 
     def find(key: int) -> int:
@@ -620,12 +621,14 @@ def organise(collection: Collection) -> dict[str, Any]:
         a, b = sorted(pair)
         wins[a] += vote
         wins[b] -= vote
+        losses[a] += vote < 0
+        losses[b] += vote > 0
         if _strong(collection.relations.get((a, b))) or _strong(collection.relations.get((b, a))):
             group[find(a)] = find(b)
 
     def rank(key: int) -> tuple:
         picture = pictures[key]
-        return (wins[key], -picture.quantisation, picture.bytes_per_pixel, -key)
+        return (-losses[key], wins[key], -picture.quantisation, picture.bytes_per_pixel, -key)
 
     members: dict[int, set[int]] = defaultdict(set)
     for key in group:
