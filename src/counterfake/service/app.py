@@ -72,7 +72,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     _json_errors(app)
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=service.metrics, routes=lambda: app.routes)
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics)
     return app
 
 

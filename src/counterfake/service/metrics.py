@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -58,23 +57,14 @@ class ServiceMetrics:
 class MetricsMiddleware:
     """Counts and times every HTTP request, labelled by the route that answers it."""
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, routes: Callable[[], list]) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.routes = routes
-
-    def _route(self, scope: Scope) -> str:
-        for route in self.routes():
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
-                return getattr(route, "path", "other")
-        return "unmatched"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = self._route(scope)
         status = 500
         started = time.perf_counter()
 
@@ -87,6 +77,8 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, observed)
         finally:
+            # The router leaves the route that answered in the scope; none for a 404.
+            route = getattr(scope.get("route"), "path", "unmatched")
             method = scope["method"]
             self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
