@@ -30,6 +30,13 @@ from counterfake.service.metrics import MetricsMiddleware
 
 log = logging.getLogger(__name__)
 PUBLIC = "public"
+ROUTERS = (
+    routes_admin.router,
+    routes_registry.router,
+    routes_matching.router,
+    routes_review.router,
+    routes_exchange.router,
+)
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
@@ -51,14 +58,9 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.service = service
-    for module in (
-        routes_admin,
-        routes_registry,
-        routes_matching,
-        routes_review,
-        routes_exchange,
-    ):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        _document_roles(router.routes)
+        app.include_router(router)
 
     @app.get("/health", tags=["public"])
     def health() -> dict:
@@ -68,7 +70,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     def metrics() -> Response:
         return Response(service.metrics.exposition(), media_type="text/plain; version=0.0.4")
 
-    _document_roles(app)
+    _document_roles(app.routes)
     _json_errors(app)
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
@@ -88,10 +90,10 @@ def roles_of(route: APIRoute) -> list[str]:
     return [PUBLIC]
 
 
-def _document_roles(app: FastAPI) -> None:
+def _document_roles(routes: list) -> None:
     """Put each endpoint's roles in the OpenAPI document (``x-roles``) and its description."""
-    for route in app.routes:
-        if isinstance(route, APIRoute):
+    for route in routes:
+        if isinstance(route, APIRoute) and "x-roles" not in (route.openapi_extra or {}):
             roles = roles_of(route)
             route.openapi_extra = {**(route.openapi_extra or {}), "x-roles": roles}
             route.description = f"{route.description or ''}\n\nRoles: {', '.join(roles)}".strip()

@@ -16,6 +16,7 @@ import math
 import threading
 import time
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -28,8 +29,12 @@ async def send_error(send: Send, status: int, message: str, headers: dict | None
     await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(HTTPException):
+    """Raised while the body is read; an HTTPException so that FastAPI's body parsing, which
+    turns other exceptions into a generic 400, passes it on as the 413 it is."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"request body over the limit of {max_bytes:,} bytes")
 
 
 class _Tracked:
@@ -54,10 +59,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = f"request body over the limit of {self.max_bytes:,} bytes"
+        too_large = _BodyTooLarge(self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await send_error(send, 413, too_large)
+            await send_error(send, 413, too_large.detail)
             return
         received = 0
 
@@ -67,7 +72,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLarge
+                    raise too_large
             return message
 
         tracked = _Tracked(send)
@@ -75,7 +80,7 @@ class BodyLimit:
             await self.app(scope, counted, tracked)
         except _BodyTooLarge:
             if not tracked.started:
-                await send_error(send, 413, too_large)
+                await send_error(send, 413, too_large.detail)
 
 
 class RequestTimeout:
