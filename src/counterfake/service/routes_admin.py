@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 
 from counterfake.keys import ApiKey
@@ -53,7 +53,9 @@ def list_keys(request: Request, _: ApiKey = Depends(admin)) -> list[dict]:
 
 
 @router.delete("/keys/{key_id}", response_model=KeyOut)
-def revoke_key(key_id: int, request: Request, _: ApiKey = Depends(admin)) -> dict:
+def revoke_key(
+    request: Request, key_id: int = Path(ge=1, le=2**62), _: ApiKey = Depends(admin)
+) -> dict:
     keys = request.app.state.service.keys
     if not any(key.id == key_id for key in keys.list()):
         raise HTTPException(404, f"no key {key_id}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel
 
 from counterfake.keys import ApiKey
@@ -21,6 +21,7 @@ router = APIRouter(tags=["review"])
 reviewer = require("reviewer")
 reader = require("reviewer", "platform")
 Status = Literal["pending", "confirmed", "rejected"]
+MATCH_ID = Path(ge=1, le=2**62, description="a recorded match's id")
 
 
 class RecordOut(BaseModel):
@@ -90,7 +91,7 @@ def list_matches(
 
 
 @router.get("/matches/{match_id}", response_model=RecordOut)
-def get_match(match_id: int, request: Request, key: ApiKey = Depends(reader)) -> dict:
+def get_match(request: Request, match_id: int = MATCH_ID, key: ApiKey = Depends(reader)) -> dict:
     own = key.name if key.role == "platform" else None
     record = request.app.state.service.reviews.get(match_id, own)
     if record is None:
@@ -100,7 +101,7 @@ def get_match(match_id: int, request: Request, key: ApiKey = Depends(reader)) ->
 
 @router.post("/matches/{match_id}/decision", response_model=RecordOut)
 def decide_match(
-    match_id: int, body: Decision, request: Request, key: ApiKey = Depends(reviewer)
+    body: Decision, request: Request, match_id: int = MATCH_ID, key: ApiKey = Depends(reviewer)
 ) -> dict:
     """Confirm or reject; a rejection stops this image being raised again for this photo."""
     record = request.app.state.service.reviews.decide(match_id, body.status, key.name)
