@@ -426,7 +426,7 @@ def table(results: list[dict]) -> str:
         for r in results
         if "rss_kb_per_photo" in r
     ]
-    return "\n".join(lines + [""] + churn_lines + tail)
+    return "\n".join([*lines, "", *churn_lines, *tail])
 
 
 if __name__ == "__main__":
