@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from postgres_support import PostgresServer, find_bindir
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -54,3 +55,44 @@ def blur_region(rgb: np.ndarray, region: np.ndarray, sigma: float = 20) -> np.nd
     edited = rgb.copy()
     edited[region] = cv2.GaussianBlur(rgb, (0, 0), sigma)[region]
     return edited
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the session (see postgres_support.py).
+
+    Skipped when PostgreSQL is not installed, unless COUNTERFAKE_REQUIRE_POSTGRES=1 (CI), where
+    a missing server fails instead.
+    """
+    bindir = find_bindir()
+    if bindir is None:
+        message = "PostgreSQL is not installed (initdb not on PATH nor in /usr/lib/postgresql)"
+        if os.environ.get("COUNTERFAKE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server) -> str:
+    """The URL of the session's PostgreSQL server (its maintenance database)."""
+    return postgres_server.url
+
+
+@pytest.fixture
+def postgres_db(postgres_server) -> str:
+    """The URL of a new, empty PostgreSQL database for one test."""
+    return postgres_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry_target(request, tmp_path) -> str:
+    """A registry location on each backend: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "registry.db")
+    return request.getfixturevalue("postgres_db")

@@ -1,11 +1,11 @@
-"""The command line, run as a user runs it: a real process, real files, real SQLite."""
+"""The command line, run as a user runs it: a real process, real files, real SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +17,8 @@ import pytest
 from conftest import EXAMPLES, blur_region, jpeg, save
 
 from counterfake.cli import main
+from counterfake.db import connect
+from counterfake.registry import Registry, registry_exists
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -97,10 +99,10 @@ def test_register_scan_and_json_document(tmp_path, downloaded):
     assert "1 manipulated, 1 repost(s), 3 unreadable" in scan.stdout
 
 
-def test_hash_offline_then_register_signatures_elsewhere(tmp_path, downloaded):
+def test_hash_offline_then_register_signatures_elsewhere(tmp_path, downloaded, registry_target):
     hashed = run("hash", str(EXAMPLES / "registered"), "-o", "alice.cfsig", cwd=tmp_path)
     assert hashed.returncode == 0 and "no pixels" in hashed.stdout
-    db = str(tmp_path / "helpline.db")
+    db = registry_target
     registered = run(
         "register", "--signatures", "alice.cfsig", "--subject", "alice", "--db", db, cwd=tmp_path
     )
@@ -134,9 +136,10 @@ def test_default_registry_is_counterfake_db_in_the_current_folder(tmp_path):
     assert result.returncode == 0 and (tmp_path / "counterfake.db").exists()
 
 
-def test_withdraw_deletes_and_scan_no_longer_matches(tmp_path):
-    db = str(tmp_path / "r.db")
+def test_withdraw_deletes_and_scan_no_longer_matches(tmp_path, registry_target):
+    db = registry_target
     run("register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", db, cwd=tmp_path)
+    assert "alice\t1 photo(s)" in run("subjects", "--db", db, cwd=tmp_path).stdout
     assert (
         "1 signature(s) deleted"
         in run("withdraw", "--subject", "alice", "--db", db, cwd=tmp_path).stdout
@@ -145,20 +148,35 @@ def test_withdraw_deletes_and_scan_no_longer_matches(tmp_path):
     assert "0 manipulated, 0 repost(s)" in scan.stdout
 
 
-def registry_state(db: Path) -> tuple:
-    connection = sqlite3.connect(db)
-    state = (
-        connection.execute("PRAGMA integrity_check").fetchone()[0],
-        connection.execute("SELECT COUNT(*) FROM photos").fetchone()[0],
-        connection.execute("SELECT COUNT(*) FROM subjects").fetchone()[0],
-    )
-    connection.close()
-    return state
+def registry_state(target: str) -> tuple:
+    """(integrity, photos, subjects); PostgreSQL checks its own integrity on every write.
+
+    Opening the registry first gives a database that a killed run never reached its tables.
+    """
+    Registry(target).close()
+    with connect(target) as db:
+        integrity = db.execute("PRAGMA integrity_check")[0][0] if db.backend == "sqlite" else "ok"
+        return (
+            integrity,
+            db.execute("SELECT COUNT(*) FROM photos")[0][0],
+            db.execute("SELECT COUNT(*) FROM subjects")[0][0],
+        )
+
+
+def wait_for_results(journal: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Until the scan has finished a few files (its journal holds them), however busy the
+    machine: interrupting it earlier would test nothing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if journal.exists() and journal.read_text().count("\n") >= 3:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the scan finished no file in {timeout} s (exit {process.poll()})")
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
-def test_interrupted_scan_leaves_the_registry_intact(tmp_path, photo, stop):
-    db = tmp_path / "r.db"
+def test_interrupted_scan_leaves_the_registry_intact(tmp_path, photo, stop, registry_target):
+    db = registry_target
     assert (
         main(["register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", str(db)]) == 0
     )
@@ -182,7 +200,7 @@ def test_interrupted_scan_leaves_the_registry_intact(tmp_path, photo, stop):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    time.sleep(3)
+    wait_for_results(tmp_path / "out.json.journal", process)
     process.send_signal(stop)
     process.wait(timeout=60)
     assert registry_state(db) == before == ("ok", 1, 1)
@@ -193,8 +211,8 @@ def test_interrupted_scan_leaves_the_registry_intact(tmp_path, photo, stop):
         assert 0 < len(document["results"]) < 300
 
 
-def test_killed_registration_registers_all_or_nothing(tmp_path, photo):
-    db = tmp_path / "r.db"
+def test_killed_registration_registers_all_or_nothing(tmp_path, photo, registry_target):
+    db = registry_target
     photos = tmp_path / "photos"
     for i in range(60):
         save(photos / f"{i:02d}.jpg", jpeg(np.roll(photo, 7 * i, axis=0), 85))
@@ -215,7 +233,7 @@ def test_killed_registration_registers_all_or_nothing(tmp_path, photo):
     time.sleep(1.5)
     process.kill()
     process.wait(timeout=60)
-    if db.exists():
+    if registry_exists(db):
         integrity, photos_count, _ = registry_state(db)
         assert integrity == "ok" and photos_count in (0, 60)
 

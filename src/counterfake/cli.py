@@ -16,9 +16,21 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from counterfake import __version__
-from counterfake.imaging import DEFAULT_MAX_PIXELS
+from counterfake.db import display_name
+from counterfake.exchange import (
+    FORMATS,
+    ExchangeFormatError,
+    PdqMatch,
+    PdqRecord,
+    index_pdq_hashes,
+    lookup_pdq,
+    read_pdq_records,
+    write_pdq_records,
+)
+from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, load_image
 from counterfake.journal import Journal, JournalError
-from counterfake.registry import Registry, RegistryError, default_db_path
+from counterfake.keys import ROLES, ApiKeyError, KeyStore
+from counterfake.registry import Registry, RegistryError, default_db_path, registry_exists
 from counterfake.reports.atomic import check_writable
 from counterfake.reports.csv_report import write_csv
 from counterfake.reports.evidence import (
@@ -31,6 +43,7 @@ from counterfake.reports.html import write_report
 from counterfake.reports.json_report import write_results
 from counterfake.scan import FileResult, Scanner, default_workers, hash_files
 from counterfake.signature import cfsig
+from counterfake.signature.pdq import MATCH_THRESHOLD, MIN_QUALITY, PdqHash, pdq_hash
 from counterfake.sources.telegram import ExportSummary
 
 T = TypeVar("T")
@@ -41,7 +54,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (RegistryError, cfsig.SignatureFileError, JournalError) as error:
+    except (
+        RegistryError,
+        cfsig.SignatureFileError,
+        JournalError,
+        ApiKeyError,
+        ExchangeFormatError,
+        ImageError,
+    ) as error:
         err.print(f"counterfake: {error}", markup=False)
         return 2
     except OSError as error:  # an output that cannot be written: --json, --masks, -o
@@ -110,6 +130,46 @@ def _parser() -> argparse.ArgumentParser:
     withdraw.add_argument("--subject", required=True)
     _db_option(withdraw)
 
+    keys = commands.add_parser(
+        "keys", help="API keys of the matching service", description="API keys of the service"
+    ).add_subparsers(required=True, metavar="ACTION")
+    create = keys.add_parser("create", help="create a key; its secret is printed once")
+    create.set_defaults(run=_keys_create)
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--name", required=True, help="whose key it is (e.g. the platform)")
+    list_ = keys.add_parser("list", help="list keys (never their secrets)")
+    list_.set_defaults(run=_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key at once")
+    revoke.set_defaults(run=_keys_revoke)
+    revoke.add_argument("key_id", type=int, metavar="ID")
+    for sub in (create, list_, revoke):
+        _db_option(sub)
+
+    exchange = commands.add_parser(
+        "exchange",
+        help="PDQ hash exchange with StopNCII, ThreatExchange and HMA",
+        description="PDQ hash exchange with StopNCII, ThreatExchange and HMA (docs/exchange.md)",
+    ).add_subparsers(required=True, metavar="ACTION")
+    export = exchange.add_parser("export", help="write the registered photos' PDQ hashes")
+    export.set_defaults(run=_exchange_export)
+    export.add_argument("-o", "--output", required=True, metavar="FILE")
+    export.add_argument("--format", required=True, choices=FORMATS)
+    import_ = exchange.add_parser("import", help="store PDQ hashes shared by a programme")
+    import_.set_defaults(run=_exchange_import)
+    import_.add_argument("file", metavar="FILE", help="any of the formats; detected")
+    import_.add_argument("--source", required=True, help="who shared them (e.g. stopncii)")
+    lookup = exchange.add_parser("lookup", help="PDQ hashes held near a hash or an image's")
+    lookup.set_defaults(run=_exchange_lookup)
+    lookup.add_argument("query", metavar="HEX|FILE", help="a PDQ hash, a hash file or an image")
+    lookup.add_argument(
+        "--max-distance",
+        type=int,
+        default=MATCH_THRESHOLD,
+        help=f"most differing bits of 256 (default {MATCH_THRESHOLD}, Meta's threshold)",
+    )
+    for sub in (export, import_, lookup):
+        _db_option(sub)
+
     serve = command("serve", _serve, "run the HTTP matching service (see docs/service.md)")
     serve.add_argument(
         "--db", default=None, help="registry file or postgresql:// URL (default: as for register)"
@@ -137,7 +197,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def _db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--db", default=None, help="registry file (default: $COUNTERFAKE_DB, else ./counterfake.db)"
+        "--db",
+        default=None,
+        help="registry: a SQLite file or a postgresql:// URL "
+        "(default: $COUNTERFAKE_DB, else ./counterfake.db)",
     )
 
 
@@ -212,7 +275,7 @@ def _hash(args: argparse.Namespace) -> int:
 
 def _scan(args: argparse.Namespace) -> int:
     db = _db(args)
-    if not Path(db).exists():
+    if not registry_exists(db):
         err.print(f"counterfake: {db}: no registry here; register photos first (or pass --db)")
         return 2
     for output in (args.json, args.report, args.csv):
@@ -287,7 +350,7 @@ def _scan_settings(args: argparse.Namespace, db: str) -> dict[str, object]:
     """What must be the same for a scan to resume another: inputs, registry, decoding, masks."""
     return {
         "inputs": [str(Path(path).absolute()) for path in args.paths],
-        "registry": str(Path(db).absolute()),
+        "registry": display_name(db),
         "max_pixels": args.max_pixels,
         "masks": str(Path(args.masks).absolute()) if args.masks else None,
     }
@@ -369,6 +432,105 @@ def _withdraw(args: argparse.Namespace) -> int:
     with Registry(_db(args)) as registry:
         count = registry.withdraw(args.subject)
     print(f"withdrew {args.subject}: {count} signature(s) deleted")
+    return 0
+
+
+def _exchange_export(args: argparse.Namespace) -> int:
+    """The registered photos' PDQ (original orientation), under opaque references: never the
+    subject's name or the photo's label. Hashes under Meta's quality floor are left out."""
+    with Registry(_db(args)) as registry:
+        rows = [row for row in registry.pdq_hashes() if row[0] == "photo"]
+    kept = [
+        PdqRecord(hash_hex, quality, f"counterfake-photo-{ref}")
+        for _, ref, quality, hash_hex in rows
+        if quality >= MIN_QUALITY
+    ]
+    with open(args.output, "w", encoding="utf-8", newline="") as out:
+        write_pdq_records(kept, out, args.format)
+    print(
+        f"exported {len(kept)} PDQ hash(es) to {args.output} ({args.format}); "
+        f"{len(rows) - len(kept)} under quality {MIN_QUALITY} left out"
+    )
+    return 0
+
+
+def _exchange_import(args: argparse.Namespace) -> int:
+    records = list(read_pdq_records(args.file))  # all read before any is stored
+    with Registry(_db(args)) as registry:
+        added = registry.add_pdq_hashes(records, source=args.source)
+    print(
+        f"imported {added} PDQ hash(es) from {args.file} as {args.source}; "
+        f"{len(records) - added} already held"
+    )
+    return 0
+
+
+def _exchange_lookup(args: argparse.Namespace) -> int:
+    queries = _lookup_queries(args.query)
+    with Registry(_db(args)) as registry:
+        index = index_pdq_hashes(registry.pdq_hashes(dihedral=True))
+        for name, pdq in queries:
+            if pdq.quality < MIN_QUALITY:
+                err.print(f"{name}: quality {pdq.quality} is under {MIN_QUALITY}", markup=False)
+            matches = lookup_pdq(index, pdq.hex(), args.max_distance)
+            print(f"{name}: {len(matches)} match(es)")
+            for match in matches:
+                print(f"  {_describe_pdq_match(registry, match)}, distance {match.distance}")
+    return 0
+
+
+def _lookup_queries(query: str) -> list[tuple[str, PdqHash]]:
+    """(name, hash) to look up: a hash given as 64 hex digits, a hash file, or an image."""
+    if not Path(query).exists():
+        try:
+            return [(query, PdqHash.from_hex(query))]
+        except ValueError:
+            raise ExchangeFormatError(f"{query}: neither a PDQ hash nor a file") from None
+    try:
+        Path(query).read_text(encoding="utf-8")
+    except UnicodeDecodeError:  # binary: an image
+        return [(query, pdq_hash(load_image(query)))]
+    return [
+        (
+            f"{query}: {record.ref or record.hash_hex}",
+            PdqHash.from_hex(record.hash_hex, record.quality or 100),
+        )
+        for record in read_pdq_records(query)
+    ]
+
+
+def _describe_pdq_match(registry: Registry, match: PdqMatch) -> str:
+    if match.kind == "photo":
+        photo = registry.photo(int(match.ref))
+        return f"photo {photo.photo_id} {photo.label} ({photo.subject})"
+    source, _, _, ref = registry.imported_pdq(int(match.ref))
+    return f"imported {match.ref} from {source}" + (f" ({ref})" if ref else "")
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    with Registry(_db(args)) as registry:
+        key, secret = KeyStore(registry.db).create(args.role, args.name)
+    print(secret)
+    err.print(
+        f"created key {key.id} ({key.role}, {key.name}); the line above is its secret, "
+        "shown only this once",
+        markup=False,
+    )
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    with Registry(_db(args)) as registry:
+        for key in KeyStore(registry.db).list():
+            state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
+            print(f"{key.id}\t{key.role}\t{key.name}\tcreated {key.created_at}\t{state}")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    with Registry(_db(args)) as registry:
+        KeyStore(registry.db).revoke(args.key_id)
+    print(f"revoked key {args.key_id}")
     return 0
 
 

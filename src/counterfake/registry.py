@@ -1,46 +1,96 @@
-"""The registry of record: subjects and the signatures of their photos, in one SQLite file.
+"""The registry of record: subjects, the signatures of their photos, and imported PDQ hashes.
 
-A registered photo is stored as its signature and its label, never as pixels. Every change is
-one transaction, so an interrupted run (Ctrl-C, a killed process, a full disk) leaves the
-registry as it was before that change. The file is opened in WAL mode, so a scan can read while a
-registration writes.
+One SQLite file by default, or a PostgreSQL database (``postgresql://`` URL) that many matching
+workers share (see db.py). A registered photo is stored as its signature and its label, never as
+pixels. Every change is one transaction, so an interrupted run (Ctrl-C, a killed process, a full
+disk) leaves the registry as it was before that change.
+
+Workers follow the registry through its change feed: each registration or withdrawal appends
+numbered ``changes`` rows in the same transaction as the rows it writes or deletes, and, on
+PostgreSQL, NOTIFYs ``counterfake_registry`` on commit. A worker loads the registry once
+(after reading :meth:`Registry.head_seq`), then applies :meth:`Registry.changes_since` whenever
+:meth:`Registry.wait_for_change` says something happened. Applying a change twice is harmless.
 """
 
 from __future__ import annotations
 
 import os
-import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
+from counterfake.db import (
+    Database,
+    DatabaseError,
+    Listener,
+    PostgresDatabase,
+    Transaction,
+    connect,
+    display_name,
+    engine_errors,
+    is_postgres_url,
+)
 from counterfake.signature import cfsig
 from counterfake.signature.extract import Signature
+from counterfake.signature.pdq import PdqHash
+
+if TYPE_CHECKING:
+    from counterfake.exchange import PdqRecord
 
 DEFAULT_DB = "counterfake.db"
-SCHEMA_VERSION = 1
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS subjects (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL UNIQUE,
-    created TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS photos (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    subject_id INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
-    label TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    signature BLOB NOT NULL,
-    created TEXT NOT NULL,
-    UNIQUE (subject_id, sha256)
-);
-"""
+SCHEMA_VERSION = 2
+CHANGES_CHANNEL = "counterfake_registry"
+_WRITE_LOCK = 0x6366_0002  # serialises registry writers so change numbers commit in order
+_PAGE = 500  # rows per query when streaming signatures
+_POLL_SECONDS = 0.05  # how often SQLite's wait_for_change looks for new changes
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS subjects (
+        id {SERIAL_PK},
+        name TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS photos (
+        id {SERIAL_PK},
+        subject_id BIGINT NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        signature {BLOB} NOT NULL,
+        created TEXT NOT NULL,
+        UNIQUE (subject_id, sha256)
+    )""",
+    # The photo's PDQ hashes (all eight orientations), kept beside the signature so that the
+    # hash exchange never has to decode every signature.
+    """CREATE TABLE IF NOT EXISTS photo_pdq (
+        photo_id BIGINT NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+        orientation TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        quality INTEGER NOT NULL,
+        PRIMARY KEY (photo_id, orientation)
+    )""",
+    """CREATE TABLE IF NOT EXISTS imported_pdq (
+        id {SERIAL_PK},
+        source TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        quality INTEGER,
+        ref TEXT,
+        created TEXT NOT NULL,
+        UNIQUE (source, hash)
+    )""",
+    """CREATE TABLE IF NOT EXISTS changes (
+        seq {SERIAL_PK},
+        action TEXT NOT NULL,
+        photo_id BIGINT NOT NULL,
+        created TEXT NOT NULL
+    )""",
+)
 
 
 class RegistryError(Exception):
-    """The registry file cannot be used; the message is one line naming the file."""
+    """The registry cannot be used; the message is one line naming the file or database."""
 
 
 @dataclass(frozen=True)
@@ -51,9 +101,27 @@ class RegisteredPhoto:
     sha256: str
 
 
+@dataclass(frozen=True)
+class Change:
+    """One entry of the change feed.
+
+    ``add`` and ``remove`` name a registered photo; ``import`` names a row of imported PDQ
+    hashes (``photo_id`` is then that row's id, see :meth:`Registry.imported_pdq`).
+    """
+
+    seq: int
+    action: Literal["add", "remove", "import"]
+    photo_id: int
+
+
 def default_db_path() -> str:
     """``$COUNTERFAKE_DB`` if set, else ./counterfake.db."""
     return os.environ.get("COUNTERFAKE_DB") or DEFAULT_DB
+
+
+def registry_exists(target: str) -> bool:
+    """A PostgreSQL URL is taken to exist (connecting tells); a file must be there."""
+    return is_postgres_url(target) or Path(target).exists()
 
 
 def _now() -> str:
@@ -61,42 +129,56 @@ def _now() -> str:
 
 
 class Registry:
-    """Subjects and photo signatures in a SQLite file."""
+    """Subjects, photo signatures and imported PDQ hashes in a SQLite file or PostgreSQL."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = str(path)
-        if Path(self.path).is_dir():
+    def __init__(self, target: str | os.PathLike) -> None:
+        self.path = str(target) if is_postgres_url(target) else os.fspath(target)
+        self.name = display_name(self.path) if is_postgres_url(self.path) else self.path
+        if not is_postgres_url(self.path) and Path(self.path).is_dir():
             raise RegistryError(f"{self.path}: is a directory, not a registry file")
+        self._listener: Listener | None = None
+        self._seen_seq: int | None = None
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
-            with self._transaction():
-                self._check_schema()
-        except sqlite3.DatabaseError as error:
+            self.db: Database = connect(self.path)
+            self.db.ensure_schema(_SCHEMA)
+            with self.db.transaction() as tx:
+                tx.lock(_WRITE_LOCK)
+                self._check_schema(tx)
+        except DatabaseError as error:
             raise RegistryError(
-                f"{self.path}: not a usable counterfake registry ({error})"
+                f"{self.name}: not a usable counterfake registry ({error.problem})"
+            ) from None
+        except engine_errors() as error:
+            problem = " ".join(str(error).split())
+            raise RegistryError(
+                f"{self.name}: not a usable counterfake registry ({problem})"
             ) from None
 
-    def _transaction(self) -> sqlite3.Connection:
-        """A context manager running its block as one transaction (BEGIN IMMEDIATE ... COMMIT)."""
-        return _Transaction(self._db)
-
-    def _check_schema(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    def _check_schema(self, tx: Transaction) -> None:
+        row = tx.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
-            self._db.execute(
+            tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+        elif row[0] == "1":
+            self._add_photo_pdq(tx)
         elif row[0] != str(SCHEMA_VERSION):
             raise RegistryError(
-                f"{self.path}: registry schema version {row[0]} is not supported "
+                f"{self.name}: registry schema version {row[0]} is not supported "
                 f"(this tool uses {SCHEMA_VERSION})"
             )
 
+    def _add_photo_pdq(self, tx: Transaction) -> None:
+        """Version 1 kept PDQ only inside each signature: copy it out once."""
+        for photo_id, blob in tx.execute("SELECT id, signature FROM photos").fetchall():
+            self._insert_pdq(tx, photo_id, self._decode(photo_id, blob))
+        tx.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
     def close(self) -> None:
-        self._db.close()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        self.db.close()
 
     def __enter__(self) -> Registry:
         return self
@@ -104,18 +186,26 @@ class Registry:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # ---- writing -------------------------------------------------------------------------
+
     def register(self, subject: str, signatures: Iterable[Signature]) -> tuple[int, int]:
         """Register signatures under a subject in one transaction; return (added, already there).
 
         A photo whose file (by SHA-256) is already registered for the subject is not added twice.
         """
         added = existing = 0
-        with self._transaction():
-            subject_id = self._subject_id(subject, create=True)
+        with self.db.transaction() as tx:
+            tx.lock(_WRITE_LOCK)
+            tx.execute(
+                "INSERT INTO subjects (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                (subject, _now()),
+            )
+            subject_id = self._subject_id(tx, subject)
             for signature in signatures:
-                cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO photos (subject_id, label, sha256, signature, created) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                row = tx.execute(
+                    "INSERT INTO photos (subject_id, label, sha256, signature, created) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (subject_id, sha256) DO NOTHING "
+                    "RETURNING id",
                     (
                         subject_id,
                         signature.label,
@@ -123,39 +213,101 @@ class Registry:
                         cfsig.dumps([signature]),
                         _now(),
                     ),
-                )
-                if cursor.rowcount:
-                    added += 1
-                else:
+                ).fetchone()
+                if row is None:
                     existing += 1
+                    continue
+                added += 1
+                self._insert_pdq(tx, row[0], signature)
+                self._record_change(tx, "add", row[0])
+            if added:
+                tx.notify(CHANGES_CHANNEL, "add")
         return added, existing
 
     def withdraw(self, subject: str) -> int:
-        """Delete a subject and all its signatures (deleted, not hidden); return how many photos."""
-        with self._transaction():
-            subject_id = self._subject_id(subject, create=False)
+        """Delete a subject and all its signatures (deleted, not hidden); return how many photos.
+
+        The rows go, and a ``remove`` change for each photo is written in the same transaction,
+        so every worker following the feed drops them too.
+        """
+        with self.db.transaction() as tx:
+            tx.lock(_WRITE_LOCK)
+            subject_id = self._subject_id(tx, subject)
             if subject_id is None:
                 return 0
-            count = self._db.execute(
-                "SELECT COUNT(*) FROM photos WHERE subject_id = ?", (subject_id,)
-            ).fetchone()[0]
-            self._db.execute("DELETE FROM photos WHERE subject_id = ?", (subject_id,))
-            self._db.execute("DELETE FROM subjects WHERE id = ?", (subject_id,))
-        return count
+            photo_ids = [
+                row[0]
+                for row in tx.execute(
+                    "SELECT id FROM photos WHERE subject_id = ? ORDER BY id", (subject_id,)
+                ).fetchall()
+            ]
+            self._delete_photos(tx, photo_ids)
+            tx.execute("DELETE FROM subjects WHERE id = ?", (subject_id,))
+        return len(photo_ids)
 
-    def _subject_id(self, name: str, *, create: bool) -> int | None:
-        row = self._db.execute("SELECT id FROM subjects WHERE name = ?", (name,)).fetchone()
-        if row is not None:
-            return row[0]
-        if not create:
-            return None
-        return self._db.execute(
-            "INSERT INTO subjects (name, created) VALUES (?, ?)", (name, _now())
-        ).lastrowid
+    def withdraw_photo(self, photo_id: int) -> bool:
+        """Delete one registered photo's signature; False if there was none."""
+        with self.db.transaction() as tx:
+            tx.lock(_WRITE_LOCK)
+            if tx.execute("SELECT 1 FROM photos WHERE id = ?", (photo_id,)).fetchone() is None:
+                return False
+            self._delete_photos(tx, [photo_id])
+        return True
+
+    def _delete_photos(self, tx: Transaction, photo_ids: list[int]) -> None:
+        for photo_id in photo_ids:
+            tx.execute("DELETE FROM photo_pdq WHERE photo_id = ?", (photo_id,))
+            tx.execute("DELETE FROM photos WHERE id = ?", (photo_id,))
+            self._record_change(tx, "remove", photo_id)
+        if photo_ids:
+            tx.notify(CHANGES_CHANNEL, "remove")
+
+    def add_pdq_hashes(self, records: Iterable[PdqRecord], source: str) -> int:
+        """Store PDQ hashes imported from a hash-sharing programme, in one transaction.
+
+        Returns how many were added; a hash already imported from the same source is ignored.
+        """
+        added = 0
+        with self.db.transaction() as tx:
+            tx.lock(_WRITE_LOCK)
+            for record in records:
+                row = tx.execute(
+                    "INSERT INTO imported_pdq (source, hash, quality, ref, created) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, hash) DO NOTHING RETURNING id",
+                    (source, record.hash_hex.lower(), record.quality, record.ref, _now()),
+                ).fetchone()
+                if row is not None:
+                    added += 1
+                    self._record_change(tx, "import", row[0])
+            if added:
+                tx.notify(CHANGES_CHANNEL, "import")
+        return added
+
+    @staticmethod
+    def _subject_id(tx: Transaction, name: str) -> int | None:
+        row = tx.execute("SELECT id FROM subjects WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
+
+    @staticmethod
+    def _insert_pdq(tx: Transaction, photo_id: int, signature: Signature) -> None:
+        for orientation, pdq in signature.pdq.items():
+            tx.execute(
+                "INSERT INTO photo_pdq (photo_id, orientation, hash, quality) VALUES (?, ?, ?, ?)",
+                (photo_id, orientation, pdq.hex(), pdq.quality),
+            )
+
+    @staticmethod
+    def _record_change(tx: Transaction, action: str, photo_id: int) -> None:
+        tx.execute(
+            "INSERT INTO changes (action, photo_id, created) VALUES (?, ?, ?)",
+            (action, photo_id, _now()),
+        )
+
+    # ---- reading -------------------------------------------------------------------------
 
     def photos(self) -> Iterator[RegisteredPhoto]:
         """Every registered photo, in registration order."""
-        rows = self._db.execute(
+        rows = self.db.execute(
             "SELECT p.id, s.name, p.label, p.sha256 FROM photos p "
             "JOIN subjects s ON s.id = p.subject_id ORDER BY p.id"
         )
@@ -163,44 +315,125 @@ class Registry:
             yield RegisteredPhoto(*row)
 
     def signatures(self) -> Iterator[tuple[int, Signature]]:
-        """Every (photo id, signature), streamed so a large registry is never all in memory."""
-        for photo_id, blob in self._db.execute("SELECT id, signature FROM photos ORDER BY id"):
+        """Every (photo id, signature), a page at a time so a large registry is never all in
+        memory, and no cursor is held open between pages."""
+        rows = self._pages("SELECT id, signature FROM photos WHERE id > ? ORDER BY id LIMIT ?")
+        for photo_id, blob in rows:
             yield photo_id, self._decode(photo_id, blob)
 
     def signature(self, photo_id: int) -> Signature:
-        row = self._db.execute("SELECT signature FROM photos WHERE id = ?", (photo_id,)).fetchone()
-        if row is None:
+        rows = self.db.execute("SELECT signature FROM photos WHERE id = ?", (photo_id,))
+        if not rows:
             raise KeyError(photo_id)
-        return self._decode(photo_id, row[0])
+        return self._decode(photo_id, rows[0][0])
 
     def photo(self, photo_id: int) -> RegisteredPhoto:
-        row = self._db.execute(
+        rows = self.db.execute(
             "SELECT p.id, s.name, p.label, p.sha256 FROM photos p "
             "JOIN subjects s ON s.id = p.subject_id WHERE p.id = ?",
             (photo_id,),
-        ).fetchone()
-        if row is None:
+        )
+        if not rows:
             raise KeyError(photo_id)
-        return RegisteredPhoto(*row)
+        return RegisteredPhoto(*rows[0])
 
     def subjects(self) -> list[tuple[str, int]]:
         """(subject, number of photos) for every subject."""
-        return self._db.execute(
+        return self.db.execute(
             "SELECT s.name, COUNT(p.id) FROM subjects s LEFT JOIN photos p ON p.subject_id = s.id "
-            "GROUP BY s.id ORDER BY s.name"
-        ).fetchall()
+            "GROUP BY s.id, s.name ORDER BY s.name"
+        )
+
+    def pdq_hashes(self, *, dihedral: bool = False) -> Iterator[tuple[str, str, int | None, str]]:
+        """(kind, ref id, quality, hex) for every PDQ hash held: registered photos ("photo",
+        photo id) and imported ones ("imported", imported row id).
+
+        A photo gives its original orientation, or with ``dihedral`` all eight (a lookup then
+        recognises rotated and mirrored reposts; an export gives the original only). An imported
+        hash's quality is None when its format did not carry one.
+        """
+        where = "" if dihedral else " AND orientation = 'original'"
+        for photo_id, quality, hash_hex in self._pages(
+            f"SELECT photo_id, quality, hash FROM photo_pdq WHERE photo_id > ?{where} "
+            "ORDER BY photo_id, orientation LIMIT ?"
+        ):
+            yield "photo", str(photo_id), quality, hash_hex
+        for row_id, quality, hash_hex in self._pages(
+            "SELECT id, quality, hash FROM imported_pdq WHERE id > ? ORDER BY id LIMIT ?"
+        ):
+            yield "imported", str(row_id), quality, hash_hex
+
+    def _pages(self, sql: str) -> Iterator[tuple]:
+        """The rows of ``sql`` (``WHERE key > ? ... ORDER BY key ... LIMIT ?``, key first in
+        the select list), a page at a time. A key may have a few rows (a photo's eight
+        orientations): a full page is cut before its last key, which the next page starts with.
+        """
+        last = 0
+        while True:
+            rows = self.db.execute(sql, (last, _PAGE))
+            if len(rows) < _PAGE:
+                yield from rows
+                return
+            cut = len(rows)
+            while cut > 0 and rows[cut - 1][0] == rows[-1][0]:
+                cut -= 1
+            yield from rows[:cut]
+            last = rows[cut - 1][0]
+
+    def photo_pdq(self, photo_id: int) -> dict[str, PdqHash]:
+        """A registered photo's PDQ hashes by orientation (empty if there is no such photo)."""
+        rows = self.db.execute(
+            "SELECT orientation, hash, quality FROM photo_pdq WHERE photo_id = ?", (photo_id,)
+        )
+        return {name: PdqHash.from_hex(hash_hex, quality) for name, hash_hex, quality in rows}
+
+    def imported_pdq(self, row_id: int) -> tuple[str, str, int | None, str | None] | None:
+        """(source, hex, quality, ref) of one imported hash, or None if there is no such row."""
+        rows = self.db.execute(
+            "SELECT source, hash, quality, ref FROM imported_pdq WHERE id = ?", (row_id,)
+        )
+        return rows[0] if rows else None
 
     def _decode(self, photo_id: int, blob: bytes) -> Signature:
-        return cfsig.loads(blob, f"{self.path} photo {photo_id}")[0]
+        return cfsig.loads(bytes(blob), f"{self.name} photo {photo_id}")[0]
 
+    # ---- following changes ---------------------------------------------------------------
 
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
+    def head_seq(self) -> int:
+        """The number of the latest change (0 if none): load the registry after reading it,
+        then follow ``changes_since(head)``."""
+        return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes")[0][0]
 
-    def __enter__(self) -> sqlite3.Connection:
-        self._db.execute("BEGIN IMMEDIATE")
-        return self._db
+    def changes_since(self, seq: int, limit: int = 10_000) -> tuple[int, list[Change]]:
+        """Changes numbered above ``seq`` (at most ``limit``, oldest first), and the number to
+        pass next time: the last change's, or ``seq`` itself when nothing is new."""
+        rows = self.db.execute(
+            "SELECT seq, action, photo_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+        changes = [Change(*row) for row in rows]
+        return (changes[-1].seq if changes else seq), changes
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def wait_for_change(self, timeout: float) -> bool:
+        """Block until the registry changes or ``timeout`` seconds pass; True if it changed.
+
+        PostgreSQL: LISTEN on a dedicated connection, so the change arrives as it commits.
+        SQLite: look for a new change number every 50 ms. A change that lands between two
+        calls is reported by the next one, never lost (on PostgreSQL, from the first call on).
+        """
+        if isinstance(self.db, PostgresDatabase):
+            if self._listener is None:
+                self._listener = self.db.listener(CHANGES_CHANNEL)
+            return self._listener.wait(timeout)
+        if self._seen_seq is None:
+            self._seen_seq = self.head_seq()
+        deadline = time.monotonic() + timeout
+        while True:
+            head = self.head_seq()
+            if head != self._seen_seq:
+                self._seen_seq = head
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(_POLL_SECONDS, remaining))

@@ -38,6 +38,7 @@ import numpy
 import PIL
 
 from counterfake import __version__
+from counterfake.db import display_name
 from counterfake.matching import Thresholds
 from counterfake.registry import Registry
 
@@ -148,7 +149,7 @@ def write_evidence(
                 "started": _iso(started),
                 "settings": settings or {},
                 "thresholds": asdict(thresholds or Thresholds()),
-                "registry": {"path": os.fspath(registry), **registry_digest(registry)},
+                "registry": {"path": display_name(registry), **registry_digest(registry)},
             }
         )
         counts: Counter = Counter()

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from counterfake import __version__
+from counterfake.db import display_name
 from counterfake.scan import FileResult
 from counterfake.sources.telegram import ExportSummary
 
@@ -27,7 +28,7 @@ def write_results(
     """
     document = {
         "tool": f"counterfake {__version__}",
-        "registry": os.path.abspath(registry),
+        "registry": display_name(registry),
         "interrupted": interrupted,
         "telegram": [summary.to_json() for summary in telegram],
         "results": [r.to_json() for r in results],

@@ -17,15 +17,19 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, Upl
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
-from counterfake.exchange import ExchangeFormatError, PdqRecord, read_pdq_records, write_pdq_records
+from counterfake.exchange import (
+    ExchangeFormatError,
+    PdqRecord,
+    read_pdq_text,
+    write_pdq_records,
+)
 from counterfake.keys import ApiKey
 from counterfake.service.auth import require
-from counterfake.signature.pdq import PdqHash
+from counterfake.signature.pdq import MATCH_THRESHOLD, MIN_QUALITY, PdqHash
 
 router = APIRouter(tags=["exchange"])
 lookup_roles = require("platform", "reviewer")
 exchange_roles = require("registrar", "admin")
-PDQ_MATCH_DISTANCE = 31  # HMA's and ThreatExchange's default PDQ match threshold
 
 
 class LookupMatch(BaseModel):
@@ -51,7 +55,7 @@ def lookup(
         raise HTTPException(400, str(error)) from None
     service = request.app.state.service
     banks: dict[str, list[dict]] = {}
-    for ref, distance in service.engine.lookup_pdq(signal.lower(), PDQ_MATCH_DISTANCE):
+    for ref, distance in service.engine.lookup_pdq(signal.lower(), MATCH_THRESHOLD):
         kind, _, ident = ref.partition(":")
         if kind == "photo":
             bank, content = "counterfake", service.reviews.opaque("photo", int(ident))
@@ -70,11 +74,14 @@ def export_hashes(
     format: Literal["hma", "threatexchange", "stopncii"] = "hma",
     key: ApiKey = Depends(exchange_roles),
 ) -> str:
-    """Every PDQ hash the registry holds (registered photos under opaque ids, and imported)."""
+    """Every PDQ hash the registry holds: registered photos (under opaque ids; those under
+    Meta's quality floor left out, as ``counterfake exchange export`` does) and imported ones."""
     service = request.app.state.service
     records = []
     for kind, ref, quality, hex_hash in service.registry.pdq_hashes():
         if kind == "photo":
+            if quality < MIN_QUALITY:
+                continue
             name = service.reviews.opaque("photo", int(ref))
         else:
             imported = service.registry.imported_pdq(int(ref))
@@ -95,12 +102,11 @@ def import_hashes(
     """Add the PDQ hashes of an HMA, ThreatExchange or StopNCII list (format detected)."""
     name = file.filename or "upload"
     try:
-        text = file.file.read().decode("utf-8")
-        records = list(read_pdq_records(text))
+        records = list(read_pdq_text(file.file.read().decode("utf-8"), name))
     except UnicodeDecodeError:
         raise HTTPException(400, f"{name}: not UTF-8 text") from None
     except ExchangeFormatError as error:
-        raise HTTPException(400, f"{name}: {error}") from None
+        raise HTTPException(400, str(error)) from None
     service = request.app.state.service
     added = service.registry.add_pdq_hashes(records, source)
     service.engine.sync()
