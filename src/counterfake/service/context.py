@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import cv2
 import faiss
 
-from counterfake.db import connect
 from counterfake.imaging import DEFAULT_MAX_PIXELS
 from counterfake.keys import KeyStore
 from counterfake.registry import Registry
@@ -43,10 +42,10 @@ class Service:
         faiss.omp_set_num_threads(1)
         cv2.setNumThreads(1)
         self.settings = settings
-        self.db = connect(settings.db)
+        self.registry = Registry(settings.db)  # a RegistryError names an unusable database
+        self.db = self.registry.db  # keys and review live beside the registry
         self.keys = KeyStore(self.db)
         self.reviews = ReviewStore(self.db)
-        self.registry = Registry(settings.db)
         self.engine = MatchingEngine(
             self.registry, max_pixels=settings.max_pixels, feed_wait=settings.feed_wait
         )
@@ -66,4 +65,3 @@ class Service:
         self.engine.stop()
         self.webhooks.close()
         self.registry.close()
-        self.db.close()
