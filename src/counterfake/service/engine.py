@@ -35,14 +35,6 @@ _SIGNATURE_CACHE = 4096
 
 
 @dataclass(frozen=True)
-class PhotoInfo:
-    photo_id: int
-    subject: str
-    label: str
-    sha256: str
-
-
-@dataclass(frozen=True)
 class ScannedImage:
     """What the service knows of the scanned side: its file hash and its PDQ hash."""
 
@@ -52,7 +44,7 @@ class ScannedImage:
 
 @dataclass(frozen=True)
 class Found:
-    photo: PhotoInfo
+    photo: RegisteredPhoto
     match: Match
 
 
@@ -72,18 +64,13 @@ class MatchingEngine:
         self.feed_wait = feed_wait
         self.index = CandidateIndex()
         self.pdq = PdqIndex()
-        self._photos: dict[int, PhotoInfo] = {}
-        self._photo_pdq: dict[int, str] = {}
-        self._imported: set[int] = set()  # rows of PDQ hashes imported from exchange lists
+        self._photos: dict[int, RegisteredPhoto] = {}
         self._seq = 0
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
-        self._matcher = Matcher(
-            self.index,
-            lru_cache(maxsize=_SIGNATURE_CACHE)(self._signature),
-            thresholds or Thresholds(),
-        )
+        self._signatures = lru_cache(maxsize=_SIGNATURE_CACHE)(self._signature)
+        self._matcher = Matcher(self.index, self._signatures, thresholds or Thresholds())
         self._load()
 
     def _signature(self, photo_id: int) -> Signature:
@@ -100,29 +87,22 @@ class MatchingEngine:
                     self._add(photos[photo_id], signature)
             for kind, ref, _quality, hex_hash in registry.pdq_hashes():
                 if kind == "imported":
-                    self._add_imported(int(ref), hex_hash)
-
-    def _add_imported(self, row_id: int, hex_hash: str) -> None:
-        self.pdq.add(f"imported:{row_id}", hex_hash)
-        self._imported.add(row_id)
+                    self.pdq.add(f"imported:{ref}", hex_hash)
 
     def pdq_count(self) -> int:
         """PDQ hashes answerable by :meth:`lookup_pdq`: registered photos and imported ones."""
-        return len(self._photo_pdq) + len(self._imported)
+        return len(self.pdq)
 
     def _add(self, photo: RegisteredPhoto, signature: Signature) -> None:
-        info = PhotoInfo(photo.photo_id, photo.subject, photo.label, photo.sha256)
         self.index.add(photo.photo_id, signature)
-        pdq_hex = signature.pdq["original"].hex()
-        self.pdq.add(f"photo:{photo.photo_id}", pdq_hex)
-        self._photos[photo.photo_id] = info
-        self._photo_pdq[photo.photo_id] = pdq_hex
+        self.pdq.add(f"photo:{photo.photo_id}", signature.pdq["original"].hex())
+        self._photos[photo.photo_id] = photo
 
     def _remove(self, photo_id: int) -> None:
         self.index.remove(photo_id)
         self.pdq.remove(f"photo:{photo_id}")
-        self._photos.pop(photo_id, None)
-        self._photo_pdq.pop(photo_id, None)
+        if self._photos.pop(photo_id, None) is not None:
+            self._signatures.cache_clear()  # no copy of a withdrawn signature stays in memory
 
     def sync(self) -> int:
         """Apply every change in the feed since the last sync; return how many."""
@@ -144,7 +124,7 @@ class MatchingEngine:
         elif change.action == "import":
             imported = self.registry.imported_pdq(change.photo_id)
             if imported is not None:
-                self._add_imported(change.photo_id, imported[1])
+                self.pdq.add(f"imported:{change.photo_id}", imported[1])
         else:
             try:
                 photo = self.registry.photo(change.photo_id)
@@ -179,12 +159,6 @@ class MatchingEngine:
 
     def __len__(self) -> int:
         return len(self._photos)
-
-    def photo(self, photo_id: int) -> PhotoInfo | None:
-        return self._photos.get(photo_id)
-
-    def photo_pdq(self, photo_id: int) -> str | None:
-        return self._photo_pdq.get(photo_id)
 
     def match_image(self, data: bytes, name: str) -> tuple[ScannedImage, list[Found]]:
         """Decode (with the pixel limit) and match an uploaded image; ImageError if unreadable."""
