@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -58,6 +59,7 @@ class MatchingEngine:
         thresholds: Thresholds | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         feed_wait: float = 0.5,
+        concurrent_matches: int | None = None,
     ) -> None:
         self.registry = registry
         self.max_pixels = max_pixels
@@ -68,6 +70,9 @@ class MatchingEngine:
         self._seq = 0
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()
+        # Matching is CPU-bound: more matches at once than cores only makes every one slower,
+        # and the feed thread would wait its turn behind all of them for the interpreter.
+        self._slots = threading.BoundedSemaphore(concurrent_matches or os.cpu_count() or 1)
         self._follower: threading.Thread | None = None
         self._signatures = lru_cache(maxsize=_SIGNATURE_CACHE)(self._signature)
         self._matcher = Matcher(self.index, self._signatures, thresholds or Thresholds())
@@ -162,14 +167,16 @@ class MatchingEngine:
 
     def match_image(self, data: bytes, name: str) -> tuple[ScannedImage, list[Found]]:
         """Decode (with the pixel limit) and match an uploaded image; ImageError if unreadable."""
-        rgb = decode_image(data, name, max_pixels=self.max_pixels)
-        scanned = ScannedImage(hashlib.sha256(data).hexdigest(), pdq_hash(rgb).hex())
-        return scanned, self._found(self._matcher.match(make_query(rgb)))
+        with self._slots:
+            rgb = decode_image(data, name, max_pixels=self.max_pixels)
+            scanned = ScannedImage(hashlib.sha256(data).hexdigest(), pdq_hash(rgb).hex())
+            return scanned, self._found(self._matcher.match(make_query(rgb)))
 
     def match_signature(self, signature: Signature) -> tuple[ScannedImage, list[Found]]:
         """Match a signature made client-side (see matching.SignatureQuery)."""
         scanned = ScannedImage(signature.sha256, signature.pdq["original"].hex())
-        return scanned, self._found(self._matcher.match(SignatureQuery(signature)))
+        with self._slots:
+            return scanned, self._found(self._matcher.match(SignatureQuery(signature)))
 
     def _found(self, matches: list[Match]) -> list[Found]:
         # A photo withdrawn while the match was being verified is not reported.
