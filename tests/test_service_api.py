@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import itertools
+from urllib.parse import quote
 
 import cv2
 import numpy as np
@@ -225,5 +226,22 @@ def test_health_and_metrics_report_requests_latency_and_index_size(service, phot
             in text
         )
         assert f"counterfake_index_photos {float(health['photos'])}" in text
+    finally:
+        withdraw(service, subject)
+
+
+@pytest.mark.parametrize("text", ["'; DROP TABLE photos; --", "x' OR '1'='1", "%' OR 1=1 --"])
+def test_sql_strings_are_stored_and_matched_as_data_on_either_backend(service, photo, text):
+    subject = register_photo(service, photo)
+    try:
+        with service.as_("registrar") as client:
+            assert client.post("/subjects", json={"name": text}).status_code == 201
+            assert text in [s["subject"] for s in client.get("/subjects").json()]
+            assert client.delete(f"/subjects/{quote(text, safe='')}").status_code == 200
+        with service.as_("reviewer") as client:
+            for field in ("subject", "platform"):
+                answer = client.get("/matches", params={field: text})
+                assert answer.status_code == 200 and answer.json() == []
+        assert match(service, "repost.jpg", example("repost.jpg"))["matches"]  # nothing else went
     finally:
         withdraw(service, subject)
