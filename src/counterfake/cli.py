@@ -456,11 +456,13 @@ def _exchange_export(args: argparse.Namespace) -> int:
 
 def _exchange_import(args: argparse.Namespace) -> int:
     records = list(read_pdq_records(args.file))  # all read before any is stored
+    withdrawn = sum(record.withdrawn for record in records)
     with Registry(_db(args)) as registry:
         added = registry.add_pdq_hashes(records, source=args.source)
     print(
         f"imported {added} PDQ hash(es) from {args.file} as {args.source}; "
-        f"{len(records) - added} already held"
+        f"{len(records) - withdrawn - added} already held; "
+        f"{withdrawn} withdrawn by the sharer (deleted here if held)"
     )
     return 0
 

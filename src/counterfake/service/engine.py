@@ -124,13 +124,7 @@ class MatchingEngine:
                 self._seq = seq
 
     def _apply(self, change: Change) -> None:
-        if change.action == "remove":
-            self._remove(change.photo_id)
-        elif change.action == "import":
-            imported = self.registry.imported_pdq(change.photo_id)
-            if imported is not None:
-                self.pdq.add(f"imported:{change.photo_id}", imported[1])
-        else:
+        if change.action == "add":
             try:
                 photo = self.registry.photo(change.photo_id)
                 signature = self.registry.signature(change.photo_id)
@@ -138,6 +132,14 @@ class MatchingEngine:
                 self._remove(change.photo_id)
                 return
             self._add(photo, signature)
+        elif change.action == "remove":
+            self._remove(change.photo_id)
+        elif change.action == "import":  # photo_id names a row of imported PDQ hashes
+            imported = self.registry.imported_pdq(change.photo_id)
+            if imported is not None:
+                self.pdq.add(f"imported:{change.photo_id}", imported[1])
+        elif change.action == "unimport":
+            self.pdq.remove(f"imported:{change.photo_id}")
 
     def start(self) -> None:
         """Follow the change feed in a background thread until :meth:`stop`."""
