@@ -208,7 +208,10 @@ class Churn:
         for number, (name, data) in enumerate(self.photos):
             if self._stop.is_set():
                 return
-            self._register_and_withdraw(number % 2 == 1, name, data)
+            try:
+                self._register_and_withdraw(number % 2 == 1, name, data)
+            except httpx.HTTPError as error:  # e.g. a 503 past the service's timeout
+                self.failures.append(f"{name}: {error}")
 
     def _register_and_withdraw(self, keep: bool, name: str, data: bytes) -> None:
         subject = f"churn-{name}"
@@ -347,7 +350,7 @@ def main() -> None:
             # The churn's kept photos stay registered; withdraw them so the next size starts
             # from synthetic + benchmark photos only.
             with httpx.Client(
-                base_url=a.url, headers={"Authorization": f"Bearer {registrar}"}
+                base_url=a.url, headers={"Authorization": f"Bearer {registrar}"}, timeout=300
             ) as http:
                 for name, _ in churn_photos:
                     http.delete(f"/subjects/churn-{name}")
