@@ -188,6 +188,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     for sub in (export, import_, lookup):
         _db_option(sub)
+
+    serve = command("serve", _serve, "run the HTTP matching service (see docs/service.md)")
+    serve.add_argument(
+        "--db", default=None, help="registry file or postgresql:// URL (default: as for register)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--rate-limit", type=float, default=50.0, help="requests a second per API key (average)"
+    )
+    serve.add_argument("--burst", type=int, default=200, help="requests a key may send at once")
+    serve.add_argument(
+        "--max-body-mb", type=float, default=32.0, help="largest request body, in megabytes"
+    )
+    serve.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse images with more pixels than this (default {DEFAULT_MAX_PIXELS:,})",
+    )
+    serve.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds before a request is answered 503"
+    )
     return parser
 
 
@@ -591,6 +614,24 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     with Registry(_db(args)) as registry:
         KeyStore(registry.db).revoke(args.key_id)
     print(f"revoked key {args.key_id}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn  # imported here: the other commands need no web stack
+
+    from counterfake.service.app import create_app
+    from counterfake.service.context import ServiceSettings
+
+    settings = ServiceSettings(
+        db=_db(args),
+        rate=args.rate_limit,
+        burst=args.burst,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        max_pixels=args.max_pixels,
+        request_timeout=args.timeout,
+    )
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0
 
 

@@ -52,6 +52,11 @@ class Query:
     scale: float  # working pixels per original pixel
     features: LocalFeatures
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the scanned image, the frame its mask is drawn in."""
+        return self.rgb.shape[:2]
+
 
 def resize_longer_side(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     """Resize so the longer side is ``side`` pixels; return the image and the scale factor."""
