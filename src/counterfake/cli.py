@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -30,16 +31,17 @@ from counterfake.exchange import (
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, load_image
 from counterfake.journal import Journal, JournalError
 from counterfake.keys import ROLES, ApiKeyError, KeyStore
+from counterfake.pairs import PairFinder, as_results
 from counterfake.registry import Registry, RegistryError, default_db_path, registry_exists
-from counterfake.reports.atomic import check_writable
-from counterfake.reports.csv_report import write_csv
+from counterfake.reports.atomic import atomic_writer, check_writable
+from counterfake.reports.csv_report import write_csv, write_pairs_csv
 from counterfake.reports.evidence import (
     EvidenceError,
     check_evidence_target,
     verify_evidence,
     write_evidence,
 )
-from counterfake.reports.html import write_report
+from counterfake.reports.html import write_pairs_report, write_report
 from counterfake.reports.json_report import write_results
 from counterfake.scan import FileResult, Scanner, default_workers, hash_files
 from counterfake.signature import cfsig
@@ -114,6 +116,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     _db_option(scan)
     _decoding_options(scan)
+
+    pairs = command(
+        "pairs",
+        _pairs,
+        "find source -> derivative pairs within a collection (no registry needed)",
+    )
+    pairs.add_argument(
+        "paths", nargs="+", metavar="PATH", help="images, folders (recursive), Telegram exports"
+    )
+    pairs.add_argument("--json", metavar="FILE", required=True, help="write the pairs as JSON")
+    pairs.add_argument("--masks", metavar="DIR", help="write a PNG mask per manipulated pair")
+    pairs.add_argument("--report", metavar="FILE", help="write a self-contained HTML report")
+    pairs.add_argument("--csv", metavar="FILE", help="write one CSV row per pair")
+    pairs.add_argument(
+        "--evidence", metavar="DIR", help="write a hash-chained evidence folder (new or empty)"
+    )
+    _decoding_options(pairs)
 
     verify = command(
         "verify-evidence", _verify_evidence, "check an evidence folder written by scan --evidence"
@@ -407,6 +426,68 @@ def _summarise(results: list[FileResult], interrupted: bool, exports: list[Expor
                 f"  {match['kind']:<11} {result.path}  <-  {match['photo']} ({match['subject']}), "
                 f"score {match['score']:.2f}, altered {match['altered_fraction']:.0%}"
             )
+
+
+def _pairs(args: argparse.Namespace) -> int:
+    for output in (args.json, args.report, args.csv):
+        if output:
+            check_writable(output)
+    if args.evidence:
+        check_evidence_target(args.evidence)
+    scratch = None
+    if not args.masks and (args.report or args.evidence):
+        scratch = Path(tempfile.mkdtemp(prefix="counterfake-masks-"))
+    started = datetime.now(UTC)
+    finder = PairFinder(max_pixels=args.max_pixels, workers=args.workers)
+    exports: list[ExportSummary] = []
+    try:
+        doc = finder.find(args.paths, masks_dir=args.masks or scratch, exports=exports)
+        doc["telegram"] = [export.to_json() for export in exports]
+        for error in doc["errors"]:
+            err.print(error["error"], markup=False)
+        if args.report:
+            write_pairs_report(doc, args.report, max_pixels=args.max_pixels)
+        anchor = None
+        if args.evidence:
+            anchor = write_evidence(
+                args.evidence,
+                as_results(doc),
+                registry=None,
+                started=started,
+                thresholds=finder.thresholds,
+                settings={
+                    "command": "pairs",
+                    "paths": list(args.paths),
+                    "max_pixels": args.max_pixels,
+                },
+            )
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    if scratch is not None:
+        for pair in doc["pairs"]:  # the scratch masks are gone: do not point at them
+            pair["mask"] = None
+    with atomic_writer(args.json) as file:
+        json.dump(doc, file, indent=1, ensure_ascii=False)
+    if args.csv:
+        write_pairs_csv(doc, args.csv)
+    kinds = [p["kind"] for p in doc["pairs"]]
+    print(
+        f"examined {doc['images']} image(s): {len(doc['pairs'])} pair(s) "
+        f"({kinds.count('manipulated')} manipulated, {kinds.count('repost')} repost(s)) in "
+        f"{len(doc['clusters'])} cluster(s); {doc['photos_affected']} original photo(s) affected, "
+        f"{doc['scenes']} scene(s); {len(doc['errors'])} unreadable"
+    )
+    for pair in doc["pairs"]:
+        print(
+            f"  {pair['kind']:<11} {pair['derivative']}  <-  {pair['source']}, "
+            f"score {pair['score']:.2f}, altered {pair['altered_fraction']:.0%}"
+        )
+    if anchor:
+        print(
+            f"evidence in {args.evidence}; keep this hash elsewhere to prove it unchanged: {anchor}"
+        )
+    return 0
 
 
 def _verify_evidence(args: argparse.Namespace) -> int:

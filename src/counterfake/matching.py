@@ -77,6 +77,8 @@ class Instance:
     altered_fraction: float = 0.0
     agreeing: float = 0.0  # share of visible cells within the absolute thresholds
     face_agreement: float | None = None  # share of the registered face that agrees; see faces.py
+    agreeing_cells: np.ndarray | None = field(default=None, repr=False)  # bool, photo frame
+    visible_cells: np.ndarray | None = field(default=None, repr=False)  # bool, photo frame
 
 
 @dataclass
@@ -321,6 +323,8 @@ def localise(
         altered_fraction=float(altered[visible].mean()),
         agreeing=float(agreeing[visible].mean()),
         face_agreement=_face_agreement(signature, agreeing, visible),
+        agreeing_cells=agreeing,
+        visible_cells=visible,
     )
 
 
