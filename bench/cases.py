@@ -84,12 +84,14 @@ class Placed:
     ``mask`` is 255 where pixels were altered (None for a repost). ``to_image`` maps source-photo
     coordinates (pixel corners: the photo spans [0, w] x [0, h]) into this image; ``original``
     does the same for the unedited copy beside the edited one in a before/after collage.
+    ``beside`` is the unrelated photo put beside a repost in a collage: the case holds it too.
     """
 
     rgb: np.ndarray
     mask: np.ndarray | None
     to_image: np.ndarray
     original: np.ndarray | None = None
+    beside: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -216,11 +218,16 @@ def inpaint_fill(rgb: np.ndarray, region: np.ndarray, rng: random.Random) -> np.
 
 def paste_fill(
     rgb: np.ndarray, region: np.ndarray, rng: random.Random, scenes: list[Path]
-) -> np.ndarray:
-    """Texture from a random scene photo, scaled (keeping its shape) to cover the region's box."""
+) -> tuple[np.ndarray, Path]:
+    """Texture from a random scene photo, scaled (keeping its shape) to cover the region's box.
+
+    Returns the fill and the scene photo it came from: that photo is a distractor of the
+    benchmark too, and the derivative genuinely holds part of it (a "donor" relation).
+    """
     ys, xs = np.nonzero(region)
     x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
-    scene = read_rgb(rng.choice(scenes))
+    donor = rng.choice(scenes)
+    scene = read_rgb(donor)
     scale = max((x1 - x0) / scene.shape[1], (y1 - y0) / scene.shape[0]) * rng.uniform(1.0, 1.4)
     size = (
         max(x1 - x0, round(scene.shape[1] * scale)),
@@ -231,7 +238,7 @@ def paste_fill(
     top = rng.randint(0, size[1] - (y1 - y0))
     fill = rgb.copy()
     fill[y0:y1, x0:x1] = scene[top : top + y1 - y0, left : left + x1 - x0]
-    return fill
+    return fill, donor
 
 
 def colour_fill(rgb: np.ndarray, rng: random.Random) -> np.ndarray:
@@ -253,18 +260,20 @@ def colour_fill(rgb: np.ndarray, rng: random.Random) -> np.ndarray:
 
 def apply_edit(
     rgb: np.ndarray, region: np.ndarray, edit: str, rng: random.Random, scenes: list[Path]
-) -> np.ndarray:
-    """The photo with one harmless edit blended into the region through a feathered edge."""
+) -> tuple[np.ndarray, Path | None]:
+    """The photo with one harmless edit blended into the region through a feathered edge, and
+    the photo whose texture was pasted in (None for the other edits)."""
+    donor = None
     if edit == "inpaint":
         fill = inpaint_fill(rgb, region, rng)
     elif edit == "paste":
-        fill = paste_fill(rgb, region, rng, scenes)
+        fill, donor = paste_fill(rgb, region, rng, scenes)
     elif edit == "blur":
         fill = cv2.GaussianBlur(rgb, (0, 0), rng.uniform(8, 15))
     else:
         fill = colour_fill(rgb, rng)
     alpha = feather_alpha(region, rng.uniform(3, 6))
-    return (rgb * (1 - alpha) + fill * alpha).round().astype(np.uint8)
+    return (rgb * (1 - alpha) + fill * alpha).round().astype(np.uint8), donor
 
 
 # ---- geometry ----------------------------------------------------------------------------------
@@ -530,8 +539,9 @@ def post_transform(
         return screenshot(placed, rng)
     if name == "collage":
         edited = placed.mask is not None
-        beside = photo if edited else read_rgb(rng.choice(distractors))
-        return collage(placed, beside, edited, rng)
+        partner = None if edited else rng.choice(distractors)
+        beside = photo if partner is None else read_rgb(partner)
+        return replace(collage(placed, beside, edited, rng), beside=partner)
     return placed
 
 
@@ -570,9 +580,10 @@ def make_case(
     """Build, save and describe one case."""
     edit, size, transform = plan
     placed = Placed(photo, None, np.eye(3))
+    donor = None
     if edit is not None:
         scenes = [p for p in job.distractors if int(p.stem) in SCENES]
-        edited = apply_edit(photo, regions[size], edit, rng, scenes)
+        edited, donor = apply_edit(photo, regions[size], edit, rng, scenes)
         placed = Placed(edited, regions[size].astype(np.uint8) * 255, np.eye(3))
     placed = post_transform(placed, transform, rng, photo, job.distractors)
     file_format, quality = choose_encoding(transform, rng)
@@ -603,6 +614,10 @@ def make_case(
         if placed.original is None
         else visible_box(photo_quad(placed.original, photo.shape), placed.rgb.shape),
         "jpeg_quality": quality,
+        # other photos of the data whose pixels this case holds: the texture pasted in, and the
+        # photo beside a repost in a collage (a benchmark of pairs must not call those false)
+        "donor": None if donor is None else str(donor),
+        "beside": None if placed.beside is None else str(placed.beside),
     }
 
 

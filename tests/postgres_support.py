@@ -61,7 +61,10 @@ class PostgresServer:
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
         self.account = _server_account()
-        self.root = Path(tempfile.mkdtemp(prefix="counterfake-pg-"))
+        # Under /tmp when the server runs as another account: $TMPDIR may be a folder of ours
+        # that it cannot enter.
+        parent = None if self.account is None else "/tmp"
+        self.root = Path(tempfile.mkdtemp(prefix="counterfake-pg-", dir=parent))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self.port = _free_port()

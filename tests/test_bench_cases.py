@@ -19,6 +19,7 @@ from bench.cases import (
     EDITS,
     HAIR,
     PHONES,
+    SCENES,
     SIZES,
     TRANSFORMS,
     assign_sources,
@@ -191,3 +192,20 @@ def test_the_region_reaches_its_target_without_entering_the_head():
         assert not (region & head).any()
         assert abs(region.mean() - target) < 0.01
     assert edit_region(garment, head, 0.6)[:40].any()  # topped up above the wall
+
+
+def test_cases_record_the_other_photos_whose_pixels_they_hold(built):
+    """A pasted texture comes from a scene distractor, and a repost collage shows a distractor
+    beside the photo: a pairs benchmark must know both, or it calls those true relations false."""
+    _, manifest = built
+    for case in manifest["cases"]:
+        if case["edit"] == "paste":
+            donor = Path(case["donor"])
+            assert donor.parent.name == "distractors" and int(donor.stem) in SCENES
+            assert donor.is_file()
+        else:
+            assert case["donor"] is None
+        if case["edit"] is None and case["transform"] == "collage":
+            assert Path(case["beside"]).parent.name == "distractors"
+        else:
+            assert case["beside"] is None

@@ -54,7 +54,7 @@ def test_every_format_round_trips_its_hashes(tmp_path, format):
         assert [r.ref for r in back] == ["case-1", "case-2", None]
 
 
-def test_stopncii_records_of_other_types_and_withdrawn_ones_are_passed_over(tmp_path):
+def test_stopncii_records_of_other_types_are_passed_over_and_withdrawn_ones_marked(tmp_path):
     document = {
         "count": 4,
         "nextPageToken": None,
@@ -74,7 +74,11 @@ def test_stopncii_records_of_other_types_and_withdrawn_ones_are_passed_over(tmp_
         ],
     }
     records = read(tmp_path, json.dumps(document), "fetch.json")
-    assert records == [PdqRecord(A, None, "27664732-76e1,a2696edf-1237"), PdqRecord(C, None)]
+    assert records == [
+        PdqRecord(A, None, "27664732-76e1,a2696edf-1237"),
+        PdqRecord(B, None, withdrawn=True),
+        PdqRecord(C, None),
+    ]
 
 
 def test_threatexchange_csv_keeps_only_pdq_signals(tmp_path):
@@ -118,6 +122,15 @@ def test_empty_file_has_no_hashes(tmp_path):
     assert read(tmp_path, "\n  \n") == []
 
 
+def test_text_and_streams_are_read_like_files():
+    text = f"{A},100,upload.jpg\n{B}\n"
+    expected = [PdqRecord(A, 100, "upload.jpg"), PdqRecord(B, None)]
+    assert list(read_pdq_records(text, name="upload")) == expected
+    assert list(read_pdq_records(io.StringIO(text))) == expected
+    with pytest.raises(ExchangeFormatError, match=r"^upload: line 1: 'x' is not a PDQ hash"):
+        list(read_pdq_records("x,1\n", name="upload"))
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
@@ -136,6 +149,12 @@ def test_empty_file_has_no_hashes(tmp_path):
         ('{"hashRecords": [\n  {"hashValue": "a"\n', "line 3: not valid JSON"),
         ('{"records": []}', "no 'hashRecords' list"),
         ('{"hashRecords": [42]}', r"hashRecords\[0\]: a record must be a JSON object"),
+        (
+            json.dumps(
+                {"hashRecords": [{"signalType": "ImagePDQ", "hashValue": A, "hashStatus": 1}]}
+            ),
+            r"\[0\]: unknown hashStatus '1'",
+        ),
         ('{"hashRecords": [{"signalType": "ImagePDQ"}]}', r"\[0\]: 'hashValue' is missing"),
         ('{"hashRecords": [{"signalType": "ImagePDQ", "hashValue": "ab"}]}', r"\[0\]: 'ab' is not"),
         (

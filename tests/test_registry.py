@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from counterfake.db import connect
+from counterfake.db import connect, engine_errors
 from counterfake.exchange import PdqRecord
 from counterfake.registry import Change, Registry, RegistryError, default_db_path
 from counterfake.signature.extract import make_signature
@@ -120,6 +120,14 @@ def test_version_1_registry_gets_its_pdq_table_filled(tmp_path, signature):
         assert [row[3] for row in registry.pdq_hashes()] == [signature.pdq["original"].hex()]
 
 
+def test_registry_from_a_newer_version_is_refused(registry_target):
+    Registry(registry_target).close()
+    with connect(registry_target) as db:
+        db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(RegistryError, match="schema version 99 is not supported"):
+        Registry(registry_target)
+
+
 # ---- the change feed: two registries on one database stand for two workers -------------------
 
 
@@ -193,3 +201,55 @@ def test_imported_pdq_hashes_are_stored_once_per_source(registry_target, signatu
     assert [row[0] for row in rows] == ["photo", "imported", "imported", "imported"]
     assert rows[0][2:] == (signature.pdq["original"].quality, signature.pdq["original"].hex())
     assert [c.action for c in changes] == ["add", "import", "import", "import"]
+
+
+def test_a_hash_its_sharer_withdrew_is_deleted_and_followers_told(registry_target):
+    live, gone = PdqRecord("a" * 64, None), PdqRecord("a" * 64, None, withdrawn=True)
+    with Registry(registry_target) as registry, Registry(registry_target) as worker:
+        registry.add_pdq_hashes([live], source="stopncii")
+        registry.add_pdq_hashes([live], source="partner")
+        head = worker.head_seq()
+        assert registry.add_pdq_hashes([gone], source="stopncii") == 0
+        assert [row[0] for row in registry.pdq_hashes()] == ["imported"]  # the partner's copy
+        _, changes = worker.changes_since(head)
+    [unimported] = changes
+    assert unimported.action == "unimport" and worker_row_gone(registry_target, unimported)
+
+
+def worker_row_gone(target: str, change: Change) -> bool:
+    with Registry(target) as registry:
+        return registry.imported_pdq(change.photo_id) is None
+
+
+def test_a_long_hash_list_is_stored_in_batches_without_duplicates(registry_target):
+    hashes = [f"{n:064x}" for n in range(1203)]
+    records = [PdqRecord(h, 80) for h in hashes] + [PdqRecord(hashes[7], 80)]  # one twice
+    records.insert(600, PdqRecord(hashes[3], None, withdrawn=True))  # after it, two batches on
+    with Registry(registry_target) as registry:
+        assert registry.add_pdq_hashes(records, source="list") == 1203
+        stored = sorted(row[3] for row in registry.pdq_hashes())
+        _, changes = registry.changes_since(0)
+    assert stored == sorted(set(hashes) - {hashes[3]})
+    actions = [c.action for c in changes]
+    assert actions.count("import") == 1203 and actions.count("unimport") == 1
+    assert actions.index("unimport") == 600  # in the file's order
+
+
+def test_a_worker_reconnects_after_the_server_drops_its_connections(postgres_db, signature):
+    with Registry(postgres_db) as worker:
+        worker.wait_for_change(0.05)  # listening
+        assert worker.subjects() == []
+        with connect(postgres_db) as admin:  # what a restart or failover does to them
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        for call in (worker.subjects, lambda: worker.wait_for_change(0.05)):
+            with pytest.raises(engine_errors()):
+                call()  # the one call that meets the loss fails...
+        assert worker.subjects() == []  # ...and the next ones reconnect
+        assert worker.wait_for_change(0.05) is False
+        with Registry(postgres_db) as helpline:
+            helpline.register("alice", [signature])
+        assert worker.wait_for_change(5) is True
+        assert worker.subjects() == [("alice", 1)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -30,16 +31,17 @@ from counterfake.exchange import (
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, load_image
 from counterfake.journal import Journal, JournalError
 from counterfake.keys import ROLES, ApiKeyError, KeyStore
+from counterfake.pairs import PairFinder, as_results
 from counterfake.registry import Registry, RegistryError, default_db_path, registry_exists
-from counterfake.reports.atomic import check_writable
-from counterfake.reports.csv_report import write_csv
+from counterfake.reports.atomic import atomic_writer, check_writable
+from counterfake.reports.csv_report import write_csv, write_pairs_csv
 from counterfake.reports.evidence import (
     EvidenceError,
     check_evidence_target,
     verify_evidence,
     write_evidence,
 )
-from counterfake.reports.html import write_report
+from counterfake.reports.html import write_pairs_report, write_report
 from counterfake.reports.json_report import write_results
 from counterfake.scan import FileResult, Scanner, default_workers, hash_files
 from counterfake.signature import cfsig
@@ -115,6 +117,23 @@ def _parser() -> argparse.ArgumentParser:
     _db_option(scan)
     _decoding_options(scan)
 
+    pairs = command(
+        "pairs",
+        _pairs,
+        "find source -> derivative pairs within a collection (no registry needed)",
+    )
+    pairs.add_argument(
+        "paths", nargs="+", metavar="PATH", help="images, folders (recursive), Telegram exports"
+    )
+    pairs.add_argument("--json", metavar="FILE", required=True, help="write the pairs as JSON")
+    pairs.add_argument("--masks", metavar="DIR", help="write a PNG mask per manipulated pair")
+    pairs.add_argument("--report", metavar="FILE", help="write a self-contained HTML report")
+    pairs.add_argument("--csv", metavar="FILE", help="write one CSV row per pair")
+    pairs.add_argument(
+        "--evidence", metavar="DIR", help="write a hash-chained evidence folder (new or empty)"
+    )
+    _decoding_options(pairs)
+
     verify = command(
         "verify-evidence", _verify_evidence, "check an evidence folder written by scan --evidence"
     )
@@ -169,6 +188,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     for sub in (export, import_, lookup):
         _db_option(sub)
+
+    serve = command("serve", _serve, "run the HTTP matching service (see docs/service.md)")
+    serve.add_argument(
+        "--db", default=None, help="registry file or postgresql:// URL (default: as for register)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--rate-limit", type=float, default=50.0, help="requests a second per API key (average)"
+    )
+    serve.add_argument("--burst", type=int, default=200, help="requests a key may send at once")
+    serve.add_argument(
+        "--max-body-mb", type=float, default=32.0, help="largest request body, in megabytes"
+    )
+    serve.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse images with more pixels than this (default {DEFAULT_MAX_PIXELS:,})",
+    )
+    serve.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds before a request is answered 503"
+    )
     return parser
 
 
@@ -386,6 +428,68 @@ def _summarise(results: list[FileResult], interrupted: bool, exports: list[Expor
             )
 
 
+def _pairs(args: argparse.Namespace) -> int:
+    for output in (args.json, args.report, args.csv):
+        if output:
+            check_writable(output)
+    if args.evidence:
+        check_evidence_target(args.evidence)
+    scratch = None
+    if not args.masks and (args.report or args.evidence):
+        scratch = Path(tempfile.mkdtemp(prefix="counterfake-masks-"))
+    started = datetime.now(UTC)
+    finder = PairFinder(max_pixels=args.max_pixels, workers=args.workers)
+    exports: list[ExportSummary] = []
+    try:
+        doc = finder.find(args.paths, masks_dir=args.masks or scratch, exports=exports)
+        doc["telegram"] = [export.to_json() for export in exports]
+        for error in doc["errors"]:
+            err.print(error["error"], markup=False)
+        if args.report:
+            write_pairs_report(doc, args.report, max_pixels=args.max_pixels)
+        anchor = None
+        if args.evidence:
+            anchor = write_evidence(
+                args.evidence,
+                as_results(doc),
+                registry=None,
+                started=started,
+                thresholds=finder.thresholds,
+                settings={
+                    "command": "pairs",
+                    "paths": list(args.paths),
+                    "max_pixels": args.max_pixels,
+                },
+            )
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    if scratch is not None:
+        for pair in doc["pairs"]:  # the scratch masks are gone: do not point at them
+            pair["mask"] = None
+    with atomic_writer(args.json) as file:
+        json.dump(doc, file, indent=1, ensure_ascii=False)
+    if args.csv:
+        write_pairs_csv(doc, args.csv)
+    kinds = [p["kind"] for p in doc["pairs"]]
+    print(
+        f"examined {doc['images']} image(s): {len(doc['pairs'])} pair(s) "
+        f"({kinds.count('manipulated')} manipulated, {kinds.count('repost')} repost(s)) in "
+        f"{len(doc['clusters'])} cluster(s); {doc['photos_affected']} original photo(s) affected, "
+        f"{doc['scenes']} scene(s); {len(doc['errors'])} unreadable"
+    )
+    for pair in doc["pairs"]:
+        print(
+            f"  {pair['kind']:<11} {pair['derivative']}  <-  {pair['source']}, "
+            f"score {pair['score']:.2f}, altered {pair['altered_fraction']:.0%}"
+        )
+    if anchor:
+        print(
+            f"evidence in {args.evidence}; keep this hash elsewhere to prove it unchanged: {anchor}"
+        )
+    return 0
+
+
 def _verify_evidence(args: argparse.Namespace) -> int:
     if not Path(args.directory).is_dir():
         err.print(f"counterfake: {args.directory}: no such folder", markup=False)
@@ -433,11 +537,13 @@ def _exchange_export(args: argparse.Namespace) -> int:
 
 def _exchange_import(args: argparse.Namespace) -> int:
     records = list(read_pdq_records(args.file))  # all read before any is stored
+    withdrawn = sum(record.withdrawn for record in records)
     with Registry(_db(args)) as registry:
         added = registry.add_pdq_hashes(records, source=args.source)
     print(
         f"imported {added} PDQ hash(es) from {args.file} as {args.source}; "
-        f"{len(records) - added} already held"
+        f"{len(records) - withdrawn - added} already held; "
+        f"{withdrawn} withdrawn by the sharer (deleted here if held)"
     )
     return 0
 
@@ -508,6 +614,24 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     with Registry(_db(args)) as registry:
         KeyStore(registry.db).revoke(args.key_id)
     print(f"revoked key {args.key_id}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn  # imported here: the other commands need no web stack
+
+    from counterfake.service.app import create_app
+    from counterfake.service.context import ServiceSettings
+
+    settings = ServiceSettings(
+        db=_db(args),
+        rate=args.rate_limit,
+        burst=args.burst,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        max_pixels=args.max_pixels,
+        request_timeout=args.timeout,
+    )
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0
 
 

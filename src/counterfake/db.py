@@ -163,8 +163,18 @@ class Database:
         yield
 
     # ---- the shared interface
+    def _lost(self, connection: Any) -> bool:
+        """True when the server dropped the connection (restart, failover, idle timeout)."""
+        return False
+
     def _connection(self) -> Any:
+        """This thread's connection; a lost one is replaced, so after a database restart only
+        the statement that met the loss fails."""
         connection = getattr(self._local, "connection", None)
+        if connection is not None and self._lost(connection):
+            with self._lock:
+                self._connections.remove(connection)
+            connection = None
         if connection is None:
             if self._closed:
                 raise DatabaseError(self.name, "the database was closed")
@@ -266,6 +276,9 @@ class PostgresDatabase(Database):
         except psycopg.Error as error:
             problem = " ".join(str(error).split())
             raise DatabaseError(self.name, f"cannot connect ({problem})") from None
+
+    def _lost(self, connection: Any) -> bool:
+        return connection.closed or connection.broken
 
     def _execute_on(self, connection: Any, sql: str, params: Sequence) -> Cursor:
         return connection.execute(to_pyformat(sql), tuple(params))

@@ -22,12 +22,12 @@ formats has ``quality=None`` (unknown: the sharer vetted it).
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -40,9 +40,11 @@ FORMATS = ("stopncii", "threatexchange", "hma", "pdq")
 THREATEXCHANGE_HEADER = ["signal_type", "signal_str", "collab", "category", "tags"]
 _THREATEXCHANGE_PDQ = "pdq"  # python-threatexchange's name of the PDQ signal type
 _STOPNCII_PDQ = "ImagePDQ"
-_STOPNCII_LIVE = {"Received", "Active"}  # "Withdrawn" and "Deleted" must not be kept
+_STOPNCII_LIVE = {"Received", "Active"}
+_STOPNCII_GONE = {"Withdrawn", "Deleted"}  # "should be deleted by client", says their API
 _HMA_LABEL = "counterfake"
 _HASH_BYTES = 32
+_HEX64 = re.compile("[0-9a-fA-F]{64}")
 
 
 class ExchangeFormatError(ValueError):
@@ -52,11 +54,16 @@ class ExchangeFormatError(ValueError):
 @dataclass(frozen=True)
 class PdqRecord:
     """One PDQ hash as exchanged: 64 hex digits, the quality (0..100, or None when the format
-    does not carry it), and an optional reference (the sharer's id for it, or a file name)."""
+    does not carry it), and an optional reference (the sharer's id for it, or a file name).
+
+    ``withdrawn`` marks a hash its sharer has withdrawn (a StopNCII record whose status is
+    Withdrawn or Deleted): storing it deletes the copy imported earlier instead.
+    """
 
     hash_hex: str
     quality: int | None
     ref: str | None = None
+    withdrawn: bool = False
 
     def __post_init__(self) -> None:
         PdqHash.from_hex(self.hash_hex, 100 if self.quality is None else self.quality)
@@ -69,12 +76,17 @@ class PdqRecord:
 def read_pdq_records(
     source: str | os.PathLike | TextIO, name: str | None = None
 ) -> Iterator[PdqRecord]:
-    """The PDQ hashes in a file (a path or an open text stream), its format detected.
+    """The PDQ hashes in a file, its format detected.
 
+    ``source`` is a path, an open text stream, or the text itself (a ``str`` holding a line
+    break, as an uploaded file's body does; ``name`` then says what to call it in errors).
     Raises :class:`ExchangeFormatError` naming the file and line at the first malformed entry,
     before anything after it is yielded. Entries of other signal types (video hashes, URLs in a
-    ThreatExchange CSV) and StopNCII records that were withdrawn are passed over.
+    ThreatExchange CSV) are passed over; withdrawn StopNCII records come marked ``withdrawn``.
     """
+    if isinstance(source, str) and "\n" in source:
+        yield from read_pdq_text(source, name or "<text>")
+        return
     if isinstance(source, str | os.PathLike):
         name = name or os.fspath(source)
         try:
@@ -115,7 +127,7 @@ def _error(name: str, line: int, problem: str) -> ExchangeFormatError:
 
 def _record(hash_hex: str, quality: int | None, ref: str | None, where: str) -> PdqRecord:
     hash_hex = hash_hex.strip()
-    if len(hash_hex) != 2 * _HASH_BYTES or any(c not in "0123456789abcdefABCDEF" for c in hash_hex):
+    if not _HEX64.fullmatch(hash_hex):
         raise ExchangeFormatError(f"{where}: {hash_hex[:80]!r} is not a PDQ hash (64 hex digits)")
     if quality is not None and not 0 <= quality <= 100:
         raise ExchangeFormatError(f"{where}: quality {quality} is not in 0..100")
@@ -203,15 +215,16 @@ def _read_stopncii(text: str, name: str) -> Iterator[PdqRecord]:
         if record["signalType"] != _STOPNCII_PDQ:
             continue
         status = record.get("hashStatus", "Active")
-        if status not in _STOPNCII_LIVE:
-            continue
+        if status not in _STOPNCII_LIVE | _STOPNCII_GONE:
+            raise ExchangeFormatError(f"{where}: unknown hashStatus {str(status)[:40]!r}")
         quality = record.get("quality")
         if quality is not None and (isinstance(quality, bool) or not isinstance(quality, int)):
             raise ExchangeFormatError(f"{where}: 'quality' must be a whole number")
         cases = record.get("caseNumbers") or {}
         if not isinstance(cases, dict):
             raise ExchangeFormatError(f"{where}: 'caseNumbers' must be an object")
-        yield _record(record["hashValue"], quality, ",".join(sorted(cases)) or None, where)
+        found = _record(record["hashValue"], quality, ",".join(sorted(cases)) or None, where)
+        yield replace(found, withdrawn=status in _STOPNCII_GONE)
 
 
 # ---- writing -------------------------------------------------------------------------------
@@ -221,7 +234,7 @@ def write_pdq_records(records: Iterable[PdqRecord], out: TextIO, format: str) ->
     """Write records in one of :data:`FORMATS`; return how many were written."""
     if format not in FORMATS:
         raise ValueError(f"unknown format {format!r}: choose one of {', '.join(FORMATS)}")
-    records = list(records)
+    records = [record for record in records if not record.withdrawn]
     if format == "stopncii":
         _write_stopncii(records, out)
         return len(records)
@@ -266,12 +279,6 @@ def _write_stopncii(records: list[PdqRecord], out: TextIO) -> None:
     out.write("\n")
 
 
-def dumps(records: Iterable[PdqRecord], format: str) -> str:
-    buffer = io.StringIO()
-    write_pdq_records(records, buffer, format)
-    return buffer.getvalue()
-
-
 # ---- lookup --------------------------------------------------------------------------------
 
 # Multi-index hashing: the 256 bits are cut into 16 substrings of 16 bits, and each substring
@@ -280,9 +287,9 @@ def dumps(records: Iterable[PdqRecord], format: str) -> str:
 # differ in 2 x 16 = 32 bits or more), so every hash within Meta's threshold is found: the index
 # is exact up to distance 31, and compares only a few thousand candidates per lookup at 1M.
 #
-# faiss's IndexBinaryMultiHash does the same, but measured at 1M hashes on this project's
-# 2-core machine it took 34 s to build and 12 ms per lookup; the sorted numpy tables below build
-# in seconds and answer in about a millisecond (bench/exchange_speed.py).
+# faiss's IndexBinaryMultiHash does the same, but at 1M hashes it builds about twice as slowly
+# and answers about ten times more slowly than the sorted numpy tables below, which answer in
+# under a millisecond (bench/exchange_speed.py; the figures are in docs/exchange.md).
 _TABLES = 16
 _PROBES = np.array([0] + [1 << bit for bit in range(16)], np.uint16)  # exact, then 1 bit flipped
 _MIN_MERGE = 4096  # hashes added since the last build are compared one by one until then...
@@ -386,10 +393,11 @@ class PdqIndex:
     def _build(self) -> None:
         """Rebuild the tables over every live row, dropping removed ones."""
         live = [row for row, key in enumerate(self._keys) if key is not None]
-        codes = self._codes[live].copy()
+        codes = self._codes[live]
         self._keys = [self._keys[row] for row in live]
         self._rows = {key: row for row, key in enumerate(self._keys)}
-        self._codes = codes
+        self._codes = np.zeros((len(live) + max(1024, len(live) // 8), _HASH_BYTES), np.uint8)
+        self._codes[: len(live)] = codes  # with room, so the next additions need no copy
         self._size = self._built = len(live)
         substrings = codes.view(np.uint16)
         self._order = np.empty((_TABLES, len(live)), np.int32)

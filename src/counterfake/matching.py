@@ -77,6 +77,8 @@ class Instance:
     altered_fraction: float = 0.0
     agreeing: float = 0.0  # share of visible cells within the absolute thresholds
     face_agreement: float | None = None  # share of the registered face that agrees; see faces.py
+    agreeing_cells: np.ndarray | None = field(default=None, repr=False)  # bool, photo frame
+    visible_cells: np.ndarray | None = field(default=None, repr=False)  # bool, photo frame
 
 
 @dataclass
@@ -92,6 +94,28 @@ class Match:
     mask: np.ndarray | None = field(default=None, repr=False)  # uint8, scanned image size
 
 
+@dataclass(frozen=True)
+class SignatureQuery:
+    """A scanned image known only by its signature, made where the image is (a platform hashing
+    its uploads itself): local features and the coarse grid, no pixels.
+
+    The signature's frame stands in for the image: features are verified in it, the alteration is
+    localised by comparing the two grids cell by cell (coarser than comparing pixels, so a small
+    copy inside a large image localises less finely), and the mask is drawn in that frame.
+    """
+
+    signature: Signature
+    scale: float = 1.0  # the frame is the image
+
+    @property
+    def features(self) -> LocalFeatures:
+        return self.signature.features
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.signature.frame_height, self.signature.frame_width
+
+
 class Matcher:
     """Matches scanned images against an index and the signatures behind it."""
 
@@ -105,7 +129,7 @@ class Matcher:
         self.signature_of = signature_of
         self.thresholds = thresholds or Thresholds()
 
-    def match(self, query: Query) -> list[Match]:
+    def match(self, query: Query | SignatureQuery) -> list[Match]:
         """All registered photos verified in the scanned image, best first."""
         t = self.thresholds
         found: dict[int, Match] = {}
@@ -125,7 +149,9 @@ class Matcher:
         return sorted(found.values(), key=lambda m: -m.score)
 
 
-def verify(query: Query, signature: Signature, mirrored: bool, t: Thresholds) -> list[Instance]:
+def verify(
+    query: Query | SignatureQuery, signature: Signature, mirrored: bool, t: Thresholds
+) -> list[Instance]:
     """Find up to two appearances of the photo in the scanned image, localised."""
     reference = signature.mirrored if mirrored else signature.features
     query_xy, photo_xy = _tentative_pairs(query.features, reference, t)
@@ -143,7 +169,10 @@ def verify(query: Query, signature: Signature, mirrored: bool, t: Thresholds) ->
         )
         if inliers < t.min_inliers or residual > t.max_median_residual:
             break
-        instance = localise(query, signature, transform, inliers, residual, t)
+        if isinstance(query, SignatureQuery):
+            instance = localise_grid(query, signature, transform, inliers, residual, t)
+        else:
+            instance = localise(query, signature, transform, inliers, residual, t)
         if instance is None:
             break
         instances.append(instance)
@@ -289,6 +318,49 @@ def localise(
         altered_fraction=float(altered[visible].mean()),
         agreeing=float(agreeing[visible].mean()),
         face_agreement=_face_agreement(signature, agreeing, visible),
+        agreeing_cells=agreeing,
+        visible_cells=visible,
+    )
+
+
+def localise_grid(
+    query: SignatureQuery,
+    signature: Signature,
+    transform: np.ndarray,
+    inliers: int,
+    residual: float,
+    t: Thresholds,
+) -> Instance | None:
+    """Like :func:`localise`, with the scanned side's grid warped into the photo's grid."""
+    scanned_sig = query.signature
+
+    def pixels_to_cells(width: int, height: int) -> np.ndarray:
+        return np.array([[GRID_COLS / width, 0, -0.5], [0, GRID_ROWS / height, -0.5], [0, 0, 1]])
+
+    warp = (
+        pixels_to_cells(signature.frame_width, signature.frame_height)
+        @ np.vstack([transform, [0, 0, 1]])
+        @ np.linalg.inv(pixels_to_cells(scanned_sig.frame_width, scanned_sig.frame_height))
+    )[:2]
+    size = (GRID_COLS, GRID_ROWS)
+    warped = cv2.warpAffine(dequantise(scanned_sig.grid), warp, size, flags=cv2.INTER_LINEAR)
+    ones = np.ones((GRID_ROWS, GRID_COLS), np.float32)
+    valid = cv2.warpAffine(ones, warp, size, flags=cv2.INTER_LINEAR)
+    visible = valid > 0.95
+    visible_share = float(visible.mean())
+    if visible_share < t.min_visible:
+        return None
+    altered, agreeing = _compare_cells(dequantise(signature.grid), warped, visible, t)
+    agreeing &= ~altered
+    return Instance(
+        transform=transform,
+        inliers=inliers,
+        residual=residual,
+        visible=visible_share,
+        altered_cells=altered,
+        altered_fraction=float(altered[visible].mean()),
+        agreeing=float(agreeing[visible].mean()),
+        face_agreement=_face_agreement(signature, agreeing, visible),
     )
 
 
@@ -394,7 +466,11 @@ def _credible(instance: Instance, t: Thresholds) -> bool:
 
 
 def decide(
-    photo_id: int, query: Query, signature: Signature, instances: list[Instance], t: Thresholds
+    photo_id: int,
+    query: Query | SignatureQuery,
+    signature: Signature,
+    instances: list[Instance],
+    t: Thresholds,
 ) -> Match | None:
     """Turn verified instances into a match, or None when the alignment was a coincidence."""
     credible = [i for i in instances if _credible(i, t)]
@@ -405,14 +481,16 @@ def decide(
     score = inliers / (inliers + t.min_inliers)
     if not altered:
         return Match(photo_id, "repost", score, 0.0, inliers, credible)
-    mask = np.zeros(query.rgb.shape[:2], np.uint8)
+    mask = np.zeros(query.shape, np.uint8)
     for instance in altered:
         mask |= altered_mask(query, signature, instance)
     fraction = max(i.altered_fraction for i in altered)
     return Match(photo_id, "manipulated", score, fraction, inliers, credible, mask)
 
 
-def altered_mask(query: Query, signature: Signature, instance: Instance) -> np.ndarray:
+def altered_mask(
+    query: Query | SignatureQuery, signature: Signature, instance: Instance
+) -> np.ndarray:
     """The altered cells drawn in the scanned image's own pixels (uint8, 255 = altered).
 
     The cell map is carried by one affine map, cell grid -> photo frame -> scanned working frame
@@ -428,7 +506,7 @@ def altered_mask(query: Query, signature: Signature, instance: Instance) -> np.n
     photo_to_work = np.linalg.inv(np.vstack([instance.transform, [0, 0, 1]]))
     work_to_image = np.diag([1 / query.scale, 1 / query.scale, 1.0])
     cells_to_image = (work_to_image @ photo_to_work @ cells_to_photo)[:2]
-    height, width = query.rgb.shape[:2]
+    height, width = query.shape
     soft = cv2.warpAffine(
         instance.altered_cells.astype(np.float32),
         cells_to_image,

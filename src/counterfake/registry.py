@@ -105,12 +105,13 @@ class RegisteredPhoto:
 class Change:
     """One entry of the change feed.
 
-    ``add`` and ``remove`` name a registered photo; ``import`` names a row of imported PDQ
-    hashes (``photo_id`` is then that row's id, see :meth:`Registry.imported_pdq`).
+    ``add`` and ``remove`` name a registered photo; ``import`` and ``unimport`` (its sharer
+    withdrew it) name a row of imported PDQ hashes: ``photo_id`` is then that row's id, see
+    :meth:`Registry.imported_pdq`.
     """
 
     seq: int
-    action: Literal["add", "remove", "import"]
+    action: Literal["add", "remove", "import", "unimport"]
     photo_id: int
 
 
@@ -132,7 +133,7 @@ class Registry:
     """Subjects, photo signatures and imported PDQ hashes in a SQLite file or PostgreSQL."""
 
     def __init__(self, target: str | os.PathLike) -> None:
-        self.path = str(target) if is_postgres_url(target) else os.fspath(target)
+        self.path = os.fspath(target)
         self.name = display_name(self.path) if is_postgres_url(self.path) else self.path
         if not is_postgres_url(self.path) and Path(self.path).is_dir():
             raise RegistryError(f"{self.path}: is a directory, not a registry file")
@@ -140,28 +141,41 @@ class Registry:
         self._seen_seq: int | None = None
         try:
             self.db: Database = connect(self.path)
-            self.db.ensure_schema(_SCHEMA)
-            with self.db.transaction() as tx:
-                tx.lock(_WRITE_LOCK)
-                self._check_schema(tx)
         except DatabaseError as error:
             raise RegistryError(
                 f"{self.name}: not a usable counterfake registry ({error.problem})"
             ) from None
-        except engine_errors() as error:
+        try:
+            self.db.ensure_schema(_SCHEMA)
+            with self.db.transaction() as tx:
+                self._check_schema(tx)
+        except (RegistryError, *engine_errors()) as error:
+            self.db.close()
+            if isinstance(error, RegistryError):
+                raise
             problem = " ".join(str(error).split())
             raise RegistryError(
                 f"{self.name}: not a usable counterfake registry ({problem})"
             ) from None
 
     def _check_schema(self, tx: Transaction) -> None:
-        row = tx.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        """Stamp a new registry, bring a version-1 one up to date, refuse any other version.
+
+        Only the upgrade waits for running writers: opening a registry while a long import
+        runs must not.
+        """
+        version = "SELECT value FROM meta WHERE key = 'schema_version'"
+        row = tx.execute(version).fetchone()
         if row is None:
             tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                (str(SCHEMA_VERSION),),
             )
         elif row[0] == "1":
-            self._add_photo_pdq(tx)
+            tx.lock(_WRITE_LOCK)
+            if tx.execute(version).fetchone()[0] == "1":  # nobody upgraded it meanwhile
+                self._add_photo_pdq(tx)
         elif row[0] != str(SCHEMA_VERSION):
             raise RegistryError(
                 f"{self.name}: registry schema version {row[0]} is not supported "
@@ -265,23 +279,51 @@ class Registry:
     def add_pdq_hashes(self, records: Iterable[PdqRecord], source: str) -> int:
         """Store PDQ hashes imported from a hash-sharing programme, in one transaction.
 
-        Returns how many were added; a hash already imported from the same source is ignored.
+        Returns how many were added; a hash already imported from the same source is ignored,
+        and a record marked withdrawn deletes that source's copy of the hash.
         """
-        added = 0
+        added = removed = 0
         with self.db.transaction() as tx:
             tx.lock(_WRITE_LOCK)
+            batch: list[PdqRecord] = []
             for record in records:
-                row = tx.execute(
-                    "INSERT INTO imported_pdq (source, hash, quality, ref, created) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, hash) DO NOTHING RETURNING id",
-                    (source, record.hash_hex.lower(), record.quality, record.ref, _now()),
-                ).fetchone()
-                if row is not None:
-                    added += 1
-                    self._record_change(tx, "import", row[0])
-            if added:
+                if not record.withdrawn:
+                    batch.append(record)
+                    if len(batch) == _PAGE:
+                        added += self._insert_imported(tx, batch, source)
+                        batch = []
+                    continue
+                added += self._insert_imported(tx, batch, source)  # keep the file's order
+                batch = []
+                gone = tx.execute(
+                    "DELETE FROM imported_pdq WHERE source = ? AND hash = ? RETURNING id",
+                    (source, record.hash_hex.lower()),
+                ).fetchall()
+                self._record_changes(tx, "unimport", [row_id for (row_id,) in gone])
+                removed += len(gone)
+            added += self._insert_imported(tx, batch, source)
+            if added or removed:
                 tx.notify(CHANGES_CHANNEL, "import")
         return added
+
+    @classmethod
+    def _insert_imported(cls, tx: Transaction, records: list[PdqRecord], source: str) -> int:
+        """Insert a batch in one statement (a hash-sharing list can hold millions)."""
+        if not records:
+            return 0
+        now = _now()
+        rows = tx.execute(
+            "INSERT INTO imported_pdq (source, hash, quality, ref, created) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?)"] * len(records))
+            + " ON CONFLICT (source, hash) DO NOTHING RETURNING id",
+            [
+                value
+                for record in records
+                for value in (source, record.hash_hex.lower(), record.quality, record.ref, now)
+            ],
+        ).fetchall()
+        cls._record_changes(tx, "import", sorted(row_id for (row_id,) in rows))
+        return len(rows)
 
     @staticmethod
     def _subject_id(tx: Transaction, name: str) -> int | None:
@@ -302,6 +344,16 @@ class Registry:
             "INSERT INTO changes (action, photo_id, created) VALUES (?, ?, ?)",
             (action, photo_id, _now()),
         )
+
+    @staticmethod
+    def _record_changes(tx: Transaction, action: str, ids: list[int]) -> None:
+        if ids:
+            now = _now()
+            tx.execute(
+                "INSERT INTO changes (action, photo_id, created) VALUES "
+                + ", ".join(["(?, ?, ?)"] * len(ids)),
+                [value for row_id in ids for value in (action, row_id, now)],
+            )
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -424,7 +476,12 @@ class Registry:
         if isinstance(self.db, PostgresDatabase):
             if self._listener is None:
                 self._listener = self.db.listener(CHANGES_CHANNEL)
-            return self._listener.wait(timeout)
+            try:
+                return self._listener.wait(timeout)
+            except engine_errors():  # the connection was lost: listen anew on the next call
+                self._listener.close()
+                self._listener = None
+                raise
         if self._seen_seq is None:
             self._seen_seq = self.head_seq()
         deadline = time.monotonic() + timeout

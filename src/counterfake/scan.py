@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import cv2
+import faiss
 
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, decode_image, read_bytes
 from counterfake.index.memory import CandidateIndex
@@ -112,12 +113,18 @@ def _run_job(item: Any) -> Any:
 
 
 def _worker_start(initializer: Callable[[], None]) -> None:
-    """Ctrl-C is the parent's to handle: it stops the pool and keeps what was finished."""
+    """Ctrl-C is the parent's to handle: it stops the pool and keeps what was finished.
+
+    Each worker searches the index single-threaded: the processes are the parallelism, and
+    OpenMP's thread pool, inherited through ``fork`` once faiss has searched in the parent, has
+    no threads behind it in the child, so its next parallel region would wait for them forever.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    faiss.omp_set_num_threads(1)
     initializer()
 
 
-def _in_parallel(
+def in_parallel(
     function: Callable[[T], R], items: Iterable[T], workers: int, initializer: Callable[[], None]
 ) -> Iterator[R]:
     """``map`` over processes, in order, or in this process when one worker is asked for.
@@ -142,7 +149,7 @@ def _files(paths: Iterable[str | os.PathLike]) -> Iterator[str | tuple[str, str]
         yield (item.path, str(item)) if isinstance(item, ImageError) else str(item)
 
 
-def _expand(
+def expand(
     paths: Iterable[str | os.PathLike], exports: list[ExportSummary] | None = None
 ) -> Iterator[Item]:
     """What to scan: the files under ``paths``, except that a Telegram export (given, or found
@@ -160,7 +167,7 @@ def _expand(
             yield str(item)
 
 
-def _read(path: str, max_pixels: int) -> tuple[str, Any]:
+def read_image(path: str, max_pixels: int) -> tuple[str, Any]:
     """Read and decode a file: (sha256 of its bytes, RGB pixels); ImageError on any problem."""
     data = read_bytes(path)
     return hashlib.sha256(data).hexdigest(), decode_image(data, path, max_pixels=max_pixels)
@@ -181,12 +188,12 @@ def hash_files(
         if isinstance(item, tuple):
             return HashResult(item[0], error=item[1])
         try:
-            sha256, rgb = _read(item, max_pixels)
+            sha256, rgb = read_image(item, max_pixels)
         except ImageError as error:
             return HashResult(item, error=str(error))
         return HashResult(item, make_signature(rgb, label=item, sha256=sha256))
 
-    yield from _in_parallel(hash_one, _files(paths), workers, lambda: None)
+    yield from in_parallel(hash_one, _files(paths), workers, lambda: None)
 
 
 # ---- scanning ------------------------------------------------------------------------------
@@ -257,14 +264,14 @@ class Scanner:
         def run(item: Item | FileResult) -> FileResult:
             return item if isinstance(item, FileResult) else scan_one(item)
 
-        yield from _in_parallel(run, pending(_expand(paths, exports)), workers, self._open)
+        yield from in_parallel(run, pending(expand(paths, exports)), workers, self._open)
 
     def scan_file(self, path: str, masks_dir: str | os.PathLike | None = None) -> FileResult:
         """Match one file; a file that cannot be read gets its error, never an exception."""
         if self._matcher is None:
             self._open()
         try:
-            sha256, rgb = _read(path, self.max_pixels)
+            sha256, rgb = read_image(path, self.max_pixels)
         except ImageError as error:
             return FileResult(path, error=str(error))
         matches = self._matcher.match(make_query(rgb))

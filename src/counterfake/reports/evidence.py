@@ -115,7 +115,7 @@ def write_evidence(
     directory: str | os.PathLike,
     results: Iterable[Any],
     *,
-    registry: str | os.PathLike,
+    registry: str | os.PathLike | None,
     started: datetime,
     ended: datetime | None = None,
     thresholds: Thresholds | None = None,
@@ -123,6 +123,9 @@ def write_evidence(
     interrupted: bool = False,
 ) -> str:
     """Write the evidence folder atomically and return the hash of its last line.
+
+    ``registry`` is None for ``counterfake pairs``, which compares the files with each other;
+    a file's findings are then the pairs in which it is the derivative.
 
     Everything is written into a temporary folder beside ``directory`` that is renamed into
     place at the end: a crash leaves no half-written evidence under the expected name.
@@ -149,7 +152,9 @@ def write_evidence(
                 "started": _iso(started),
                 "settings": settings or {},
                 "thresholds": asdict(thresholds or Thresholds()),
-                "registry": {"path": display_name(registry), **registry_digest(registry)},
+                "registry": None
+                if registry is None
+                else {"path": display_name(registry), **registry_digest(registry)},
             }
         )
         counts: Counter = Counter()

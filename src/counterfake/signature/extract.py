@@ -52,6 +52,11 @@ class Query:
     scale: float  # working pixels per original pixel
     features: LocalFeatures
 
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the scanned image, the frame its mask is drawn in."""
+        return self.rgb.shape[:2]
+
 
 def resize_longer_side(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     """Resize so the longer side is ``side`` pixels; return the image and the scale factor."""
@@ -68,8 +73,15 @@ def grey(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
-def make_signature(rgb: np.ndarray, label: str, sha256: str) -> Signature:
-    """Compute the signature of a decoded photo (HxWx3 uint8 RGB)."""
+def make_signature(
+    rgb: np.ndarray, label: str, sha256: str, *, exchange: bool = True, face: bool = True
+) -> Signature:
+    """Compute the signature of a decoded photo (HxWx3 uint8 RGB).
+
+    Pairs within a collection need neither the PDQ hashes (``exchange``: they are for other
+    programmes) nor, up front, the face box, the costliest part: ``face=False`` leaves it empty
+    for ``reference_face`` to fill in only for the photos that a verification needs it for.
+    """
     frame, _ = resize_longer_side(rgb, REFERENCE_SIDE)
     frame_grey = grey(frame)
     return Signature(
@@ -79,19 +91,27 @@ def make_signature(rgb: np.ndarray, label: str, sha256: str) -> Signature:
         height=rgb.shape[0],
         frame_width=frame.shape[1],
         frame_height=frame.shape[0],
-        pdq=pdq_dihedral_hashes(rgb),
+        pdq=pdq_dihedral_hashes(rgb) if exchange else {},
         features=extract_features(frame_grey, REFERENCE_FEATURES),
         mirrored=extract_features(np.ascontiguousarray(frame_grey[:, ::-1]), REFERENCE_FEATURES),
         grid=quantise(cell_statistics(frame)),
-        face=confirmed_face(frame_grey),
+        face=confirmed_face(frame_grey) if face else np.zeros(0, np.int32),
     )
 
 
-def make_query(rgb: np.ndarray) -> Query:
-    """Prepare a decoded scanned image (HxWx3 uint8 RGB) for matching."""
+def reference_face(rgb: np.ndarray) -> np.ndarray:
+    """The face box ``make_signature`` would keep for this photo, in its reference frame."""
+    frame, _ = resize_longer_side(rgb, REFERENCE_SIDE)
+    return confirmed_face(grey(frame))
+
+
+def make_query(rgb: np.ndarray, *, features: bool = True) -> Query:
+    """Prepare a decoded scanned image (HxWx3 uint8 RGB) for matching.
+
+    ``features=False`` skips the local features: enough to localise an alignment already found.
+    """
     longer = max(rgb.shape[:2])
     side = min(max(longer, QUERY_MIN_SIDE), QUERY_MAX_SIDE)
     work, scale = resize_longer_side(rgb, side)
-    return Query(
-        rgb=rgb, work=work, scale=scale, features=extract_features(grey(work), QUERY_FEATURES)
-    )
+    found = extract_features(grey(work), QUERY_FEATURES) if features else LocalFeatures.empty()
+    return Query(rgb=rgb, work=work, scale=scale, features=found)

@@ -1,0 +1,341 @@
+"""Pairs benchmark: source -> derivative pairs found in a shuffled collection, with no registry.
+
+    python -m bench.cases --data ../shared/data --out bench/out/cases
+    python -m bench.pairs --cases bench/out/cases [--limit-sources N] [--workers 2]
+    python -m bench.pairs --cases bench/out/cases --scale 100000 --skip-collection
+
+The collection is the people photos (the sources), every case bench/cases.py made from them
+(reposts and manipulated derivatives) and the 600 distractors, shuffled with a fixed seed and
+handed to ``PairFinder`` as one pile of files. Truth comes from the manifest: each case holds its
+source photo, and also the photo whose texture was pasted into it (``donor``) or that stands
+beside it in a repost collage (``beside``). Two images are truly related when they hold a photo
+in common; a reported pair between images with nothing in common is a **false pair**.
+
+The scale run fills the same index with synthetic images up to ``--scale`` (each the signature of
+a real image with 15% of its descriptor bits flipped and its points jittered, as in
+bench/speed.py, and its keypoints shuffled among their places, so that synthetic images are
+unrelated to each other), then times the per-image steps on one core: extraction on real files
+(decoding twice, the reference signature, the query features), adding to the index, and querying
+and verifying a sample of images (real and synthetic) against the full index. Images per second
+is one over the sum of those per-image times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import resource
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import cv2
+import faiss
+import numpy as np
+
+from bench.accuracy import build_registry
+from bench.speed import FLIP_RATE
+from counterfake.imaging import load_image
+from counterfake.index.memory import CandidateIndex
+from counterfake.pairs import PairFinder, Picture
+from counterfake.scan import Scanner
+from counterfake.signature.extract import make_query, make_signature
+from counterfake.signature.features import LocalFeatures
+
+SEED = 20261130
+
+
+_FLIP_MASKS = [
+    np.packbits(np.random.default_rng(i).random((512, 256)) < FLIP_RATE, axis=1) for i in range(64)
+]
+
+
+def unrelated(features: LocalFeatures, rng: np.random.Generator) -> LocalFeatures:
+    """Another photo "like" this one: 15% of its descriptor bits flipped (as in bench/speed.py,
+    with the flips drawn from a pool of masks so that 100,000 are quick to make) and its
+    keypoints moved to one another's places, so it shares the descriptor statistics of a real
+    photo but no geometry with it or with any other image made from the same template."""
+    n = len(features)
+    mask = _FLIP_MASKS[int(rng.integers(64))][rng.integers(0, 512, n)]
+    order = rng.permutation(n)
+    return dataclasses.replace(
+        features, descriptors=features.descriptors ^ mask, xy=features.xy[order]
+    )
+
+
+def peak_memory_gb() -> dict[str, float]:
+    """Peak resident memory of this process and of its largest worker so far."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+    return {"main_gb": round(own, 2), "largest_worker_gb": round(workers, 2)}
+
+
+def collection(
+    manifest: dict, cases_dir: Path, limit: int | None, distractors: int | None = None
+) -> tuple[list[str], dict]:
+    """The shuffled file list and, for each file, the set of photos whose pixels it holds."""
+    sources = manifest["sources"][:limit]
+    chosen = {s["id"] for s in sources}
+    holds: dict[str, set[str]] = {}
+    main: dict[str, str] = {}
+    for source in sources:
+        holds[source["path"]] = {source["path"]}
+        main[source["path"]] = source["path"]
+    for case in manifest["cases"]:
+        if case["source"] not in chosen:
+            continue
+        path = str(cases_dir / case["path"])
+        extra = {p for p in (case["donor"], case["beside"]) if p}
+        holds[path] = {case["source_path"]} | extra
+        for photo in extra:  # a donor left out by --limit-distractors holds only itself
+            holds.setdefault(photo, {photo})
+            main.setdefault(photo, photo)
+        main[path] = case["source_path"]
+    for distractor in manifest["distractors"][:distractors]:
+        holds[distractor] = {distractor}
+        main[distractor] = distractor
+    files = sorted(main)
+    random.Random(SEED).shuffle(files)
+    return files, {"holds": holds, "main": main, "sources": [s["path"] for s in sources]}
+
+
+def relation(a: str, b: str, truth: dict) -> str | None:
+    """What truly links two images: derivative, sibling, donor, or nothing (None)."""
+    holds, main = truth["holds"], truth["main"]
+    if main[a] == main[b]:
+        return "derivative" if a == main[a] or b == main[b] else "sibling"
+    if holds[a] & holds[b]:
+        return "donor"
+    return None
+
+
+def score(doc: dict, truth: dict, files: list[str]) -> dict:
+    main, holds = truth["main"], truth["holds"]
+    found = Counter()
+    false_pairs = []
+    reported = {}
+    for pair in doc["pairs"]:
+        kind = relation(pair["source"], pair["derivative"], truth)
+        if kind is None:
+            false_pairs.append(f"{pair['source']} -> {pair['derivative']}")
+        else:
+            found[kind] += 1
+        reported[frozenset((pair["source"], pair["derivative"]))] = pair
+    # strict: the (source, case) pair itself is reported, either way round
+    cases = [f for f in files if main[f] != f]
+    direct = [reported.get(frozenset((main[c], c))) for c in cases]
+    right_way = [p["source"] == main[c] for p, c in zip(direct, cases, strict=True) if p]
+    # by cluster: the case sits in a cluster whose original holds its source photo
+    clustered = defaultdict(set)
+    pure = members = 0
+    originals = Counter()
+    for cluster in doc["clusters"]:
+        photo = main[cluster["original"]]
+        originals["source photo" if photo in truth["sources"] else "donor or beside"] += 1
+        originals["original is the source file itself"] += cluster["original"] == photo
+        for member in cluster["members"]:
+            clustered[member].add(photo)
+            members += 1
+            pure += photo in holds[member]
+    in_cluster = [main[c] in clustered[c] for c in cases]
+    clusters_per_source = Counter(main[c["original"]] for c in doc["clusters"])
+    return {
+        "images": len(files),
+        "cases": len(cases),
+        "pair_recall_strict": float(np.mean([p is not None for p in direct])),
+        "pair_recall_by_cluster": float(np.mean(in_cluster)),
+        "direction_accuracy": float(np.mean(right_way)) if right_way else 0.0,
+        "reported_pairs": len(doc["pairs"]),
+        "true_relations_reported": dict(found),
+        "false_pairs": len(false_pairs),
+        "false_pair_examples": false_pairs[:30],
+        "cluster_purity": pure / members if members else 1.0,
+        "clusters": len(doc["clusters"]),
+        "originals": dict(originals),
+        "sources_in_truth": len(truth["sources"]),
+        "sources_split": sum(1 for s in truth["sources"] if clusters_per_source[s] > 1),
+        "sources_missing": sum(1 for s in truth["sources"] if clusters_per_source[s] == 0),
+        "photos_affected": doc["photos_affected"],
+        "scenes": doc["scenes"],
+        "scenes_with_several_originals": sum(
+            1 for n in Counter(c["scene"] for c in doc["clusters"]).values() if n > 1
+        ),
+        "errors": len(doc["errors"]),
+    }
+
+
+def run_collection(
+    cases_dir: Path, limit: int | None, distractors: int | None, workers: int
+) -> dict:
+    manifest = json.loads((cases_dir / "manifest.json").read_text())
+    if any("donor" not in case for case in manifest["cases"]):
+        raise SystemExit(
+            f"{cases_dir}/manifest.json predates donor records: rebuild it with bench.cases"
+        )
+    files, truth = collection(manifest, cases_dir, limit, distractors)
+    started = time.perf_counter()
+    doc = PairFinder(workers=workers).find(files)
+    pairs_seconds = time.perf_counter() - started
+    memory = peak_memory_gb()
+    result = score(doc, truth, files)
+    build_registry(manifest, cases_dir.parent / "pairs-bench.db", workers)
+    started = time.perf_counter()
+    for _ in Scanner(cases_dir.parent / "pairs-bench.db").scan(files, workers=workers):
+        pass
+    scan_seconds = time.perf_counter() - started
+    result.update(
+        workers=workers,
+        pairs_seconds=pairs_seconds,
+        pairs_images_per_s=len(files) / pairs_seconds,
+        scan_seconds=scan_seconds,
+        scan_images_per_s=len(files) / scan_seconds,
+        peak_memory=memory,
+    )
+    return result
+
+
+def run_scale(cases_dir: Path, size: int, queries: int) -> dict:
+    """Per-image costs on one core with ``size`` images in the index (see the docstring)."""
+    cv2.setNumThreads(1)
+    faiss.omp_set_num_threads(1)
+    manifest = json.loads((cases_dir / "manifest.json").read_text())
+    real = [str(cases_dir / c["path"]) for c in manifest["cases"][:300]] + manifest["distractors"][
+        :300
+    ]
+    started = time.perf_counter()
+    images = [load_image(p) for p in real]
+    decode = (time.perf_counter() - started) / len(real)
+    started = time.perf_counter()
+    templates = [make_signature(rgb, "t", "", exchange=False, face=False) for rgb in images]
+    signature = (time.perf_counter() - started) / len(real)
+    started = time.perf_counter()
+    template_queries = [make_query(rgb) for rgb in images]
+    query_extract = (time.perf_counter() - started) / len(real)
+    del images
+
+    finder = PairFinder()
+    rng = np.random.default_rng(SEED)
+    started = time.perf_counter()
+    for key in range(size):
+        template = templates[key % len(templates)]
+        synthetic = (
+            template
+            if key < len(templates)
+            else dataclasses.replace(
+                template,
+                features=unrelated(template.features, rng),
+                mirrored=unrelated(template.mirrored, rng),
+            )
+        )
+        finder.add(key, synthetic, real[key % len(real)])
+    fill = time.perf_counter() - started
+    # the cost of making each synthetic signature is not the index's: measure adding alone
+    probe = CandidateIndex()
+    started = time.perf_counter()
+    for key in range(2000):
+        probe.add(key, finder.signatures[key])
+    add = (time.perf_counter() - started) / 2000
+    del probe
+    sample = rng.choice(size, queries, replace=False)
+    started = time.perf_counter()
+    related = 0
+    for key in sample:
+        template = template_queries[key % len(template_queries)]
+        query = (
+            template
+            if key < len(templates)
+            else dataclasses.replace(template, features=unrelated(template.features, rng))
+        )
+        picture = Picture(int(key), real[key % len(real)], real[key % len(real)], sha256="0" * 64)
+        _, relations = finder.relate_query(picture, query)
+        related += len(relations)
+    query_verify = (time.perf_counter() - started) / queries
+    per_image = 2 * decode + signature + query_extract + add + query_verify
+    scan_per_image = decode + query_extract
+    return {
+        "images_in_index": size,
+        "queries_timed": queries,
+        "relations_found": related,
+        "one_core_seconds_per_image": {
+            "decode (twice)": 2 * decode,
+            "reference signature": signature,
+            "query features": query_extract,
+            "index add": add,
+            "query and verify": query_verify,
+        },
+        "pairs_images_per_s_one_core": 1 / per_image,
+        "scan_extraction_only_images_per_s_one_core": 1 / scan_per_image,
+        "index_fill_seconds": fill,
+        "peak_memory": peak_memory_gb(),
+    }
+
+
+def table(result: dict) -> str:
+    lines = ["| pairs benchmark | value |", "|---|---:|"]
+    if "pair_recall_strict" in result:
+        r = result
+        found = r["true_relations_reported"]
+        lines += [
+            f"| images (sources + cases + distractors, shuffled) | {r['images']:,} |",
+            f"| pair recall: (source, case) reported as a pair | {r['pair_recall_strict']:.1%} |",
+            f"| pair recall: case in its source photo's cluster | "
+            f"{r['pair_recall_by_cluster']:.1%} |",
+            f"| direction right (over pairs found) | {r['direction_accuracy']:.1%} |",
+            f"| **false pairs** | **{r['false_pairs']}** |",
+            f"| pairs reported: source-derivative / sibling / donor | "
+            f"{found.get('derivative', 0)} / {found.get('sibling', 0)} / {found.get('donor', 0)} |",
+            f"| cluster purity | {r['cluster_purity']:.1%} |",
+            f"| original photos affected: found / true sources | "
+            f"{r['photos_affected']} / {r['sources_in_truth']} |",
+            f"| clusters whose original is a donor or collage partner | "
+            f"{r['originals'].get('donor or beside', 0)} |",
+            f"| sources split over several clusters / missing | "
+            f"{r['sources_split']} / {r['sources_missing']} |",
+            f"| scenes (originals sharing background joined) | {r['scenes']} |",
+            f"| pairs throughput, {r['workers']} workers | "
+            f"{r['pairs_images_per_s']:.1f} images/s |",
+            f"| scan throughput, same files and workers | {r['scan_images_per_s']:.1f} images/s |",
+            f"| peak memory: main / largest worker | {r['peak_memory']['main_gb']:.2f} GB / "
+            f"{r['peak_memory']['largest_worker_gb']:.2f} GB |",
+        ]
+    if "scale" in result:
+        s = result["scale"]
+        lines += [
+            f"| scale: images in the index | {s['images_in_index']:,} |",
+            f"| scale: pairs throughput, one core | {s['pairs_images_per_s_one_core']:.1f} "
+            f"images/s |",
+            f"| scale: scan extraction alone, one core | "
+            f"{s['scan_extraction_only_images_per_s_one_core']:.1f} images/s |",
+            f"| scale: peak memory | {s['peak_memory']['main_gb']:.2f} GB |",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=Path, default=Path("bench/out/cases"))
+    parser.add_argument("--limit-sources", type=int, default=None)
+    parser.add_argument("--limit-distractors", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--scale", type=int, default=0, help="images in the scale run (0: none)")
+    parser.add_argument("--queries", type=int, default=1000, help="timed queries at scale")
+    parser.add_argument("--skip-collection", action="store_true")
+    args = parser.parse_args()
+    result: dict = {}
+    if not args.skip_collection:
+        result = run_collection(
+            args.cases, args.limit_sources, args.limit_distractors, args.workers
+        )
+        print(json.dumps(result), flush=True)
+    if args.scale:
+        result["scale"] = run_scale(args.cases, args.scale, args.queries)
+        print(json.dumps(result["scale"]), flush=True)
+    name = "pairs-scale.json" if args.skip_collection else "pairs.json"
+    (args.cases.parent / name).write_text(json.dumps(result, indent=1))
+    print(table(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,825 @@
+"""Source -> derivative pairs within a collection, with no registry.
+
+An investigator handed a folder or a channel export wants to know which images were made from
+which others. Comparing every image with every other is quadratic; instead every image is
+treated as if it were registered, and every image is then scanned against that registry:
+
+1. **Extract** (in parallel): each image's reference signature (local features of it and of its
+   mirror image, and the coarse grid) goes into the in-process candidate index. The face box,
+   the costliest part of a signature, is left out here.
+2. **Query** (in parallel): each image, decoded again, asks the index for its candidates and
+   verifies them with ``matching.verify`` and ``matching.decide``, the code and thresholds that
+   match registered photos. The face box of a candidate is computed only once a candidate has
+   passed geometric verification, which few do, and the alignment is then localised again with
+   it, so the decision is exactly the one a registered photo would get.
+3. **Order and group**: each verified relation says which of its two images is the source (see
+   ``_direction``); the images are ranked by those votes, every relation points from the higher
+   to the lower, and each image that nothing outranks is an **original**. A cluster is an
+   original and everything that descends from it; an image may belong to two clusters (a
+   collage of two photos). Every derivative that was not verified against its cluster's
+   original directly is verified against it in a last, short pass, so the pair reported is
+   (original, derivative), with the mask in the derivative's pixels.
+4. **Scenes**: originals that share much of their background (another photo taken at the same
+   place) are joined into one scene: a homography over their local features with many
+   inliers, a test looser than verification and used for nothing else.
+
+No face recognition: a face box says where a face is, never whose.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image as PILImage
+
+from counterfake import __version__
+from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError
+from counterfake.index.memory import CandidateIndex
+from counterfake.matching import Match, Thresholds, decide, localise, verify
+from counterfake.scan import Item, expand, in_parallel, read_image
+from counterfake.signature.extract import (
+    Query,
+    Signature,
+    make_query,
+    make_signature,
+    reference_face,
+)
+from counterfake.signature.grid import dequantise
+from counterfake.sources.telegram import ExportEntry, ExportSummary
+
+COMPOSITION_COVER = 0.85  # below this share of an image covered by the other, it holds more
+SEAM_SHARE = 0.5  # share of the footprint's inner border that must look like a seam
+SEAM_CONTRAST = 8.0  # grey levels by which the step across a seam exceeds the step inside
+PLAIN_CONTRAST = 3.0  # lightness std (8-bit Lab) below which a grid cell is plain
+MIN_TEXTURED_AGREEING = 0.15  # share of the source's visible cells textured and agreeing
+STRONG_OVERLAP = 0.5  # two copies of one photo each show at least this much of the other
+RELATIONS_PER_QUERY = 3  # verified relations after which an image stops verifying candidates
+RESOLUTION_STEP = 1.25  # a copy this much smaller (linear) than the other is the derivative
+SCENE_MIN_INLIERS = 40  # homography inliers between two originals of the same scene
+SCENE_PIXELS = 6.0  # RANSAC tolerance for the scene test, in the 512-px reference frame
+
+
+@dataclass
+class Picture:
+    """One image of the collection: where it is shown, where it is read, what it holds."""
+
+    key: int
+    path: str  # as shown to the reader (an export entry's path)
+    file: str | None  # the file to open; None when it could not be listed
+    context: dict[str, Any] | None = None
+    sha256: str | None = None
+    error: str | None = None
+    signature: Signature | None = None
+    bytes_per_pixel: float = 0.0
+    quantisation: float = 0.0  # mean JPEG luminance quantiser (0: not JPEG); lower is finer
+
+
+@dataclass
+class Relation:
+    """``derivative`` was verified to hold ``source``: the match, measured in the derivative."""
+
+    source: int
+    derivative: int
+    kind: str
+    score: float
+    altered_fraction: float
+    inliers: int
+    mask: str | None
+    shown: float  # share of the source's frame that lies inside the derivative
+    covered: float  # share of the derivative's frame that the source covers
+    resolution: float  # derivative's pixels per source pixel of the shared content
+    seam: bool  # the source's outline is drawn in the derivative as a straight edge
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "score": round(self.score, 4),
+            "altered_fraction": round(self.altered_fraction, 4),
+            "mask": self.mask,
+            "inliers": self.inliers,
+        }
+
+
+@dataclass
+class Tentative:
+    """An alignment of ``source`` in ``derivative`` that passed all but the face check."""
+
+    source: int
+    derivative: int
+    alignments: list[tuple[np.ndarray, int, float]]  # (transform, inliers, residual)
+
+
+@dataclass
+class Collection:
+    """What the passes found, before ordering and grouping."""
+
+    pictures: list[Picture]
+    relations: dict[tuple[int, int], Relation] = field(default_factory=dict)  # (src, deriv)
+    candidates: dict[int, list[int]] = field(default_factory=dict)
+
+
+class PairFinder:
+    """Finds pairs and clusters in a collection; see the module's docstring for how."""
+
+    def __init__(
+        self,
+        *,
+        thresholds: Thresholds | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        workers: int = 1,
+    ) -> None:
+        self.thresholds = thresholds or Thresholds()
+        self.max_pixels = max_pixels
+        self.workers = workers
+        self.index = CandidateIndex()
+        self.signatures: dict[int, Signature] = {}
+        self._faces: dict[int, Signature] = {}
+        self._files: dict[int, str] = {}
+
+    # ---- the passes --------------------------------------------------------------------------
+
+    def find(
+        self,
+        paths: Iterable[str | os.PathLike],
+        *,
+        masks_dir: str | os.PathLike | None = None,
+        exports: list[ExportSummary] | None = None,
+    ) -> dict[str, Any]:
+        """The pairs document for everything under ``paths`` (see ``document``)."""
+        collection = self.collect(_items(paths, exports))
+        self.relate(collection, masks_dir)
+        return document(collection, self, masks_dir)
+
+    def collect(self, items: Iterable[Item]) -> Collection:
+        """Pass 1: every image's reference signature, indexed; unreadable ones keep their error."""
+        pictures = [_picture(key, item) for key, item in enumerate(items)]
+
+        def extract(picture: Picture) -> Picture:
+            if picture.file is None:
+                return picture
+            try:
+                sha256, rgb = read_image(picture.file, self.max_pixels)
+                size = os.stat(picture.file).st_size
+            except ImageError as error:
+                return replace(picture, error=str(error))
+            except OSError as error:
+                return replace(picture, error=f"{picture.path}: {error.strerror or error}")
+            signature = make_signature(rgb, picture.path, sha256, exchange=False, face=False)
+            return replace(
+                picture,
+                sha256=sha256,
+                signature=signature,
+                bytes_per_pixel=size / max(1, rgb.shape[0] * rgb.shape[1]),
+                quantisation=jpeg_quantisation(picture.file),
+            )
+
+        done = list(in_parallel(extract, pictures, self.workers, lambda: None))
+        for picture in done:
+            if picture.signature is not None:
+                self.add(picture.key, picture.signature, picture.file)
+                picture.signature = None  # kept once, in self.signatures
+        return Collection(done)
+
+    def add(self, key: int, signature: Signature, file: str) -> None:
+        """Index one image's signature; ``file`` is read again only for its face box."""
+        self.index.add(key, signature)
+        self.signatures[key] = signature
+        self._files[key] = file
+
+    def relate(self, collection: Collection, masks_dir: str | os.PathLike | None) -> None:
+        """Pass 2: each image scanned against all the others.
+
+        Verification runs first without face boxes; the face box of each source that passed
+        is then computed once, and the alignments found are localised again with it and
+        decided, exactly as for a registered photo with its face box.
+        """
+        if masks_dir is not None:
+            Path(masks_dir).mkdir(parents=True, exist_ok=True)
+        pictures = {p.key: p for p in collection.pictures}
+        readable = [p for p in collection.pictures if p.key in self.signatures]
+        found: dict[int, list[Tentative]] = defaultdict(list)
+        for key, candidates, tentatives in in_parallel(
+            self._tentatives, readable, self.workers, lambda: None
+        ):
+            collection.candidates[key] = candidates
+            found[key] = tentatives
+        sources = sorted({t.source for ts in found.values() for t in ts} - set(self._faces))
+        for key, signature in in_parallel(self._face_of, sources, self.workers, lambda: None):
+            self._faces[key] = signature
+
+        def settle(key: int) -> list[Relation]:
+            query = self._query(pictures[key], features=False)
+            if query is None:
+                return []
+            relations = []
+            for tentative in found[key]:
+                signature = self._with_face(tentative.source)
+                instances = [
+                    again
+                    for transform, inliers, residual in tentative.alignments
+                    if (
+                        again := localise(
+                            query, signature, transform, inliers, residual, self.thresholds
+                        )
+                    )
+                ]
+                match = decide(tentative.source, query, signature, instances, self.thresholds)
+                if match is not None and textured_agreement(match, signature):
+                    relations.append(
+                        self._relation(pictures[key], query, signature, match, masks_dir)
+                    )
+            return relations
+
+        related = sorted(key for key, tentatives in found.items() if tentatives)
+        for relations in in_parallel(settle, related, self.workers, lambda: None):
+            for relation in relations:
+                collection.relations[relation.source, relation.derivative] = relation
+
+    def _tentatives(self, picture: Picture) -> tuple[int, list[int], list[Tentative]]:
+        """(image, candidates verified, alignments that pass without the face check)."""
+        query = self._query(picture)
+        if query is None:
+            return picture.key, [], []
+        t = self.thresholds
+        shortlist, found = [], {}
+        for candidate in self.index.candidates(query.features.descriptors, t.candidates + 1):
+            if candidate.photo_id == picture.key:
+                continue
+            if (
+                candidate.votes < t.min_votes
+                or len(shortlist) == t.candidates
+                or len(found) == RELATIONS_PER_QUERY
+            ):
+                break
+            shortlist.append(candidate.photo_id)
+            signature = self.signatures[candidate.photo_id]
+            instances = verify(query, signature, candidate.mirrored, t)
+            match = decide(0, query, signature, instances, t) if instances else None
+            if match is None or not textured_agreement(match, signature):
+                continue
+            best = found.get(candidate.photo_id)
+            if best is None or instances[0].inliers > best.alignments[0][1]:
+                found[candidate.photo_id] = Tentative(
+                    candidate.photo_id,
+                    picture.key,
+                    [(i.transform, i.inliers, i.residual) for i in instances],
+                )
+        return picture.key, shortlist, list(found.values())
+
+    def _face_of(self, key: int) -> tuple[int, Signature]:
+        return key, self._with_face(key)
+
+    def confirm(
+        self,
+        collection: Collection,
+        wanted: list[tuple[int, int]],
+        masks_dir: str | os.PathLike | None,
+    ) -> None:
+        """Pass 3: verify chosen (source, derivative) pairs in that direction."""
+        by_derivative: dict[int, list[int]] = defaultdict(list)
+        for source, derivative in wanted:
+            by_derivative[derivative].append(source)
+        pictures = {p.key: p for p in collection.pictures}
+
+        def check(derivative: int) -> list[Relation]:
+            query = self._query(pictures[derivative])
+            if query is None:
+                return []
+            found = []
+            for source in by_derivative[derivative]:
+                for mirrored in (False, True):
+                    relation = self._verify(
+                        pictures[derivative], query, source, mirrored, masks_dir
+                    )
+                    if relation is not None:
+                        found.append(relation)
+                        break
+            return found
+
+        for relations in in_parallel(check, sorted(by_derivative), self.workers, lambda: None):
+            for relation in relations:
+                collection.relations[relation.source, relation.derivative] = relation
+
+    def _query(self, picture: Picture, *, features: bool = True) -> Query | None:
+        try:
+            _, rgb = read_image(picture.file, self.max_pixels)
+        except ImageError:
+            return None  # it was read in pass 1; a file changed since simply gets no pairs
+        return make_query(rgb, features=features)
+
+    def relate_query(
+        self, picture: Picture, query: Query, masks_dir: str | os.PathLike | None = None
+    ) -> tuple[list[int], list[Relation]]:
+        """(the candidates verified, the relations found) for one prepared image."""
+        t = self.thresholds
+        candidates = self.index.candidates(query.features.descriptors, t.candidates + 1)
+        shortlist, relations = [], {}
+        for candidate in candidates:
+            if candidate.photo_id == picture.key:
+                continue
+            if (
+                candidate.votes < t.min_votes
+                or len(shortlist) == t.candidates
+                or len(relations) == RELATIONS_PER_QUERY
+            ):
+                break
+            shortlist.append(candidate.photo_id)
+            relation = self._verify(
+                picture, query, candidate.photo_id, candidate.mirrored, masks_dir
+            )
+            if relation is not None:
+                best = relations.get(relation.source)
+                if best is None or relation.score > best.score:
+                    relations[relation.source] = relation
+        return shortlist, list(relations.values())
+
+    def _verify(
+        self,
+        picture: Picture,
+        query: Query,
+        source: int,
+        mirrored: bool,
+        masks_dir: str | os.PathLike | None,
+    ) -> Relation | None:
+        """``matching.verify`` then ``decide``, with the source's face box computed on demand."""
+        t = self.thresholds
+        instances = verify(query, self.signatures[source], mirrored, t)
+        if not instances:
+            return None
+        signature = self._with_face(source)
+        if len(signature.face):
+            instances = [
+                again
+                for i in instances
+                if (again := localise(query, signature, i.transform, i.inliers, i.residual, t))
+            ]
+        match = decide(source, query, signature, instances, t) if instances else None
+        if match is None or not textured_agreement(match, signature):
+            return None
+        return self._relation(picture, query, signature, match, masks_dir)
+
+    def _with_face(self, key: int) -> Signature:
+        """The signature with its face box, computed once per process from the file."""
+        if key not in self._faces:
+            signature = self.signatures[key]
+            try:
+                _, rgb = read_image(self._files[key], self.max_pixels)
+            except ImageError:
+                self._faces[key] = signature
+            else:
+                self._faces[key] = replace(signature, face=reference_face(rgb))
+        return self._faces[key]
+
+    def _relation(
+        self,
+        picture: Picture,
+        query: Query,
+        signature: Signature,
+        match: Match,
+        masks_dir: str | os.PathLike | None,
+    ) -> Relation:
+        instance = match.instances[0]
+        shown, covered = _overlap(instance.transform, query, signature)
+        stretch = float(np.sqrt(abs(np.linalg.det(instance.transform[:, :2]))))
+        resolution = 1.0 / (stretch * query.scale) / (signature.width / signature.frame_width)
+        mask_path = None
+        if masks_dir is not None and match.mask is not None:
+            mask_path = str(
+                Path(masks_dir)
+                / f"{Path(picture.path).stem}.{picture.sha256[:12]}.{signature.sha256[:12]}.png"
+            )
+            if not cv2.imwrite(mask_path, match.mask):
+                raise OSError(f"{mask_path}: could not write the mask")
+        return Relation(
+            source=match.photo_id,
+            derivative=picture.key,
+            kind=match.kind,
+            score=match.score,
+            altered_fraction=match.altered_fraction,
+            inliers=match.inliers,
+            mask=mask_path,
+            shown=shown,
+            covered=covered,
+            resolution=resolution,
+            seam=covered < COMPOSITION_COVER and _seam(query, instance.transform, signature),
+        )
+
+
+def _items(
+    paths: Iterable[str | os.PathLike], exports: list[ExportSummary] | None
+) -> Iterator[Item]:
+    """What the scan would read under ``paths``; a folder with no image in it is an error."""
+    for path in paths:
+        empty = True
+        for item in expand([path], exports):
+            empty = False
+            yield item
+        if empty and Path(path).is_dir():
+            yield (str(path), f"{path}: no images in this folder")
+
+
+def jpeg_quantisation(path: str) -> float:
+    """The mean of a JPEG's luminance quantisation table: how coarsely it was last saved.
+
+    A re-saved copy is usually saved more coarsely than what it was made from. Only the
+    header is read; anything that is not a JPEG gives 0.
+    """
+    try:
+        with PILImage.open(path) as image:
+            tables = getattr(image, "quantization", None) or {}
+    except Exception:  # a file that decoded a moment ago; any failure only loses this hint
+        return 0.0
+    table = tables.get(0)
+    return float(np.mean(table)) if table else 0.0
+
+
+def textured_agreement(match: Match, signature: Signature) -> bool:
+    """Whether the agreement rests on textured content, not on plain areas.
+
+    A registered photo is a photo; in a collection any image can be the source, screenshots
+    included, and two screenshots of one app agree on its white screen and its interface, with
+    different photos in them. Plain cells agree with anything, so a pair also needs
+    MIN_TEXTURED_AGREEING of the source's visible cells to be textured and to agree. Set on that
+    negative (two phone screenshots of different photos: 6%), not on any pair found: true pairs
+    of the benchmark's photos agree on 27% and more.
+    """
+    textured = dequantise(signature.grid)[:, :, 3] >= PLAIN_CONTRAST
+    return any(
+        float((i.agreeing_cells & textured)[i.visible_cells].mean()) >= MIN_TEXTURED_AGREEING
+        for i in match.instances
+        if i.agreeing_cells is not None and i.visible_cells.any()
+    )
+
+
+def _picture(key: int, item: Item) -> Picture:
+    if isinstance(item, tuple):
+        return Picture(key, item[0], None, error=item[1])
+    if isinstance(item, ExportEntry):
+        return Picture(key, item.path, item.source, item.context, error=item.error)
+    return Picture(key, item, item)
+
+
+# ---- geometry of one relation ----------------------------------------------------------------
+
+
+def _frame_corners(width: float, height: float) -> np.ndarray:
+    return np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+
+
+def _overlap(transform: np.ndarray, query: Query, signature: Signature) -> tuple[float, float]:
+    """(share of the source's frame inside the derivative, share of the derivative covered)."""
+    height, width = query.work.shape[:2]
+    derivative = _frame_corners(width, height) @ transform[:, :2].T + transform[:, 2]
+    source = _frame_corners(signature.frame_width, signature.frame_height)
+    area, _ = cv2.intersectConvexConvex(
+        np.ascontiguousarray(derivative, np.float32), np.ascontiguousarray(source)
+    )
+    derivative_area = abs(cv2.contourArea(derivative.astype(np.float32)))
+    source_area = float(signature.frame_width * signature.frame_height)
+    return float(area / source_area), float(area / max(derivative_area, 1e-6))
+
+
+def _seam(query: Query, transform: np.ndarray, signature: Signature) -> bool:
+    """Whether the source's outline inside the derivative is a straight edge (a composition).
+
+    A collage or a screenshot puts the photo on a border, a screen or beside another photo:
+    crossing its outline, the grey level jumps, all along it. A photo that merely continues
+    beyond a crop shows no such line. Each side of the outline that lies inside the derivative
+    is sampled; a point is on a seam when the step across the outline exceeds the step just
+    inside it by SEAM_CONTRAST grey levels.
+    """
+    inverse = cv2.invertAffineTransform(transform)
+    corners = _frame_corners(signature.frame_width, signature.frame_height)
+    outline = corners @ inverse[:, :2].T + inverse[:, 2]
+    grey = cv2.cvtColor(query.work, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    height, width = grey.shape
+    centre = outline.mean(axis=0)
+    seam_points = inside_points = 0
+    for start, end in zip(outline, np.roll(outline, -1, axis=0), strict=True):
+        along = np.linspace(0.1, 0.9, 48)[:, None]
+        points = start + along * (end - start)
+        direction = (end - start) / max(float(np.linalg.norm(end - start)), 1e-6)
+        normal = np.array([-direction[1], direction[0]])
+        if np.dot(points.mean(axis=0) - centre, normal) < 0:
+            normal = -normal  # pointing out of the photo
+        probes = [points + d * normal for d in (3.0, -3.0, -9.0)]
+        inside = np.all(
+            [
+                (p[:, 0] >= 0) & (p[:, 0] < width - 1) & (p[:, 1] >= 0) & (p[:, 1] < height - 1)
+                for p in probes
+            ],
+            axis=0,
+        )
+        if inside.sum() < 8:
+            continue  # this side is the derivative's own border: nothing beyond it
+        outside, edge, inner = (
+            cv2.remap(
+                grey,
+                p[inside, 0:1].astype(np.float32),
+                p[inside, 1:2].astype(np.float32),
+                cv2.INTER_LINEAR,
+            ).ravel()
+            for p in probes
+        )
+        step_across, step_inside = np.abs(outside - edge), np.abs(edge - inner)
+        seam_points += int((step_across > step_inside + SEAM_CONTRAST).sum())
+        inside_points += int(inside.sum())
+    return inside_points > 0 and seam_points >= SEAM_SHARE * inside_points
+
+
+# ---- ordering, clusters, scenes --------------------------------------------------------------
+
+
+def _direction(relation: Relation) -> tuple[int, str]:
+    """+1 when the evidence says ``relation.source`` is the source, -1 the reverse, 0 neither.
+
+    In order: a composition (the derivative holds the source framed by a seam: collage,
+    screenshot, border) makes the framed photo the source; an image that holds more of the
+    photo with no seam around the other is the one the other was cropped from; a copy with
+    clearly fewer pixels of the shared content was resized down. That one image shows only part
+    of the other says nothing alone (a crop of it, or a photo put into it?): only the larger
+    image's pixels can tell, by the seam, and they are measured when it is the derivative side.
+    Two copies of the same size tell nothing by their content.
+    """
+    if relation.covered < COMPOSITION_COVER:
+        if relation.seam:
+            return 1, "composition"
+        if relation.shown >= COMPOSITION_COVER:
+            return -1, "crop"
+    if relation.shown >= COMPOSITION_COVER and relation.covered >= COMPOSITION_COVER:
+        if relation.resolution * RESOLUTION_STEP < 1:
+            return 1, "resolution"
+        if relation.resolution > RESOLUTION_STEP:
+            return -1, "resolution"
+    return 0, "undetermined"
+
+
+def _dated(picture: Picture) -> str | None:
+    date = (picture.context or {}).get("date")
+    return date if isinstance(date, str) else None
+
+
+def _edge_evidence(
+    a: int, b: int, collection: Collection, pictures: dict[int, Picture]
+) -> tuple[int, str]:
+    """+1 if ``a`` is the source of ``b``, -1 if the reverse, 0 if unknown; and why."""
+    first, second = _dated(pictures[a]), _dated(pictures[b])
+    if first and second and first != second:
+        return (1 if first < second else -1), "Telegram date"
+    votes, reasons = 0, []
+    for (source, derivative), sign in (((a, b), 1), ((b, a), -1)):
+        relation = collection.relations.get((source, derivative))
+        if relation is not None:
+            vote, reason = _direction(relation)
+            votes += sign * vote
+            if vote:
+                reasons.append(reason)
+    if votes:
+        return (1 if votes > 0 else -1), reasons[0]
+    return 0, "undetermined"
+
+
+def _strong(relation: Relation | None) -> bool:
+    """Whether a relation joins two copies of one photo: each shows most of the other."""
+    return relation is not None and min(relation.shown, relation.covered) >= STRONG_OVERLAP
+
+
+def organise(collection: Collection) -> dict[str, Any]:
+    """Group the images into clusters, each under its original (before the last pass).
+
+    Copies that each show most of the other (reposts, edits, crops, resizes) form one group,
+    joined through any chain of such relations. An image that holds another only in part of its
+    frame (a collage, a screenshot, a tight crop) joins the group of its source without merging
+    groups: a collage of two photos belongs to both their clusters. A group's original is its
+    highest-ranked member: fewest direction votes lost, most won, then the finer JPEG
+    quantisation, then the larger file per pixel.
+    """
+    pictures = {p.key: p for p in collection.pictures}
+    edges: dict[frozenset, tuple[int, str]] = {}
+    for source, derivative in collection.relations:
+        pair = frozenset((source, derivative))
+        if pair not in edges:
+            edges[pair] = _edge_evidence(*sorted(pair), collection, pictures)
+    wins: dict[int, int] = defaultdict(int)
+    losses: dict[int, int] = defaultdict(int)
+    group = {key: key for pair in edges for key in pair}
+
+    def find(key: int) -> int:
+        while group[key] != key:
+            group[key] = group[group[key]]
+            key = group[key]
+        return key
+
+    for pair, (vote, _) in edges.items():
+        a, b = sorted(pair)
+        wins[a] += vote
+        wins[b] -= vote
+        losses[a] += vote < 0
+        losses[b] += vote > 0
+        if _strong(collection.relations.get((a, b))) or _strong(collection.relations.get((b, a))):
+            group[find(a)] = find(b)
+
+    def rank(key: int) -> tuple:
+        picture = pictures[key]
+        return (-losses[key], wins[key], -picture.quantisation, picture.bytes_per_pixel, -key)
+
+    members: dict[int, set[int]] = defaultdict(set)
+    for key in group:
+        members[find(key)].add(key)
+    joined: dict[int, set[int]] = defaultdict(set)  # group -> images made from it, not in it
+    derived: set[int] = set()  # images made from another group than their own
+    for pair, (vote, _) in edges.items():
+        a, b = sorted(pair)
+        if find(a) == find(b):
+            continue
+        if not vote:  # the one that holds the other in less of its frame is the derivative
+            vote = 1 if _cover(b, a, collection) <= _cover(a, b, collection) else -1
+        source, derivative = (a, b) if vote > 0 else (b, a)
+        joined[find(source)].add(derivative)
+        derived.add(derivative)
+    clusters = []
+    for root, group_members in members.items():
+        if group_members <= derived:
+            continue  # made from other groups only (a collage): it appears in their clusters
+        everyone = group_members | joined[root]
+        if len(everyone) < 2:
+            continue
+        original = max(group_members - derived, key=rank)
+        clusters.append({"original": original, "members": everyone})
+    clusters.sort(key=lambda c: pictures[c["original"]].path)
+    return {"edges": edges, "clusters": clusters, "pictures": pictures}
+
+
+def _cover(source: int, derivative: int, collection: Collection) -> float:
+    """How much of ``derivative`` the ``source`` covers, measured either way (1 if unknown)."""
+    relation = collection.relations.get((source, derivative))
+    if relation is not None:
+        return relation.covered
+    relation = collection.relations.get((derivative, source))
+    return relation.shown if relation is not None else 1.0
+
+
+def scene_groups(
+    originals: list[int], signatures: dict[int, Signature], collection: Collection
+) -> list[int]:
+    """A scene number (from 1) for each original: originals sharing background share one."""
+    parent = {k: k for k in originals}
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    known = set(originals)
+    for a in originals:
+        for b in collection.candidates.get(a, []):
+            if b in known and find(a) != find(b) and same_scene(signatures[a], signatures[b]):
+                parent[find(a)] = find(b)
+    numbers: dict[int, int] = {}
+    return [numbers.setdefault(find(k), len(numbers) + 1) for k in originals]
+
+
+def same_scene(a: Signature, b: Signature) -> bool:
+    """Whether two photos share much of their background: many features on one homography.
+
+    Looser than verification (a homography, not a similarity; a wide tolerance): another photo
+    of the same place passes, while one photo inside another is already a pair. Either
+    orientation counts.
+    """
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    for reference in (b.features, b.mirrored):
+        if len(a.features) < 8 or len(reference) < 8:
+            continue
+        good = [
+            m
+            for m, n in (
+                p
+                for p in matcher.knnMatch(a.features.descriptors, reference.descriptors, k=2)
+                if len(p) == 2
+            )
+            if m.distance < 0.8 * n.distance
+        ]
+        if len(good) < SCENE_MIN_INLIERS:
+            continue
+        src = a.features.xy[[m.queryIdx for m in good]]
+        dst = reference.xy[[m.trainIdx for m in good]]
+        _, inliers = cv2.findHomography(src, dst, cv2.RANSAC, SCENE_PIXELS)
+        if inliers is not None and int(inliers.sum()) >= SCENE_MIN_INLIERS:
+            return True
+    return False
+
+
+# ---- the document ----------------------------------------------------------------------------
+
+
+def document(
+    collection: Collection, finder: PairFinder, masks_dir: str | os.PathLike | None
+) -> dict[str, Any]:
+    """The JSON document of ``counterfake pairs`` (its shape: docs/pairs.md)."""
+    organised = organise(collection)
+    wanted = [
+        (cluster["original"], member)
+        for cluster in organised["clusters"]
+        for member in cluster["members"]
+        if member != cluster["original"]
+        and (cluster["original"], member) not in collection.relations
+    ]
+    if wanted:
+        finder.confirm(collection, wanted, masks_dir)
+    pictures = organised["pictures"]
+    originals = [c["original"] for c in organised["clusters"]]
+    scenes = scene_groups(originals, finder.signatures, collection)
+    pairs, clusters, used_masks = [], [], set()
+    for number, (cluster, scene) in enumerate(zip(organised["clusters"], scenes, strict=True), 1):
+        original = cluster["original"]
+        members = sorted(cluster["members"] - {original}, key=lambda k: pictures[k].path)
+        for member in members:
+            source, relation, reverse = _pair_for(member, original, cluster["members"], collection)
+            # a pair verified in the last pass takes its direction from the cluster's order
+            _, why = organised["edges"].get(frozenset((source, member)), (0, "cluster order"))
+            if why == "undetermined":
+                why = "cluster order"
+            entry = {
+                "source": pictures[source].path,
+                "derivative": pictures[member].path,
+                **relation.to_json(),
+                "direction": why,
+                "cluster": number,
+            }
+            if reverse:
+                entry["mask"] = None  # measured in the source's pixels: not this image's mask
+            if entry["mask"]:
+                used_masks.add(entry["mask"])
+            pairs.append(entry)
+        clusters.append(
+            {
+                "id": number,
+                "original": pictures[original].path,
+                "members": [pictures[original].path] + [pictures[k].path for k in members],
+                "scene": scene,
+            }
+        )
+    if masks_dir is not None:
+        for relation in collection.relations.values():
+            if relation.mask and relation.mask not in used_masks:
+                Path(relation.mask).unlink(missing_ok=True)
+    return {
+        "tool": f"counterfake {__version__}",
+        "images": sum(1 for p in collection.pictures if p.error is None),
+        "errors": [{"path": p.path, "error": p.error} for p in collection.pictures if p.error],
+        "pairs": pairs,
+        "clusters": clusters,
+        "photos_affected": len(clusters),
+        "scenes": len(set(scenes)),
+        "files": [
+            {"path": p.path, "sha256": p.sha256, "context": p.context} for p in collection.pictures
+        ],
+    }
+
+
+def _pair_for(
+    member: int, original: int, cluster: set[int], collection: Collection
+) -> tuple[int, Relation, bool]:
+    """(source, relation, measured the other way round) for a cluster member.
+
+    The original, verified with the member as the derivative if possible; else the best
+    relation the member has with another image of its cluster.
+    """
+    relations = collection.relations
+    if (original, member) in relations:
+        return original, relations[original, member], False
+    if (member, original) in relations:
+        return original, relations[member, original], True
+    as_derivative = [relations[o, member] for o in cluster if (o, member) in relations]
+    if as_derivative:
+        best = max(as_derivative, key=lambda r: r.score)
+        return best.source, best, False
+    best = max(
+        (relations[member, o] for o in cluster if (member, o) in relations), key=lambda r: r.score
+    )
+    return best.derivative, best, True
+
+
+def as_results(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The document as one scan-like result per file (its findings: the pairs it derives from),
+    the form the evidence manifest records."""
+    found: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for pair in doc["pairs"]:
+        found[pair["derivative"]].append(pair)
+    errors = {e["path"]: e["error"] for e in doc["errors"]}
+    for file in doc["files"]:
+        yield {
+            "path": file["path"],
+            "sha256": file["sha256"],
+            "error": errors.get(file["path"]),
+            "matches": found.get(file["path"], []),
+            "context": file["context"],
+        }

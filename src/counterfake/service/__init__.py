@@ -1,0 +1,1 @@
+"""The HTTP service: roles and keys, matching, review, webhooks, hash exchange, metrics."""

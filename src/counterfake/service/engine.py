@@ -1,0 +1,196 @@
+"""The matching engine inside one service process: an in-memory index that follows the registry.
+
+Every service process (worker) builds its candidate index and its PDQ index from the registry
+at start, then follows the registry's change feed in a background thread: a registration
+becomes matchable, and a withdrawal stops matching, in every worker, within one wait of the
+feed (PostgreSQL LISTEN/NOTIFY; a short poll on SQLite). The process that made a change also
+applies it before answering, so its own answer is already up to date.
+
+Signatures themselves stay in the registry; a bounded cache keeps the recently verified ones.
+The registry object is shared by the request threads (db.py gives each thread its own
+connection); the feed is followed on a registry object of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+
+from counterfake.exchange import PdqIndex
+from counterfake.imaging import DEFAULT_MAX_PIXELS, decode_image
+from counterfake.index.memory import CandidateIndex
+from counterfake.matching import Match, Matcher, SignatureQuery, Thresholds
+from counterfake.registry import Change, RegisteredPhoto, Registry
+from counterfake.signature.extract import Signature, make_query
+from counterfake.signature.pdq import pdq_hash
+
+log = logging.getLogger(__name__)
+_SIGNATURE_CACHE = 4096
+
+
+@dataclass(frozen=True)
+class ScannedImage:
+    """What the service knows of the scanned side: its file hash and its PDQ hash."""
+
+    sha256: str
+    pdq_hex: str
+
+
+@dataclass(frozen=True)
+class Found:
+    photo: RegisteredPhoto
+    match: Match
+
+
+class MatchingEngine:
+    """Candidate and PDQ indexes over the registry, kept current by the change feed."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        thresholds: Thresholds | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        feed_wait: float = 0.5,
+        concurrent_matches: int | None = None,
+    ) -> None:
+        self.registry = registry
+        self.max_pixels = max_pixels
+        self.feed_wait = feed_wait
+        self.index = CandidateIndex()
+        self.pdq = PdqIndex()
+        self._photos: dict[int, RegisteredPhoto] = {}
+        self._seq = 0
+        self._sync_lock = threading.Lock()
+        self._stop = threading.Event()
+        # Matching is CPU-bound: more matches at once than cores only makes every one slower,
+        # and the feed thread would wait its turn behind all of them for the interpreter.
+        self._slots = threading.BoundedSemaphore(concurrent_matches or os.cpu_count() or 1)
+        self._follower: threading.Thread | None = None
+        self._signatures = lru_cache(maxsize=_SIGNATURE_CACHE)(self._signature)
+        self._matcher = Matcher(self.index, self._signatures, thresholds or Thresholds())
+        self._load()
+
+    def _signature(self, photo_id: int) -> Signature:
+        return self.registry.signature(photo_id)
+
+    def _load(self) -> None:
+        """Index everything registered; changes made meanwhile are applied by the next sync."""
+        registry = self.registry
+        with self._sync_lock:
+            self._seq = registry.head_seq()
+            photos = {p.photo_id: p for p in registry.photos()}
+            for photo_id, signature in registry.signatures():
+                if photo_id in photos:
+                    self._add(photos[photo_id], signature)
+            for kind, ref, _quality, hex_hash in registry.pdq_hashes():
+                if kind == "imported":
+                    self.pdq.add(f"imported:{ref}", hex_hash)
+
+    def pdq_count(self) -> int:
+        """PDQ hashes answerable by :meth:`lookup_pdq`: registered photos and imported ones."""
+        return len(self.pdq)
+
+    def _add(self, photo: RegisteredPhoto, signature: Signature) -> None:
+        self.index.add(photo.photo_id, signature)
+        self.pdq.add(f"photo:{photo.photo_id}", signature.pdq["original"].hex())
+        self._photos[photo.photo_id] = photo
+
+    def _remove(self, photo_id: int) -> None:
+        self.index.remove(photo_id)
+        self.pdq.remove(f"photo:{photo_id}")
+        if self._photos.pop(photo_id, None) is not None:
+            self._signatures.cache_clear()  # no copy of a withdrawn signature stays in memory
+
+    def sync(self) -> int:
+        """Apply every change in the feed since the last sync; return how many."""
+        registry = self.registry
+        applied = 0
+        with self._sync_lock:
+            while True:
+                seq, changes = registry.changes_since(self._seq)
+                if not changes:
+                    return applied
+                for change in changes:
+                    self._apply(change)
+                applied += len(changes)
+                self._seq = seq
+
+    def _apply(self, change: Change) -> None:
+        if change.action == "add":
+            try:
+                photo = self.registry.photo(change.photo_id)
+                signature = self.registry.signature(change.photo_id)
+            except KeyError:  # added, then withdrawn before this sync: nothing to index
+                self._remove(change.photo_id)
+                return
+            self._add(photo, signature)
+        elif change.action == "remove":
+            self._remove(change.photo_id)
+        elif change.action == "import":  # photo_id names a row of imported PDQ hashes
+            imported = self.registry.imported_pdq(change.photo_id)
+            if imported is not None:
+                self.pdq.add(f"imported:{change.photo_id}", imported[1])
+        elif change.action == "unimport":
+            self.pdq.remove(f"imported:{change.photo_id}")
+
+    def start(self) -> None:
+        """Follow the change feed in a background thread until :meth:`stop`."""
+        self._follower = threading.Thread(target=self._follow, name="registry-feed", daemon=True)
+        self._follower.start()
+
+    def _follow(self) -> None:
+        feed = Registry(self.registry.path)  # LISTEN needs a connection of its own
+        try:
+            while not self._stop.is_set():
+                try:
+                    feed.wait_for_change(self.feed_wait)
+                    self.sync()
+                except Exception:  # a lost connection: log, wait, and keep following
+                    log.exception("following the registry change feed failed; retrying")
+                    self._stop.wait(self.feed_wait)
+        finally:
+            feed.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._follower is not None:
+            self._follower.join(timeout=10)
+
+    def __len__(self) -> int:
+        return len(self._photos)
+
+    def match_image(self, data: bytes, name: str) -> tuple[ScannedImage, list[Found]]:
+        """Decode (with the pixel limit) and match an uploaded image; ImageError if unreadable."""
+        with self._slots:
+            rgb = decode_image(data, name, max_pixels=self.max_pixels)
+            scanned = ScannedImage(hashlib.sha256(data).hexdigest(), pdq_hash(rgb).hex())
+            return scanned, self._found(self._matcher.match(make_query(rgb)))
+
+    def match_signature(self, signature: Signature) -> tuple[ScannedImage, list[Found]]:
+        """Match a signature made client-side (see matching.SignatureQuery)."""
+        scanned = ScannedImage(signature.sha256, signature.pdq["original"].hex())
+        with self._slots:
+            return scanned, self._found(self._matcher.match(SignatureQuery(signature)))
+
+    def _found(self, matches: list[Match]) -> list[Found]:
+        # A photo withdrawn while the match was being verified is not reported.
+        return [Found(info, m) for m in matches if (info := self._photos.get(m.photo_id))]
+
+    def lookup_pdq(self, hex_hash: str, max_distance: int) -> list[tuple[str, int]]:
+        return self.pdq.lookup(hex_hash, max_distance)
+
+
+def mask_png(mask: np.ndarray) -> bytes:
+    """A mask (uint8, 255 = altered) as PNG bytes."""
+    ok, data = cv2.imencode(".png", mask)
+    if not ok:
+        raise ValueError("the mask could not be encoded as PNG")
+    return data.tobytes()

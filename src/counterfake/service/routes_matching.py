@@ -1,0 +1,194 @@
+"""Platform endpoints: match an uploaded image, a batch of images, or client-side signatures.
+
+Each answer has the fields of the command line's JSON (kind, score, altered_fraction, mask,
+inliers, instances), except that a platform never learns whose photo matched: ``subject`` and
+``photo`` are opaque ids, stable for one deployment. ``mask=true`` adds the altered region as
+a base64 PNG; ``record=true`` stores each match for review and tells the subject's helpline
+through its webhook.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, UploadFile
+from pydantic import BaseModel
+
+from counterfake.imaging import ImageError
+from counterfake.keys import ApiKey
+from counterfake.service.auth import require
+from counterfake.service.engine import Found, ScannedImage, mask_png
+from counterfake.service.records import now
+from counterfake.signature import cfsig
+
+router = APIRouter(tags=["platform"])
+platform = require("platform")
+MASK = Query(False, description="include the altered region as a base64 PNG")
+RECORD = Query(False, description="store matches for review and notify the helpline")
+
+
+class MatchOut(BaseModel):
+    match_id: int | None
+    subject: str
+    photo: str
+    kind: str
+    score: float
+    altered_fraction: float
+    mask: str | None
+    inliers: int
+    instances: int
+
+
+class ResultOut(BaseModel):
+    name: str
+    sha256: str | None
+    error: str | None
+    matches: list[MatchOut]
+
+
+class BatchOut(BaseModel):
+    results: list[ResultOut]
+
+
+def _answer(
+    request: Request,
+    key: ApiKey,
+    name: str,
+    scanned: ScannedImage,
+    found: list[Found],
+    *,
+    mask: bool,
+    record: bool,
+) -> dict[str, Any]:
+    service = request.app.state.service
+    reviews = service.reviews
+    matches = []
+    for item in found:
+        photo, match = item.photo, item.match
+        if reviews.suppressed(photo.photo_id, scanned.sha256, scanned.pdq_hex):
+            continue
+        match_id = None
+        if record:
+            match_id = reviews.record(
+                key.name,
+                {
+                    "photo_id": photo.photo_id,
+                    "subject": photo.subject,
+                    "photo_label": photo.label,
+                    "kind": match.kind,
+                    "score": round(match.score, 4),
+                    "altered_fraction": round(match.altered_fraction, 4),
+                    "image_sha256": scanned.sha256,
+                    "image_pdq": scanned.pdq_hex,
+                },
+            ).id
+            _notify(service, key, match_id, item)
+        png = mask_png(match.mask) if mask and match.mask is not None else None
+        matches.append(
+            {
+                "match_id": match_id,
+                "subject": reviews.opaque("subject", photo.subject),
+                "photo": reviews.opaque("photo", photo.photo_id),
+                "kind": match.kind,
+                "score": round(match.score, 4),
+                "altered_fraction": round(match.altered_fraction, 4),
+                "mask": base64.b64encode(png).decode() if png else None,
+                "inliers": match.inliers,
+                "instances": len(match.instances),
+            }
+        )
+    return {"name": name, "sha256": scanned.sha256, "error": None, "matches": matches}
+
+
+def _notify(service, key: ApiKey, match_id: int, item: Found) -> None:
+    """Queue the webhook of the helpline that registered the photo, if it set one."""
+    owner, _, subject = item.photo.subject.partition("/")
+    hook = service.reviews.webhook(owner)
+    if hook is None:
+        return
+    service.webhooks.send(
+        hook.url,
+        hook.secret,
+        {
+            "event": "match.recorded",
+            "match_id": match_id,
+            "subject": subject,
+            "photo": item.photo.label,
+            "kind": item.match.kind,
+            "score": round(item.match.score, 4),
+            "altered_fraction": round(item.match.altered_fraction, 4),
+            "platform": key.name,
+            "sent": now(),
+        },
+    )
+
+
+def _match_file(request: Request, key: ApiKey, file: UploadFile, mask: bool, record: bool):
+    name = file.filename or "upload"
+    try:
+        scanned, found = request.app.state.service.engine.match_image(file.file.read(), name)
+    except ImageError as error:
+        return {"name": name, "sha256": None, "error": str(error), "matches": []}
+    return _answer(request, key, name, scanned, found, mask=mask, record=record)
+
+
+@router.post("/match/image", response_model=ResultOut)
+def match_image(
+    file: UploadFile,
+    request: Request,
+    mask: bool = MASK,
+    record: bool = RECORD,
+    key: ApiKey = Depends(platform),
+) -> dict:
+    """Match one uploaded image (multipart field ``file``)."""
+    result = _match_file(request, key, file, mask, record)
+    if result["error"]:
+        raise HTTPException(400, result["error"])
+    return result
+
+
+@router.post("/match/batch", response_model=BatchOut)
+def match_batch(
+    files: list[UploadFile],
+    request: Request,
+    mask: bool = MASK,
+    record: bool = RECORD,
+    key: ApiKey = Depends(platform),
+) -> dict:
+    """Match many images (multipart fields ``files``); an unreadable one gets its own error."""
+    limit = request.app.state.service.settings.max_batch
+    if len(files) > limit:
+        raise HTTPException(400, f"{len(files)} images in one batch; the limit is {limit}")
+    return {"results": [_match_file(request, key, f, mask, record) for f in files]}
+
+
+@router.post("/match/signatures", response_model=BatchOut)
+def match_signatures(
+    file: UploadFile,
+    request: Request,
+    mask: bool = MASK,
+    record: bool = RECORD,
+    key: ApiKey = Depends(platform),
+) -> dict:
+    """Match the signatures in a .cfsig file made client-side by ``counterfake hash``.
+
+    No pixels leave the platform; the alteration is localised on the signatures' coarse grid
+    and the mask is drawn in the signature's frame (the image at 512 px on its longer side).
+    """
+    name = file.filename or "upload"
+    try:
+        signatures = cfsig.loads(file.file.read(), name)
+    except cfsig.SignatureFileError as error:
+        raise HTTPException(400, str(error)) from None
+    limit = request.app.state.service.settings.max_batch
+    if len(signatures) > limit:
+        raise HTTPException(400, f"{name}: {len(signatures)} signatures; the limit is {limit}")
+    engine = request.app.state.service.engine
+    results = []
+    for signature in signatures:
+        scanned, found = engine.match_signature(signature)
+        results.append(
+            _answer(request, key, signature.label, scanned, found, mask=mask, record=record)
+        )
+    return {"results": results}

@@ -1,0 +1,122 @@
+"""Registrar endpoints: subjects, signature uploads, withdrawal, the helpline's webhook.
+
+A registrar (a helpline) sees only the subjects it created: in the registry a subject is
+stored as ``<registrar name>/<subject>``, so two helplines may use the same subject name and
+neither can see, add to or withdraw the other's.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Request, UploadFile
+from pydantic import BaseModel, Field, HttpUrl
+
+from counterfake.keys import ApiKey
+from counterfake.service.auth import require
+from counterfake.signature import cfsig
+
+router = APIRouter(tags=["registrar"])
+registrar = require("registrar")
+SUBJECT_NAME = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f/]+$")
+
+
+class SubjectRequest(BaseModel):
+    name: str = SUBJECT_NAME
+
+
+class SubjectOut(BaseModel):
+    subject: str
+    photos: int
+
+
+class Registered(BaseModel):
+    subject: str
+    added: int
+    already_registered: int
+
+
+class Withdrawn(BaseModel):
+    subject: str
+    deleted_signatures: int
+
+
+class WebhookRequest(BaseModel):
+    url: HttpUrl
+
+
+class WebhookOut(BaseModel):
+    url: str
+    secret: str = Field(description="signs every delivery (HMAC-SHA256); shown once")
+
+
+def stored_name(key: ApiKey, subject: str) -> str:
+    return f"{key.name}/{subject}"
+
+
+def _subjects(request: Request, key: ApiKey) -> dict[str, int]:
+    prefix = stored_name(key, "")
+    registry = request.app.state.service.registry
+    return {
+        name[len(prefix) :]: count for name, count in registry.subjects() if name.startswith(prefix)
+    }
+
+
+def _check_subject(subject: str) -> None:
+    if not subject or len(subject) > 200 or any(c < " " or c in "/\x7f" for c in subject):
+        raise HTTPException(400, "a subject name is 1-200 characters, without '/' or controls")
+
+
+@router.post("/subjects", status_code=201, response_model=SubjectOut)
+def create_subject(body: SubjectRequest, request: Request, key: ApiKey = Depends(registrar)):
+    if body.name in _subjects(request, key):
+        raise HTTPException(409, f"subject {body.name!r} already exists")
+    request.app.state.service.registry.register(stored_name(key, body.name), [])
+    return {"subject": body.name, "photos": 0}
+
+
+@router.get("/subjects", response_model=list[SubjectOut])
+def list_subjects(request: Request, key: ApiKey = Depends(registrar)) -> list[dict]:
+    return [{"subject": s, "photos": n} for s, n in sorted(_subjects(request, key).items())]
+
+
+@router.post("/subjects/{subject}/signatures", response_model=Registered)
+def upload_signatures(
+    subject: str, file: UploadFile, request: Request, key: ApiKey = Depends(registrar)
+) -> dict:
+    """Register the photos in a .cfsig file made by ``counterfake hash``."""
+    _check_subject(subject)
+    if subject not in _subjects(request, key):
+        raise HTTPException(404, f"no subject {subject!r}; create it first")
+    name = file.filename or "upload"
+    try:
+        signatures = cfsig.loads(file.file.read(), name)
+    except cfsig.SignatureFileError as error:
+        raise HTTPException(400, str(error)) from None
+    service = request.app.state.service
+    added, existing = service.registry.register(stored_name(key, subject), signatures)
+    service.engine.sync()
+    return {"subject": subject, "added": added, "already_registered": existing}
+
+
+@router.delete("/subjects/{subject}", response_model=Withdrawn)
+def withdraw_subject(subject: str, request: Request, key: ApiKey = Depends(registrar)) -> dict:
+    """Delete the subject and all her signatures; they stop matching in every worker."""
+    _check_subject(subject)
+    if subject not in _subjects(request, key):
+        raise HTTPException(404, f"no subject {subject!r}")
+    service = request.app.state.service
+    count = service.registry.withdraw(stored_name(key, subject))
+    service.engine.sync()
+    return {"subject": subject, "deleted_signatures": count}
+
+
+@router.put("/webhook", response_model=WebhookOut)
+def set_webhook(body: WebhookRequest, request: Request, key: ApiKey = Depends(registrar)) -> dict:
+    """Where to POST recorded matches of this registrar's subjects (a fresh secret each time)."""
+    hook = request.app.state.service.reviews.set_webhook(key.name, str(body.url))
+    return {"url": hook.url, "secret": hook.secret}
+
+
+@router.delete("/webhook", status_code=204)
+def remove_webhook(request: Request, key: ApiKey = Depends(registrar)) -> None:
+    if not request.app.state.service.reviews.remove_webhook(key.name):
+        raise HTTPException(404, "no webhook is set")

@@ -1,0 +1,177 @@
+"""Pairs within a collection, on real photos of ../shared/data and the benchmark's harmless edits.
+
+Two sources, derivatives made from them the way bench/cases.py makes its cases (an inpainted
+garment, a blurred garment then cropped, a half-size repost, a phone screenshot, a recompressed
+copy), and unrelated distractors, some of people photographed in the same style.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import SHARED_DATA, read_rgb, save
+
+from bench.cases import Placed, apply_edit, crop_box, cropped, edit_region, head_mask, screenshot
+from counterfake.cli import main
+from counterfake.pairs import PairFinder
+from counterfake.reports.evidence import verify_evidence
+
+SOURCES = ("0003", "0007")
+DISTRACTORS = ("0001", "0002", "0005", "0470", "0512")
+
+
+def _region(stem: str, target: float) -> np.ndarray:
+    people = SHARED_DATA / "people"
+    garment = cv2.imread(str(people / f"{stem}_mask.png"), cv2.IMREAD_GRAYSCALE) > 127
+    labels = cv2.imread(str(SHARED_DATA / "people_labels" / f"{stem}.png"), cv2.IMREAD_GRAYSCALE)
+    return edit_region(garment, head_mask(labels), target)
+
+
+def _jpeg(path: Path, rgb: np.ndarray, quality: int) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory) -> dict:
+    """The files, and what each derivative is: (source, expected kind)."""
+    if not (SHARED_DATA / "people").is_dir():
+        pytest.skip(f"the benchmark photos live in {SHARED_DATA}, absent from this checkout")
+    folder = tmp_path_factory.mktemp("collection")
+    rng = random.Random(7)
+    a, b = (
+        str(shutil.copy(SHARED_DATA / "people" / f"{s}.jpg", folder / f"src-{s}.jpg"))
+        for s in SOURCES
+    )
+    photo_a, photo_b = read_rgb(Path(a)), read_rgb(Path(b))
+    edited, _ = apply_edit(photo_a, _region(SOURCES[0], 0.35), "inpaint", rng, [])
+    blurred, _ = apply_edit(photo_b, _region(SOURCES[1], 0.35), "blur", rng, [])
+    crop = cropped(Placed(blurred, None, np.eye(3)), crop_box(*blurred.shape[1::-1], rng)).rgb
+    shot = screenshot(Placed(photo_a, None, np.eye(3)), rng).rgb
+    half = cv2.resize(photo_a, (photo_a.shape[1] // 2, photo_a.shape[0] // 2), cv2.INTER_AREA)
+    derivatives = {
+        _jpeg(folder / "d" / "inpainted.jpg", edited, 85): (a, "manipulated"),
+        _jpeg(folder / "d" / "blurred-crop.jpg", crop, 85): (b, "manipulated"),
+        _jpeg(folder / "d" / "half.jpg", half, 85): (a, "repost"),
+        str(save(folder / "d" / "screenshot.png", shot)): (a, "repost"),
+        _jpeg(folder / "d" / "copy.jpg", photo_b, 70): (b, "repost"),
+    }
+    distractors = [
+        str(shutil.copy(SHARED_DATA / "distractors" / f"{s}.jpg", folder / f"x-{s}.jpg"))
+        for s in DISTRACTORS
+    ]
+    return {
+        "folder": folder,
+        "sources": [a, b],
+        "derivatives": derivatives,
+        "distractors": distractors,
+    }
+
+
+@pytest.fixture(scope="module")
+def found(collection) -> dict:
+    return PairFinder(workers=2).find([collection["folder"]])
+
+
+def test_each_derivative_is_paired_with_its_source_in_the_right_direction(found, collection):
+    pairs = {p["derivative"]: p for p in found["pairs"]}
+    for derivative, (source, kind) in collection["derivatives"].items():
+        assert derivative in pairs, f"{derivative} was not paired"
+        assert pairs[derivative]["source"] == source
+        assert pairs[derivative]["kind"] == kind
+        assert 0.5 <= pairs[derivative]["score"] <= 1
+    assert len(found["pairs"]) == len(collection["derivatives"])
+
+
+def test_a_manipulated_pair_has_a_mask_over_the_edited_garment(collection, tmp_path):
+    doc = PairFinder(workers=1).find(
+        [collection["sources"][0], *list(collection["derivatives"])[:1]], masks_dir=tmp_path
+    )
+    [pair] = doc["pairs"]
+    assert pair["kind"] == "manipulated" and 0.15 < pair["altered_fraction"] < 0.6
+    mask = cv2.imread(pair["mask"], cv2.IMREAD_GRAYSCALE) > 127
+    truth = _region(SOURCES[0], 0.35)
+    assert mask.shape == truth.shape
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.4
+
+
+def test_one_cluster_per_original_photo_and_the_counts(found, collection):
+    clusters = {c["original"]: c for c in found["clusters"]}
+    assert set(clusters) == set(collection["sources"])
+    for source in collection["sources"]:
+        expected = {source} | {d for d, (s, _) in collection["derivatives"].items() if s == source}
+        assert set(clusters[source]["members"]) == expected
+        assert clusters[source]["members"][0] == source
+    assert found["photos_affected"] == 2 and found["scenes"] == 2
+    assert found["images"] == 2 + len(collection["derivatives"]) + len(DISTRACTORS)
+
+
+def test_unrelated_photos_give_no_pair(collection):
+    doc = PairFinder(workers=2).find(collection["sources"] + collection["distractors"])
+    assert doc["pairs"] == [] and doc["clusters"] == []
+    assert doc["photos_affected"] == 0 and doc["scenes"] == 0 and doc["errors"] == []
+
+
+def test_bad_inputs_get_one_line_errors_and_the_rest_completes(collection, tmp_path):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    derivative = next(iter(collection["derivatives"]))
+    doc = PairFinder(workers=1).find(
+        [collection["sources"][0], bad, empty, tmp_path / "absent.jpg", derivative]
+    )
+    errors = {e["path"]: e["error"] for e in doc["errors"]}
+    assert set(errors) == {str(bad), str(empty), str(tmp_path / "absent.jpg")}
+    for path, error in errors.items():
+        assert path in error and "\n" not in error
+    assert "no images in this folder" in errors[str(empty)]
+    assert [(p["source"], p["derivative"]) for p in doc["pairs"]] == [
+        (collection["sources"][0], derivative)
+    ]
+
+
+def test_cli_writes_json_report_csv_and_evidence(collection, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(
+        [
+            "pairs",
+            str(collection["folder"]),
+            "--json", str(out / "pairs.json"),
+            "--report", str(out / "report.html"),
+            "--csv", str(out / "pairs.csv"),
+            "--evidence", str(out / "evidence"),
+            "--workers", "2",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "5 pair(s)" in printed and "2 original photo(s) affected" in printed
+    doc = json.loads((out / "pairs.json").read_text())
+    assert len(doc["pairs"]) == 5 and all(p["mask"] is None for p in doc["pairs"])
+    page = (out / "report.html").read_text()
+    assert page.count('<section class="cluster">') == 2
+    assert page.count('<article class="card match pair">') == 5
+    assert page.count('data-outlined="true"') == 2  # the two manipulated derivatives
+    rows = (out / "pairs.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert rows[0].startswith("source,derivative,kind") and len(rows) == 6
+    assert verify_evidence(out / "evidence").startswith("OK")
+    manifest = [json.loads(line) for line in (out / "evidence" / "manifest.jsonl").open()]
+    assert manifest[0]["registry"] is None and manifest[0]["settings"]["command"] == "pairs"
+    findings = [f for line in manifest[1:-1] for f in line["findings"]]
+    assert sum(f["mask"] is not None for f in findings) == 2
+    assert manifest[-1]["files"] == 2 + len(collection["derivatives"]) + len(DISTRACTORS)
+
+
+def test_cli_refuses_an_unwritable_output_before_any_work(collection, tmp_path, capsys):
+    code = main(["pairs", str(collection["folder"]), "--json", str(tmp_path / "no" / "p.json")])
+    assert code == 2
+    assert "p.json" in capsys.readouterr().err

@@ -1,0 +1,295 @@
+"""Security of the service: keys, roles, isolation between organisations, hostile input.
+
+Every test talks to the real server. The role tests are parametrised over the endpoints the
+application declares, with the roles each one admits, so a new endpoint is covered as soon as
+it exists.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from urllib.parse import quote
+
+import httpx
+import pytest
+from service_support import EXAMPLES, cfsig_bytes, make_key, start_service
+
+from counterfake.service.app import ROUTERS, roles_of
+
+ROLES = ("admin", "registrar", "platform", "reviewer")
+ENDPOINTS = [
+    (method, route.path, tuple(roles_of(route)))
+    for router in ROUTERS
+    for route in router.routes
+    for method in sorted(route.methods)
+]
+HOSTILE = [
+    "'; DROP TABLE photos; --",
+    "x' OR '1'='1",
+    "../../../../etc/passwd",
+    "..\\..\\windows\\win.ini",
+    "%00nul",
+    "ünïcødé \u202e gnp.exe",
+    "a" * 150,
+]
+
+
+def concrete(path: str) -> str:
+    return path.replace("{key_id}", "1").replace("{match_id}", "1").replace("{subject}", "nobody")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    running = start_service(
+        str(tmp_path_factory.mktemp("service") / "registry.db"),
+        tmp_path_factory.mktemp("logs"),
+        "--max-body-mb",
+        "1",
+    )
+    yield running
+    running.stop()
+
+
+def call(client: httpx.Client, method: str, path: str) -> httpx.Response:
+    return client.request(method, concrete(path))
+
+
+def test_the_role_table_covers_every_endpoint_of_the_openapi_document(service):
+    document = service.client().get("/openapi.json").json()
+    declared = {
+        (method.upper(), path, tuple(operation["x-roles"]))
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+    public = {(m, p, r) for m, p, r in declared if r == ("public",)}
+    assert {(m, p) for m, p, _ in public} == {("GET", "/health"), ("GET", "/metrics")}
+    assert declared - public == set(ENDPOINTS)
+
+
+@pytest.mark.parametrize(("method", "path", "roles"), ENDPOINTS)
+def test_every_endpoint_refuses_missing_wrong_and_revoked_keys(service, method, path, roles):
+    for headers in ({}, {"Authorization": "Bearer cfk_wrong"}, {"Authorization": "Basic eA=="}):
+        answer = service.client().request(method, concrete(path), headers=headers)
+        assert answer.status_code == 401, (headers, answer.text)
+        assert answer.json()["error"] in (
+            "missing API key (Authorization: Bearer <key>)",
+            "unknown or revoked API key",
+        )
+    with connect_keys(service) as keys:
+        key, secret = keys.create(roles[0], "soon-revoked")
+        keys.revoke(key.id)
+    answer = call(service.client(secret), method, path)
+    assert answer.status_code == 401 and answer.json() == {"error": "unknown or revoked API key"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "role"),
+    [(m, p, role) for m, p, roles in ENDPOINTS for role in ROLES if role not in roles],
+)
+def test_every_endpoint_refuses_a_key_of_another_role(service, method, path, role):
+    answer = call(service.as_(role), method, path)
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["error"].startswith(f"a {role} key may not do this")
+
+
+def connect_keys(service):
+    from contextlib import contextmanager
+
+    from counterfake.db import connect
+    from counterfake.keys import KeyStore
+
+    @contextmanager
+    def opened():
+        with connect(service.db) as database:
+            yield KeyStore(database)
+
+    return opened()
+
+
+def test_a_registrar_cannot_see_extend_or_withdraw_another_registrars_subject(service, photo):
+    with service.as_("registrar", "helpline-a") as a:
+        assert a.post("/subjects", json={"name": "alice"}).status_code == 201
+    with service.as_("registrar", "helpline-b") as b:
+        assert b.get("/subjects").json() == []
+        upload = {"file": ("p.cfsig", cfsig_bytes(photo, "p.jpg"))}
+        assert b.post("/subjects/alice/signatures", files=upload).status_code == 404
+        assert b.delete("/subjects/alice").status_code == 404
+        assert b.post("/subjects", json={"name": "alice"}).status_code == 201  # her own alice
+    with service.as_("registrar", "helpline-a") as a:
+        assert [s["subject"] for s in a.get("/subjects").json()] == ["alice"]
+        assert a.post("/subjects", json={"name": "alice"}).status_code == 409
+
+
+def test_a_platform_never_reads_another_platforms_match(service, photo):
+    with service.as_("registrar") as registrar:
+        registrar.post("/subjects", json={"name": "isolated"})
+        registrar.post(
+            "/subjects/isolated/signatures",
+            files={"file": ("p.cfsig", cfsig_bytes(photo, "p.jpg"))},
+        )
+    repost = (EXAMPLES / "downloaded" / "repost.jpg").read_bytes()
+    with service.as_("platform", "platform-b") as b:
+        answer = b.post("/match/image", files={"file": ("r.jpg", repost)}, params={"record": 1})
+        match_id = answer.json()["matches"][0]["match_id"]
+    with service.as_("platform", "platform-a") as a:
+        assert a.get(f"/matches/{match_id}").status_code == 404
+        assert match_id not in [m["id"] for m in a.get("/matches").json()]
+        assert a.get("/matches", params={"platform": "platform-b"}).json() == []
+        assert a.get("/matches", params={"subject": "registrar-a/isolated"}).status_code == 403
+
+
+def test_an_oversized_body_is_refused_with_413_declared_or_streamed(service):
+    big = b"\xff\xd8" + b"\0" * (1024 * 1024 + 10)
+    with service.as_("platform") as client:
+        answer = client.post("/match/image", files={"file": ("big.jpg", big)})
+        assert answer.status_code == 413
+        assert answer.json() == {"error": "request body over the limit of 1,048,576 bytes"}
+
+        def chunks():  # a well-formed multipart upload with no declared length
+            yield (
+                b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+                b"Content-Type: image/jpeg\r\n\r\n"
+            )
+            for _ in range(20):
+                yield b"\0" * 100_000
+
+        streamed = client.post(
+            "/match/image",
+            content=chunks(),
+            headers={"Content-Type": "multipart/form-data; boundary=x"},
+        )
+        assert streamed.status_code == 413
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares a huge image: a decompression bomb's calling card."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\0" * 1000)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "problem"),
+    [
+        ("bomb.png", png_declaring(50_000, 50_000), "pixels"),
+        ("noise.jpg", bytes(range(256)) * 8, "bomb.png"),
+        ("empty.jpg", b"", "empty"),
+        ("cut.jpg", (EXAMPLES / "downloaded" / "repost.jpg").read_bytes()[:2000], "cut.jpg"),
+    ],
+)
+def test_a_malformed_image_or_a_bomb_is_a_400_naming_the_file(service, name, data, problem):
+    with service.as_("platform") as client:
+        answer = client.post("/match/image", files={"file": (name, data)})
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error.startswith(name) and "\n" not in error
+    if problem == "pixels":
+        assert "pixels" in error
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"CFSIG\x00\r\n" + b"\xff" * 100, b"not a signature file at all"]
+)
+def test_a_malformed_signature_file_is_a_400_naming_it(service, data):
+    with service.as_("registrar") as registrar:
+        registrar.post("/subjects", json={"name": "sigs"})
+        answer = registrar.post("/subjects/sigs/signatures", files={"file": ("bad.cfsig", data)})
+        assert answer.status_code == 400 and answer.json()["error"].startswith("bad.cfsig: ")
+    with service.as_("platform") as platform:
+        answer = platform.post("/match/signatures", files={"file": ("bad.cfsig", data)})
+        assert answer.status_code == 400 and answer.json()["error"].startswith("bad.cfsig: ")
+
+
+def test_missing_or_wrongly_typed_fields_are_422_with_a_message(service):
+    with service.as_("platform") as platform:
+        answer = platform.post("/match/image")
+        assert answer.status_code == 422 and "file" in answer.json()["error"]
+        answer = platform.get("/m/lookup", params={"signal_type": "md5", "signal": "0" * 64})
+        assert answer.status_code == 422 and "signal_type" in answer.json()["error"]
+        answer = platform.get("/m/lookup", params={"signal_type": "pdq", "signal": "z" * 64})
+        assert answer.status_code == 400 and "64 hexadecimal digits" in answer.json()["error"]
+    with service.as_("reviewer") as reviewer:
+        answer = reviewer.get("/matches", params={"since": "yesterday", "limit": 0})
+        assert answer.status_code == 422 and "since" in answer.json()["error"]
+        answer = reviewer.post("/matches/1/decision", json={"status": "maybe"})
+        assert answer.status_code == 422
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_sql_and_path_strings_in_every_text_field_are_data(service, photo, text):
+    """Each text field takes the string as data: stored and returned as sent, or refused with a
+    4xx; never a 500, and nothing else in the database changes."""
+    repost = (EXAMPLES / "downloaded" / "repost.jpg").read_bytes()
+    segment = quote(text, safe="")  # as a client library sends a path parameter
+    answers = []
+    with service.as_("admin") as admin:
+        created = admin.post("/keys", json={"role": "platform", "name": text})
+        answers.append(created)
+    with service.as_("registrar") as registrar:
+        answers.append(registrar.post("/subjects", json={"name": text}))
+        answers.append(
+            registrar.post(f"/subjects/{segment}/signatures", files={"file": (text, b"x")})
+        )
+        answers.append(registrar.delete(f"/subjects/{segment}"))
+        answers.append(registrar.put("/webhook", json={"url": text}))
+        answers.append(
+            registrar.post(
+                "/exchange/import", files={"file": (text, f"{1:064x}\n")}, data={"source": text}
+            )
+        )
+        answers.append(registrar.get("/exchange/export", params={"format": text}))
+    with service.as_("platform") as platform:
+        answers.append(platform.post("/match/image", files={"file": (text, repost)}))
+        answers.append(platform.get("/m/lookup", params={"signal_type": "pdq", "signal": text}))
+        answers.append(platform.get("/matches", params={"status": text}))
+    with service.as_("reviewer") as reviewer:
+        for field in ("status", "subject", "platform", "since", "until"):
+            answers.append(reviewer.get("/matches", params={field: text}))
+    assert all(a.status_code < 500 for a in answers), [(a.status_code, a.text) for a in answers]
+    if created.status_code == 201:
+        secret = created.json()["secret"]
+        with service.client(secret) as platform:
+            assert platform.get("/matches").status_code == 200
+        assert created.json()["name"] == text
+    if answers[1].status_code == 201:  # the subject was stored under exactly that name...
+        assert answers[1].json()["subject"] == text
+        assert answers[3].json() == {"subject": text, "deleted_signatures": 0}  # ...and found
+    assert service.client().get("/health").json()["status"] == "ok"
+
+
+def test_a_key_over_its_rate_limit_gets_429_with_retry_after(tmp_path):
+    running = start_service(
+        str(tmp_path / "registry.db"), tmp_path, "--rate-limit", "0.5", "--burst", "3"
+    )
+    try:
+        secret = make_key(running.db, "reviewer", "busy")
+        other = make_key(running.db, "reviewer", "calm")
+        with running.client(secret) as client:
+            codes = [client.get("/matches").status_code for _ in range(5)]
+            assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
+            answer = client.get("/matches")
+            assert answer.headers["Retry-After"] == "2" and "rate limit" in answer.json()["error"]
+        with running.client(other) as client:
+            assert client.get("/matches").status_code == 200  # buckets are per key
+    finally:
+        running.stop()
+
+
+def test_a_request_over_the_time_limit_is_answered_503(tmp_path):
+    running = start_service(str(tmp_path / "registry.db"), tmp_path, "--timeout", "0.001")
+    try:
+        secret = make_key(running.db, "platform", "slow")
+        image = (EXAMPLES / "downloaded" / "manipulated.jpg").read_bytes()
+        with running.client(secret) as client:
+            answer = client.post("/match/image", files={"file": ("m.jpg", image)})
+        assert answer.status_code == 503 and "longer than 0.001 s" in answer.json()["error"]
+    finally:
+        running.stop()

@@ -1,0 +1,158 @@
+"""Webhooks: signed deliveries to a real local HTTP server, retries, and a target that hangs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from service_support import EXAMPLES, cfsig_bytes, start_service
+
+from counterfake.service.webhooks import WebhookSender, sign
+
+
+class Receiver:
+    """A real HTTP server on 127.0.0.1 that records what it is sent.
+
+    ``behaviour`` decides each answer: "ok" (204), "fail-then-ok" (503 twice, then 204), or
+    "hang" (read the request, then never answer while the test runs).
+    """
+
+    def __init__(self, behaviour: str) -> None:
+        self.behaviour = behaviour
+        self.received: list[tuple[float, dict, bytes]] = []
+        self.release = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((time.monotonic(), dict(self.headers), body))
+                if receiver.behaviour == "hang":
+                    receiver.release.wait(60)
+                    return
+                failing = receiver.behaviour == "fail-then-ok" and len(receiver.received) <= 2
+                self.send_response(503 if failing else 204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, count: int, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while len(self.received) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver(request):
+    made = Receiver(request.param)
+    yield made
+    made.close()
+
+
+@pytest.mark.parametrize("receiver", ["ok"], indirect=True)
+def test_a_recorded_match_reaches_the_helplines_webhook_signed(tmp_path, photo, receiver):
+    service = start_service(str(tmp_path / "registry.db"), tmp_path)
+    try:
+        with service.as_("registrar", "helpline") as registrar:
+            secret = registrar.put("/webhook", json={"url": receiver.url}).json()["secret"]
+            registrar.post("/subjects", json={"name": "alice"})
+            registrar.post(
+                "/subjects/alice/signatures",
+                files={"file": ("p.cfsig", cfsig_bytes(photo, "holiday.jpg"))},
+            )
+        repost = (EXAMPLES / "downloaded" / "repost.jpg").read_bytes()
+        with service.as_("platform", "platform-a") as platform:
+            answer = platform.post(
+                "/match/image", files={"file": ("r.jpg", repost)}, params={"record": "true"}
+            )
+            match_id = answer.json()["matches"][0]["match_id"]
+            platform.post("/match/image", files={"file": ("r.jpg", repost)})  # not recorded
+        receiver.wait_for(1, 10)
+        [(_, headers, body)] = receiver.received
+        event = json.loads(body)
+        assert event["event"] == "match.recorded" and event["match_id"] == match_id
+        assert event["subject"] == "alice" and event["photo"] == "holiday.jpg"
+        assert event["kind"] == "repost" and event["platform"] == "platform-a"
+        timestamp = headers["X-Counterfake-Timestamp"]
+        assert headers["X-Counterfake-Signature"] == sign(secret, timestamp, body)
+        assert headers["X-Counterfake-Signature"] != sign("other secret", timestamp, body)
+        metrics = service.client().get("/metrics").text
+        assert 'counterfake_webhook_deliveries_total{outcome="delivered"} 1.0' in metrics
+    finally:
+        service.stop()
+
+
+@pytest.mark.parametrize("receiver", ["fail-then-ok"], indirect=True)
+def test_a_failed_delivery_is_retried_with_exponential_backoff(receiver):
+    outcomes: list[str] = []
+    sender = WebhookSender(timeout=2, attempts=4, backoff=0.2, on_outcome=outcomes.append)
+    try:
+        assert sender.send(receiver.url, "s3cret", {"event": "test"})
+        receiver.wait_for(3, 10)
+        time.sleep(0.1)
+    finally:
+        sender.close()
+    times = [t for t, _, _ in receiver.received]
+    assert len(times) == 3 and outcomes == ["retried", "retried", "delivered"]
+    first_wait, second_wait = times[1] - times[0], times[2] - times[1]
+    assert 0.15 < first_wait < 1.0 and second_wait > 1.5 * first_wait  # 0.2 s, then 0.4 s
+
+
+@pytest.mark.parametrize("receiver", ["hang"], indirect=True)
+def test_a_hanging_webhook_never_slows_the_request_and_gives_up_in_bounded_time(
+    tmp_path, photo, receiver
+):
+    service = start_service(str(tmp_path / "registry.db"), tmp_path)
+    try:
+        with service.as_("registrar", "helpline") as registrar:
+            registrar.put("/webhook", json={"url": receiver.url})
+            registrar.post("/subjects", json={"name": "alice"})
+            registrar.post(
+                "/subjects/alice/signatures", files={"file": ("p.cfsig", cfsig_bytes(photo, "p"))}
+            )
+        repost = (EXAMPLES / "downloaded" / "repost.jpg").read_bytes()
+        with service.as_("platform") as platform:
+            durations = []
+            for _ in range(3):
+                started = time.monotonic()
+                answer = platform.post(
+                    "/match/image", files={"file": ("r.jpg", repost)}, params={"record": "true"}
+                )
+                durations.append(time.monotonic() - started)
+                assert answer.status_code == 200 and answer.json()["matches"]
+        receiver.wait_for(3, 10)
+        assert len(receiver.received) >= 3  # every delivery reached the target...
+        assert max(durations) < 3  # ...and no answer waited for it (the target never answers)
+        assert service.client().get("/health").status_code == 200
+    finally:
+        service.stop()
+
+
+@pytest.mark.parametrize("receiver", ["hang"], indirect=True)
+def test_every_attempt_on_a_hanging_target_times_out_and_the_delivery_fails(receiver):
+    outcomes: list[str] = []
+    sender = WebhookSender(timeout=0.3, attempts=2, backoff=0.1, on_outcome=outcomes.append)
+    started = time.monotonic()
+    try:
+        sender.send(receiver.url, "s", {"event": "test"})
+        deadline = time.monotonic() + 10
+        while "failed" not in outcomes and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        sender.close()
+    assert outcomes == ["retried", "failed"] and len(receiver.received) == 2
+    assert time.monotonic() - started < 3  # two 0.3 s attempts and a 0.1 s pause
