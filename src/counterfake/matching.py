@@ -192,22 +192,17 @@ def _tentative_pairs(
     """
     if len(query) < 2 or len(reference) == 0:
         return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
-    query_idx, photo_idx = [], []
+    distance, nearest = cv2.batchDistance(
+        reference.descriptors, query.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2
+    )
+    first, second = distance[:, 0], distance[:, 1]
     strong = 0.75 * t.max_descriptor_distance
-    for pair in matcher.knnMatch(reference.descriptors, query.descriptors, k=2):
-        if len(pair) < 2:
-            continue
-        first, second = pair
-        if first.distance <= t.max_descriptor_distance and (
-            first.distance < 0.85 * second.distance or second.distance <= strong
-        ):
-            query_idx.append(first.trainIdx)
-            photo_idx.append(first.queryIdx)
-            if second.distance <= strong:
-                query_idx.append(second.trainIdx)
-                photo_idx.append(second.queryIdx)
-    return query.xy[query_idx], reference.xy[photo_idx]
+    keep_first = (first <= t.max_descriptor_distance) & (
+        (first < 0.85 * second) | (second <= strong)
+    )
+    keep = np.stack([keep_first, keep_first & (second <= strong)], axis=1)
+    photo_idx = np.broadcast_to(np.arange(len(reference))[:, None], keep.shape)[keep]
+    return query.xy[nearest[keep]], reference.xy[photo_idx]
 
 
 def _fit_transform(

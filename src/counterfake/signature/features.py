@@ -67,18 +67,29 @@ def extract_features(gray: np.ndarray, max_features: int) -> LocalFeatures:
     keypoints, descriptors = _orb(max_features).detectAndCompute(gray, None)
     if descriptors is None or not keypoints:
         return LocalFeatures.empty()
-    fields = np.array(
-        [(*k.pt, k.size, k.angle, k.response, k.octave) for k in keypoints], np.float32
+    xy = cv2.KeyPoint_convert(keypoints)
+    size, angle, response, octave = (
+        np.fromiter((getattr(k, name) for k in keypoints), dtype, len(keypoints))
+        for name, dtype in _KEYPOINT_FIELDS
     )
-    xy, response, octave = fields[:, :2], fields[:, 4], fields[:, 5].astype(np.int8)
     order = _spread_order(xy, response, octave, gray.shape)[:max_features]
     return LocalFeatures(
         xy=np.ascontiguousarray(xy[order]),
-        size=fields[order, 2],
-        angle=fields[order, 3],
+        size=size[order],
+        angle=angle[order],
         octave=octave[order],
         descriptors=np.ascontiguousarray(descriptors[order]),
     )
+
+
+# Read one attribute at a time: a tuple per keypoint costs more than the ORB descriptors of a
+# small image.
+_KEYPOINT_FIELDS = (
+    ("size", np.float32),
+    ("angle", np.float32),
+    ("response", np.float32),
+    ("octave", np.int8),
+)
 
 
 def _spread_order(

@@ -1,0 +1,160 @@
+"""The candidate index: the right photo and orientation come first, withdrawal is immediate,
+photos added between searches are found, and dead rows are reclaimed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from counterfake.index.memory import (
+    INDEXED_FEATURES,
+    MAX_DISTANCE,
+    QUERY_FEATURES,
+    CandidateIndex,
+)
+from counterfake.signature.extract import Signature
+from counterfake.signature.features import DESCRIPTOR_BYTES, LocalFeatures
+from counterfake.signature.grid import GRID_CHANNELS, GRID_COLS, GRID_ROWS
+
+
+def features(descriptors: np.ndarray) -> LocalFeatures:
+    n = len(descriptors)
+    return LocalFeatures(
+        xy=np.zeros((n, 2), np.float32),
+        size=np.full(n, 31, np.float32),
+        angle=np.zeros(n, np.float32),
+        octave=np.zeros(n, np.int8),
+        descriptors=descriptors,
+    )
+
+
+def signature(rng: np.random.Generator, n: int = 300) -> Signature:
+    def random_descriptors() -> np.ndarray:
+        return rng.integers(0, 256, (n, DESCRIPTOR_BYTES), dtype=np.uint8)
+
+    return Signature(
+        label="x",
+        sha256="0" * 64,
+        width=512,
+        height=512,
+        frame_width=512,
+        frame_height=512,
+        pdq={},
+        features=features(random_descriptors()),
+        mirrored=features(random_descriptors()),
+        grid=np.zeros((GRID_ROWS, GRID_COLS, GRID_CHANNELS), np.uint8),
+        face=np.zeros(0, np.int32),
+    )
+
+
+def noisy(descriptors: np.ndarray, bits: int, rng: np.random.Generator) -> np.ndarray:
+    """The descriptors with ``bits`` random bits flipped in each (a recompressed copy)."""
+    unpacked = np.unpackbits(descriptors, axis=1)
+    for row in unpacked:
+        row[rng.choice(256, bits, replace=False)] ^= 1
+    return np.packbits(unpacked, axis=1)
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[int, Signature]:
+    rng = np.random.default_rng(5)
+    return {photo_id: signature(rng) for photo_id in range(1, 201)}
+
+
+@pytest.fixture(scope="module")
+def index(photos) -> CandidateIndex:
+    index = CandidateIndex()
+    for photo_id, sig in photos.items():
+        index.add(photo_id, sig)
+    return index
+
+
+def test_a_noisy_copy_ranks_its_photo_first(index, photos):
+    rng = np.random.default_rng(1)
+    query = noisy(photos[42].features.descriptors[:INDEXED_FEATURES], 12, rng)
+    best, *rest = index.candidates(query, 5)
+    assert (best.photo_id, best.mirrored) == (42, False)
+    assert best.votes > 10 * max([c.votes for c in rest], default=0.01)
+
+
+def test_a_mirrored_copy_names_the_mirrored_orientation(index, photos):
+    rng = np.random.default_rng(2)
+    query = noisy(photos[7].mirrored.descriptors[:INDEXED_FEATURES], 12, rng)
+    best = index.candidates(query, 1)[0]
+    assert (best.photo_id, best.mirrored) == (7, True)
+
+
+def test_unrelated_descriptors_get_no_candidates(index):
+    rng = np.random.default_rng(3)
+    query = rng.integers(0, 256, (QUERY_FEATURES, DESCRIPTOR_BYTES), dtype=np.uint8)
+    assert index.candidates(query, 10) == []
+
+
+def test_only_near_descriptors_vote_and_nearer_ones_weigh_more(photos):
+    index = CandidateIndex()
+    index.add(1, photos[1])
+    rng = np.random.default_rng(4)
+    own = photos[1].features.descriptors[:50]
+    # The first three bytes are kept, so every row is looked up; only the distance decides.
+    near, far = noisy(own, 8, rng), noisy(own, MAX_DISTANCE + 20, rng)
+    near[:, :3], far[:, :3] = own[:, :3], own[:, :3]
+    assert index.candidates(far, 10) == []
+    votes_near = index.candidates(near, 1)[0].votes
+    votes_exact = index.candidates(own, 1)[0].votes
+    exact_weight = ((MAX_DISTANCE + 1) / MAX_DISTANCE) ** 2
+    assert 0 < votes_near < votes_exact == pytest.approx(50 * exact_weight)
+
+
+def test_only_the_first_query_features_vote(photos):
+    index = CandidateIndex()
+    index.add(1, photos[1])
+    unrelated = np.random.default_rng(6).integers(
+        0, 256, (QUERY_FEATURES, DESCRIPTOR_BYTES), dtype=np.uint8
+    )
+    late = np.concatenate([unrelated, photos[1].features.descriptors])
+    assert index.candidates(late, 10) == []
+
+
+def test_withdrawn_photo_is_dropped_at_once_and_can_return(photos):
+    index = CandidateIndex()
+    for photo_id in (1, 2, 3):
+        index.add(photo_id, photos[photo_id])
+    query = photos[2].features.descriptors
+    assert index.candidates(query, 1)[0].photo_id == 2
+    index.remove(2)
+    assert 2 not in index and len(index) == 2
+    assert all(c.photo_id != 2 for c in index.candidates(query, 10))
+    index.add(2, photos[2])
+    assert index.candidates(query, 1)[0].photo_id == 2
+
+
+def test_photos_added_between_searches_give_the_same_answers(photos):
+    at_once, bit_by_bit = CandidateIndex(), CandidateIndex()
+    rng = np.random.default_rng(7)
+    queries = [noisy(photos[i].features.descriptors[:100], 15, rng) for i in (3, 77, 150, 199)]
+    for photo_id, sig in photos.items():
+        at_once.add(photo_id, sig)
+        bit_by_bit.add(photo_id, sig)
+        if photo_id % 9 == 0:  # a search sorts what was added into a new segment
+            bit_by_bit.candidates(queries[0], 1)
+    for query in queries:
+        assert bit_by_bit.candidates(query, 10) == at_once.candidates(query, 10)
+
+
+def test_rows_of_withdrawn_photos_are_reclaimed(photos):
+    index = CandidateIndex()
+    for photo_id in range(1, 21):
+        index.add(photo_id, photos[photo_id])
+    full = index.nbytes
+    assert full / len(index) < 64_000  # the figure the README gives per photo
+    for photo_id in range(1, 16):
+        index.remove(photo_id)
+    assert index.nbytes < full / 2
+    assert index.candidates(photos[18].features.descriptors, 1)[0].photo_id == 18
+
+
+def test_empty_index_and_empty_query_give_no_candidates(photos):
+    index = CandidateIndex()
+    assert index.candidates(photos[1].features.descriptors, 10) == []
+    index.add(1, photos[1])
+    assert index.candidates(np.zeros((0, DESCRIPTOR_BYTES), np.uint8), 10) == []
