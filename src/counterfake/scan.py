@@ -217,7 +217,7 @@ class Scanner:
             for photo_id, signature in registry.signatures():
                 self.index.add(photo_id, signature)
             self.photos: dict[int, RegisteredPhoto] = {p.photo_id: p for p in registry.photos()}
-        self.index.prepare()  # before workers are forked, so they share the tables
+        self.index.prepare()  # before workers are forked, so they share what it joins
         self._matcher: Matcher | None = None
 
     def _open(self) -> None:
