@@ -304,23 +304,7 @@ def localise(
     valid = cv2.warpAffine(ones, warp[:2], (width, height), flags=cv2.INTER_LINEAR)
     scanned = cell_statistics(warped, valid)
     visible = scanned[:, :, 4] > 0.95
-    visible_share = float(visible.mean())
-    if visible_share < t.min_visible:
-        return None
-    altered, agreeing = _compare_cells(dequantise(signature.grid), scanned[:, :, :4], visible, t)
-    agreeing &= ~altered
-    return Instance(
-        transform=transform,
-        inliers=inliers,
-        residual=residual,
-        visible=visible_share,
-        altered_cells=altered,
-        altered_fraction=float(altered[visible].mean()),
-        agreeing=float(agreeing[visible].mean()),
-        face_agreement=_face_agreement(signature, agreeing, visible),
-        agreeing_cells=agreeing,
-        visible_cells=visible,
-    )
+    return _compared(signature, scanned[:, :, :4], visible, transform, inliers, residual, t)
 
 
 def localise_grid(
@@ -347,10 +331,24 @@ def localise_grid(
     ones = np.ones((GRID_ROWS, GRID_COLS), np.float32)
     valid = cv2.warpAffine(ones, warp, size, flags=cv2.INTER_LINEAR)
     visible = valid > 0.95
+    return _compared(signature, warped, visible, transform, inliers, residual, t)
+
+
+def _compared(
+    signature: Signature,
+    scanned_cells: np.ndarray,
+    visible: np.ndarray,
+    transform: np.ndarray,
+    inliers: int,
+    residual: float,
+    t: Thresholds,
+) -> Instance | None:
+    """The instance an alignment gives, its cells compared with the photo's grid; None if too
+    little of the photo is in view to say anything."""
     visible_share = float(visible.mean())
     if visible_share < t.min_visible:
         return None
-    altered, agreeing = _compare_cells(dequantise(signature.grid), warped, visible, t)
+    altered, agreeing = _compare_cells(dequantise(signature.grid), scanned_cells, visible, t)
     agreeing &= ~altered
     return Instance(
         transform=transform,
@@ -361,6 +359,8 @@ def localise_grid(
         altered_fraction=float(altered[visible].mean()),
         agreeing=float(agreeing[visible].mean()),
         face_agreement=_face_agreement(signature, agreeing, visible),
+        agreeing_cells=agreeing,
+        visible_cells=visible,
     )
 
 
