@@ -108,12 +108,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the results as JSON; an interrupted scan resumes from FILE.journal",
     )
-    scan.add_argument("--masks", metavar="DIR", help="write a PNG mask per manipulated match")
-    scan.add_argument("--report", metavar="FILE", help="write a self-contained HTML report")
-    scan.add_argument("--csv", metavar="FILE", help="write one CSV row per match and per error")
-    scan.add_argument(
-        "--evidence", metavar="DIR", help="write a hash-chained evidence folder (new or empty)"
-    )
+    _report_options(scan, "match", "one CSV row per match and per error")
     _db_option(scan)
     _decoding_options(scan)
 
@@ -126,12 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         "paths", nargs="+", metavar="PATH", help="images, folders (recursive), Telegram exports"
     )
     pairs.add_argument("--json", metavar="FILE", required=True, help="write the pairs as JSON")
-    pairs.add_argument("--masks", metavar="DIR", help="write a PNG mask per manipulated pair")
-    pairs.add_argument("--report", metavar="FILE", help="write a self-contained HTML report")
-    pairs.add_argument("--csv", metavar="FILE", help="write one CSV row per pair")
-    pairs.add_argument(
-        "--evidence", metavar="DIR", help="write a hash-chained evidence folder (new or empty)"
-    )
+    _report_options(pairs, "pair", "one CSV row per pair")
     _decoding_options(pairs)
 
     verify = command(
@@ -212,6 +202,17 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60.0, help="seconds before a request is answered 503"
     )
     return parser
+
+
+def _report_options(parser: argparse.ArgumentParser, finding: str, csv_rows: str) -> None:
+    """The outputs scan and pairs share: masks, HTML report, CSV and evidence."""
+    masks_help = f"write a PNG mask per manipulated {finding}"
+    parser.add_argument("--masks", metavar="DIR", help=masks_help)
+    parser.add_argument("--report", metavar="FILE", help="write a self-contained HTML report")
+    parser.add_argument("--csv", metavar="FILE", help=f"write {csv_rows}")
+    parser.add_argument(
+        "--evidence", metavar="DIR", help="write a hash-chained evidence folder (new or empty)"
+    )
 
 
 def _db_option(parser: argparse.ArgumentParser) -> None:
