@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -96,3 +98,16 @@ def registry_target(request, tmp_path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "registry.db")
     return request.getfixturevalue("postgres_db")
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the command line as a user would, in a fresh process, with no registry from the
+    environment (so a test never touches the developer's own)."""
+    return subprocess.run(
+        [sys.executable, "-m", "counterfake.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COUNTERFAKE_DB": ""},
+    )

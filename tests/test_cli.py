@@ -4,7 +4,6 @@ PostgreSQL."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,22 +13,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import EXAMPLES, blur_region, jpeg, save
+from conftest import EXAMPLES, blur_region, jpeg, run_cli, save
 
 from counterfake.cli import main
 from counterfake.db import connect
 from counterfake.registry import Registry, registry_exists
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "counterfake.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COUNTERFAKE_DB": ""},
-    )
 
 
 @pytest.fixture()
@@ -52,16 +40,16 @@ def downloaded(tmp_path, photo, garment) -> Path:
 
 def test_register_scan_and_json_document(tmp_path, downloaded):
     db = str(tmp_path / "r.db")
-    registered = run(
+    registered = run_cli(
         "register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", db, cwd=tmp_path
     )
     assert registered.returncode == 0, registered.stderr
-    again = run(
+    again = run_cli(
         "register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", db, cwd=tmp_path
     )
     assert "registered 0 photo(s)" in again.stdout and "1 already registered" in again.stdout
 
-    scan = run(
+    scan = run_cli(
         "scan", str(downloaded), "--db", db, "--json", "out.json", "--masks", "masks", cwd=tmp_path
     )
     assert scan.returncode == 0, scan.stderr
@@ -100,14 +88,14 @@ def test_register_scan_and_json_document(tmp_path, downloaded):
 
 
 def test_hash_offline_then_register_signatures_elsewhere(tmp_path, downloaded, registry_target):
-    hashed = run("hash", str(EXAMPLES / "registered"), "-o", "alice.cfsig", cwd=tmp_path)
+    hashed = run_cli("hash", str(EXAMPLES / "registered"), "-o", "alice.cfsig", cwd=tmp_path)
     assert hashed.returncode == 0 and "no pixels" in hashed.stdout
     db = registry_target
-    registered = run(
+    registered = run_cli(
         "register", "--signatures", "alice.cfsig", "--subject", "alice", "--db", db, cwd=tmp_path
     )
     assert registered.returncode == 0
-    scan = run("scan", str(downloaded / "repost.jpg"), "--db", db, cwd=tmp_path)
+    scan = run_cli("scan", str(downloaded / "repost.jpg"), "--db", db, cwd=tmp_path)
     assert "1 repost(s)" in scan.stdout
 
 
@@ -117,34 +105,36 @@ def test_bad_signature_file_is_one_line_and_changes_nothing(tmp_path):
         main(["register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", str(db)]) == 0
     )
     (tmp_path / "bad.cfsig").write_bytes(b"CFSIG\x00\r\n" + b"\x00" * 100)
-    result = run(
+    result = run_cli(
         "register", "--signatures", "bad.cfsig", "--subject", "bea", "--db", str(db), cwd=tmp_path
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "bad.cfsig" in result.stderr
-    assert run("subjects", "--db", str(db), cwd=tmp_path).stdout.strip() == "alice\t1 photo(s)"
+    assert run_cli("subjects", "--db", str(db), cwd=tmp_path).stdout.strip() == "alice\t1 photo(s)"
 
 
 def test_scan_without_a_registry_says_so(tmp_path):
-    result = run("scan", str(EXAMPLES / "downloaded"), "--db", "nothing.db", cwd=tmp_path)
+    result = run_cli("scan", str(EXAMPLES / "downloaded"), "--db", "nothing.db", cwd=tmp_path)
     assert result.returncode == 2 and "no registry here" in result.stderr
     assert not (tmp_path / "nothing.db").exists()
 
 
 def test_default_registry_is_counterfake_db_in_the_current_folder(tmp_path):
-    result = run("register", str(EXAMPLES / "registered"), "--subject", "alice", cwd=tmp_path)
+    result = run_cli("register", str(EXAMPLES / "registered"), "--subject", "alice", cwd=tmp_path)
     assert result.returncode == 0 and (tmp_path / "counterfake.db").exists()
 
 
 def test_withdraw_deletes_and_scan_no_longer_matches(tmp_path, registry_target):
     db = registry_target
-    run("register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", db, cwd=tmp_path)
-    assert "alice\t1 photo(s)" in run("subjects", "--db", db, cwd=tmp_path).stdout
+    run_cli(
+        "register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", db, cwd=tmp_path
+    )
+    assert "alice\t1 photo(s)" in run_cli("subjects", "--db", db, cwd=tmp_path).stdout
     assert (
         "1 signature(s) deleted"
-        in run("withdraw", "--subject", "alice", "--db", db, cwd=tmp_path).stdout
+        in run_cli("withdraw", "--subject", "alice", "--db", db, cwd=tmp_path).stdout
     )
-    scan = run("scan", str(EXAMPLES / "downloaded"), "--db", db, cwd=tmp_path)
+    scan = run_cli("scan", str(EXAMPLES / "downloaded"), "--db", db, cwd=tmp_path)
     assert "0 manipulated, 0 repost(s)" in scan.stdout
 
 
@@ -241,7 +231,7 @@ def test_killed_registration_registers_all_or_nothing(tmp_path, photo, registry_
 def test_unwritable_output_is_one_line_and_exit_2(tmp_path):
     db = str(tmp_path / "r.db")
     assert main(["register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", db]) == 0
-    result = run(
+    result = run_cli(
         "scan",
         str(EXAMPLES / "downloaded"),
         "--db",

@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES
-
-
-def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "counterfake.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COUNTERFAKE_DB": ""},
-    )
+from conftest import EXAMPLES, run_cli
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("cli-reports")
-    done = run(
+    done = run_cli(
         "register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", "r.db", cwd=folder
     )
     assert done.returncode == 0, done.stderr
@@ -34,7 +20,7 @@ def registry(tmp_path_factory) -> Path:
 
 
 def test_scan_writes_every_report_and_the_evidence_verifies(tmp_path, registry):
-    done = run(
+    done = run_cli(
         "scan",
         str(EXAMPLES / "downloaded"),
         "--db",
@@ -63,7 +49,7 @@ def test_scan_writes_every_report_and_the_evidence_verifies(tmp_path, registry):
     document = json.loads((tmp_path / "out.json").read_text())
     assert all(m["mask"] is None for r in document["results"] for m in r["matches"])
     assert len(list((tmp_path / "evidence" / "masks").iterdir())) == 2
-    verified = run("verify-evidence", "evidence", "--expect", anchor, cwd=tmp_path)
+    verified = run_cli("verify-evidence", "evidence", "--expect", anchor, cwd=tmp_path)
     assert verified.returncode == 0 and verified.stdout.startswith("OK evidence: 6 lines")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "evidence",
@@ -75,7 +61,7 @@ def test_scan_writes_every_report_and_the_evidence_verifies(tmp_path, registry):
 
 def test_tampered_evidence_fails_with_its_line(tmp_path, registry):
     assert (
-        run(
+        run_cli(
             "scan",
             str(EXAMPLES / "downloaded"),
             "--db",
@@ -91,7 +77,7 @@ def test_tampered_evidence_fails_with_its_line(tmp_path, registry):
     manifest = tmp_path / "ev" / "manifest.jsonl"
     lines = manifest.read_text().splitlines(keepends=True)
     manifest.write_text("".join(lines[:2] + lines[3:]))
-    done = run("verify-evidence", "ev", cwd=tmp_path)
+    done = run_cli("verify-evidence", "ev", cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.strip().startswith("BROKEN ev: line 3: says it is line 4")
 
@@ -118,7 +104,7 @@ def test_an_unwritable_output_is_one_line_before_any_work(
 ):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
-    done = run(
+    done = run_cli(
         "scan",
         str(EXAMPLES / "downloaded"),
         "--db",
@@ -136,5 +122,5 @@ def test_an_unwritable_output_is_one_line_before_any_work(
 
 
 def test_verify_evidence_of_a_missing_folder_is_a_usage_error(tmp_path):
-    done = run("verify-evidence", "nowhere", cwd=tmp_path)
+    done = run_cli("verify-evidence", "nowhere", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.strip() == "counterfake: nowhere: no such folder"

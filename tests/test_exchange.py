@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 import threading
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES
+from conftest import EXAMPLES, run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -265,41 +262,31 @@ def test_index_refuses_what_is_not_a_pdq_hash(bad):
 # ---- the command line ----------------------------------------------------------------------
 
 
-def run(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "counterfake.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "COUNTERFAKE_DB": ""},
-    )
-
-
 @pytest.mark.parametrize("format", FORMATS)
 def test_exported_hashes_import_elsewhere_and_find_the_photo(tmp_path, format, registry_target):
     helpline = str(tmp_path / "helpline.db")
     photo = str(EXAMPLES / "registered" / "photo.jpg")
     assert (
-        run("register", photo, "--subject", "alice", "--db", helpline, cwd=tmp_path).returncode == 0
+        run_cli("register", photo, "--subject", "alice", "--db", helpline, cwd=tmp_path).returncode
+        == 0
     )
-    exported = run(
+    exported = run_cli(
         "exchange", "export", "-o", "out", "--format", format, "--db", helpline, cwd=tmp_path
     )
     assert exported.returncode == 0 and "exported 1 PDQ hash(es)" in exported.stdout
     shared = (tmp_path / "out").read_text()
     assert "alice" not in shared and "photo.jpg" not in shared  # opaque references only
 
-    imported = run(
+    imported = run_cli(
         "exchange", "import", "out", "--source", "partner", "--db", registry_target, cwd=tmp_path
     )
     assert imported.returncode == 0 and "imported 1 PDQ hash(es)" in imported.stdout
-    again = run(
+    again = run_cli(
         "exchange", "import", "out", "--source", "partner", "--db", registry_target, cwd=tmp_path
     )
     assert "imported 0 PDQ hash(es)" in again.stdout and "1 already held" in again.stdout
 
-    looked = run("exchange", "lookup", photo, "--db", registry_target, cwd=tmp_path)
+    looked = run_cli("exchange", "lookup", photo, "--db", registry_target, cwd=tmp_path)
     assert looked.returncode == 0, looked.stderr
     assert "1 match(es)" in looked.stdout and "from partner" in looked.stdout
     assert "distance 0" in looked.stdout
@@ -309,15 +296,17 @@ def test_lookup_by_hash_finds_a_mirrored_repost_through_the_dihedral_hashes(tmp_
     from counterfake.signature.pdq import pdq_hash
 
     db = str(tmp_path / "r.db")
-    run("register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", db, cwd=tmp_path)
+    run_cli(
+        "register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", db, cwd=tmp_path
+    )
     mirrored = pdq_hash(np.ascontiguousarray(photo[:, ::-1])).hex()
-    looked = run("exchange", "lookup", mirrored, "--db", db, cwd=tmp_path)
+    looked = run_cli("exchange", "lookup", mirrored, "--db", db, cwd=tmp_path)
     assert "1 match(es)" in looked.stdout and "(alice)" in looked.stdout
 
 
 def test_malformed_import_is_one_line_exit_2_and_stores_nothing(tmp_path, registry_target):
     (tmp_path / "list.txt").write_text(f"{A},90\n{B},90\nnot-a-hash,90\n")
-    result = run(
+    result = run_cli(
         "exchange", "import", "list.txt", "--source", "x", "--db", registry_target, cwd=tmp_path
     )
     assert result.returncode == 2
@@ -329,5 +318,5 @@ def test_malformed_import_is_one_line_exit_2_and_stores_nothing(tmp_path, regist
 
 
 def test_lookup_of_something_that_is_neither_hash_nor_file(tmp_path):
-    result = run("exchange", "lookup", "cafe", "--db", str(tmp_path / "r.db"), cwd=tmp_path)
+    result = run_cli("exchange", "lookup", "cafe", "--db", str(tmp_path / "r.db"), cwd=tmp_path)
     assert result.returncode == 2 and "cafe: neither a PDQ hash nor a file" in result.stderr

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 
 import pytest
+from conftest import run_cli
 
 from counterfake.db import connect
 from counterfake.keys import ROLES, ApiKeyError, KeyStore
@@ -63,19 +61,8 @@ def test_unknown_role_and_empty_name_are_refused(store):
     assert store.list() == []
 
 
-def run(*args: str, cwd) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "counterfake.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COUNTERFAKE_DB": ""},
-    )
-
-
 def test_command_line_prints_the_secret_once_and_revokes(tmp_path, registry_target):
-    created = run(
+    created = run_cli(
         "keys",
         "create",
         "--role",
@@ -90,14 +77,14 @@ def test_command_line_prints_the_secret_once_and_revokes(tmp_path, registry_targ
     secret = created.stdout.strip()
     with connect(registry_target) as db:
         assert KeyStore(db).authenticate(secret).name == "acme"
-    listed = run("keys", "list", "--db", registry_target, cwd=tmp_path)
+    listed = run_cli("keys", "list", "--db", registry_target, cwd=tmp_path)
     assert "platform\tacme" in listed.stdout and "active" in listed.stdout
     assert secret not in listed.stdout + listed.stderr
-    assert run("keys", "revoke", "1", "--db", registry_target, cwd=tmp_path).returncode == 0
-    assert "revoked" in run("keys", "list", "--db", registry_target, cwd=tmp_path).stdout
+    assert run_cli("keys", "revoke", "1", "--db", registry_target, cwd=tmp_path).returncode == 0
+    assert "revoked" in run_cli("keys", "list", "--db", registry_target, cwd=tmp_path).stdout
     with connect(registry_target) as db:
         assert KeyStore(db).authenticate(secret) is None
-    missing = run("keys", "revoke", "42", "--db", registry_target, cwd=tmp_path)
+    missing = run_cli("keys", "revoke", "42", "--db", registry_target, cwd=tmp_path)
     assert (
         missing.returncode == 2 and missing.stderr.strip() == "counterfake: no API key with id 42"
     )
