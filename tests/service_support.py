@@ -117,6 +117,16 @@ def cfsig_bytes(rgb: np.ndarray, label: str, sha256: str | None = None) -> bytes
     return cfsig.dumps([make_signature(rgb, label, sha256 or f"sha-{label}")])
 
 
+def register_photo(
+    registrar: httpx.Client, subject: str, rgb: np.ndarray, label: str
+) -> httpx.Response:
+    """As a helpline would: create the subject, upload the photo's signature."""
+    registrar.post("/subjects", json={"name": subject})
+    return registrar.post(
+        f"/subjects/{subject}/signatures", files={"file": ("p.cfsig", cfsig_bytes(rgb, label))}
+    )
+
+
 def jpeg_bytes(rgb: np.ndarray, quality: int = 92) -> bytes:
     import cv2
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from service_support import EXAMPLES, cfsig_bytes, make_key, start_service
+from service_support import EXAMPLES, cfsig_bytes, make_key, register_photo, start_service
 
 from counterfake.service.app import ROUTERS, roles_of
 
@@ -123,11 +123,7 @@ def test_a_registrar_cannot_see_extend_or_withdraw_another_registrars_subject(se
 
 def test_a_platform_never_reads_another_platforms_match(service, photo):
     with service.as_("registrar") as registrar:
-        registrar.post("/subjects", json={"name": "isolated"})
-        registrar.post(
-            "/subjects/isolated/signatures",
-            files={"file": ("p.cfsig", cfsig_bytes(photo, "p.jpg"))},
-        )
+        register_photo(registrar, "isolated", photo, "p.jpg")
     repost = (EXAMPLES / "downloaded" / "repost.jpg").read_bytes()
     with service.as_("platform", "platform-b") as b:
         answer = b.post("/match/image", files={"file": ("r.jpg", repost)}, params={"record": 1})

@@ -8,7 +8,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from service_support import EXAMPLES, cfsig_bytes, start_service
+from service_support import EXAMPLES, register_photo, start_service
 
 from counterfake.service.webhooks import WebhookSender, sign
 
@@ -69,11 +69,7 @@ def test_a_recorded_match_reaches_the_helplines_webhook_signed(tmp_path, photo, 
     try:
         with service.as_("registrar", "helpline") as registrar:
             secret = registrar.put("/webhook", json={"url": receiver.url}).json()["secret"]
-            registrar.post("/subjects", json={"name": "alice"})
-            registrar.post(
-                "/subjects/alice/signatures",
-                files={"file": ("p.cfsig", cfsig_bytes(photo, "holiday.jpg"))},
-            )
+            register_photo(registrar, "alice", photo, "holiday.jpg")
         repost = (EXAMPLES / "downloaded" / "repost.jpg").read_bytes()
         with service.as_("platform", "platform-a") as platform:
             answer = platform.post(
@@ -120,10 +116,7 @@ def test_a_hanging_webhook_never_slows_the_request_and_gives_up_in_bounded_time(
     try:
         with service.as_("registrar", "helpline") as registrar:
             registrar.put("/webhook", json={"url": receiver.url})
-            registrar.post("/subjects", json={"name": "alice"})
-            registrar.post(
-                "/subjects/alice/signatures", files={"file": ("p.cfsig", cfsig_bytes(photo, "p"))}
-            )
+            register_photo(registrar, "alice", photo, "p")
         repost = (EXAMPLES / "downloaded" / "repost.jpg").read_bytes()
         with service.as_("platform") as platform:
             durations = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from service_support import EXAMPLES, cfsig_bytes, start_service
+from service_support import EXAMPLES, register_photo, start_service
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -49,10 +49,7 @@ def test_a_registration_and_a_withdrawal_reach_the_other_worker(two_workers, pho
     repost = (EXAMPLES / "downloaded" / "repost.jpg").read_bytes()
     assert matches(second, repost) == []
     with first.as_("registrar") as registrar:
-        registrar.post("/subjects", json={"name": "alice"})
-        answer = registrar.post(
-            "/subjects/alice/signatures", files={"file": ("p.cfsig", cfsig_bytes(photo, "p"))}
-        )
+        answer = register_photo(registrar, "alice", photo, "p")
         assert answer.json()["added"] == 1
     assert matches(first, repost)  # the worker that registered answers at once
     assert eventually(lambda: len(matches(second, repost)) == 1)
