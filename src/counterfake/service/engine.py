@@ -37,10 +37,14 @@ _SIGNATURE_CACHE = 4096
 
 @dataclass(frozen=True)
 class ScannedImage:
-    """What the service knows of the scanned side: its file hash and its PDQ hash."""
+    """What the service knows of the scanned side: its file hash and its PDQ hash.
+
+    The PDQ hash only serves suppressions and recorded matches, so it is computed only when
+    something matched (None otherwise): it would cost most of an unmatched upload's time.
+    """
 
     sha256: str
-    pdq_hex: str
+    pdq_hex: str | None
 
 
 @dataclass(frozen=True)
@@ -171,8 +175,9 @@ class MatchingEngine:
         """Decode (with the pixel limit) and match an uploaded image; ImageError if unreadable."""
         with self._slots:
             rgb = decode_image(data, name, max_pixels=self.max_pixels)
-            scanned = ScannedImage(hashlib.sha256(data).hexdigest(), pdq_hash(rgb).hex())
-            return scanned, self._found(self._matcher.match(make_query(rgb)))
+            found = self._found(self._matcher.match(make_query(rgb)))
+            pdq_hex = pdq_hash(rgb).hex() if found else None
+            return ScannedImage(hashlib.sha256(data).hexdigest(), pdq_hex), found
 
     def match_signature(self, signature: Signature) -> tuple[ScannedImage, list[Found]]:
         """Match a signature made client-side (see matching.SignatureQuery)."""
