@@ -609,13 +609,8 @@ def organise(collection: Collection) -> dict[str, Any]:
             edges[pair] = _edge_evidence(*sorted(pair), collection, pictures)
     wins: dict[int, int] = defaultdict(int)
     losses: dict[int, int] = defaultdict(int)
-    group = {key: key for pair in edges for key in pair}
-
-    def find(key: int) -> int:
-        while group[key] != key:
-            group[key] = group[group[key]]
-            key = group[key]
-        return key
+    groups = _DisjointSets(key for pair in edges for key in pair)
+    find = groups.find
 
     for pair, (vote, _) in edges.items():
         a, b = sorted(pair)
@@ -624,14 +619,14 @@ def organise(collection: Collection) -> dict[str, Any]:
         losses[a] += vote < 0
         losses[b] += vote > 0
         if _strong(collection.relations.get((a, b))) or _strong(collection.relations.get((b, a))):
-            group[find(a)] = find(b)
+            groups.join(a, b)
 
     def rank(key: int) -> tuple:
         picture = pictures[key]
         return (-losses[key], wins[key], -picture.quantisation, picture.bytes_per_pixel, -key)
 
     members: dict[int, set[int]] = defaultdict(set)
-    for key in group:
+    for key in groups:
         members[find(key)].add(key)
     joined: dict[int, set[int]] = defaultdict(set)  # group -> images made from it, not in it
     derived: set[int] = set()  # images made from another group than their own
@@ -670,21 +665,44 @@ def scene_groups(
     originals: list[int], signatures: dict[int, Signature], collection: Collection
 ) -> list[int]:
     """A scene number (from 1) for each original: originals sharing background share one."""
-    parent = {k: k for k in originals}
-
-    def find(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    known = set(originals)
+    scenes = _DisjointSets(originals)
     for a in originals:
         for b in collection.candidates.get(a, []):
-            if b in known and find(a) != find(b) and same_scene(signatures[a], signatures[b]):
-                parent[find(a)] = find(b)
+            if (
+                b in scenes
+                and scenes.find(a) != scenes.find(b)
+                and same_scene(signatures[a], signatures[b])
+            ):
+                scenes.join(a, b)
     numbers: dict[int, int] = {}
-    return [numbers.setdefault(find(k), len(numbers) + 1) for k in originals]
+    return [numbers.setdefault(scenes.find(k), len(numbers) + 1) for k in originals]
+
+
+class _DisjointSets:
+    """Union-find over image keys: which images chains of relations join into one group.
+
+    Written out because it is a dozen lines, and the libraries that have it (scipy, networkx)
+    would be new dependencies for this alone.
+    """
+
+    def __init__(self, keys: Iterable[int]) -> None:
+        self._parent = {key: key for key in keys}
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._parent)
+
+    def __contains__(self, key: int) -> bool:
+        return key in self._parent
+
+    def find(self, key: int) -> int:
+        parent = self._parent
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]  # path halving keeps the chains short
+            key = parent[key]
+        return key
+
+    def join(self, a: int, b: int) -> None:
+        self._parent[self.find(a)] = self.find(b)
 
 
 def same_scene(a: Signature, b: Signature) -> bool:
