@@ -27,7 +27,6 @@ from functools import partial
 from pathlib import Path
 
 import cv2
-import faiss
 import numpy as np
 
 from counterfake.imaging import load_image
@@ -81,7 +80,7 @@ def time_extraction(paths: list[str]) -> dict:
     return out
 
 
-MASKS = 64  # a pool of bit-flip masks and jitters, so a synthetic signature costs little to make
+MASKS = 1024  # a pool of bit-flip masks and jitters, so a synthetic signature costs little to make
 
 
 class SyntheticRegistry:
@@ -92,11 +91,15 @@ class SyntheticRegistry:
         self.templates = [cfsig.dumps([t]) for t in templates]
         rng = np.random.default_rng(FLIP_SEED)
         rows = max(len(t.features) for t in templates)
-        self.flips = np.packbits(rng.random((MASKS, rows, 256)) < FLIP_RATE, axis=2)
+        self.flips = np.stack(
+            [np.packbits(rng.random((rows, 256)) < FLIP_RATE, axis=1) for _ in range(MASKS)]
+        )
         self.jitter = rng.normal(0, 4, (MASKS, rows, 2)).astype(np.float32)
 
     def _perturbed(self, features: LocalFeatures, photo_id: int, side: int) -> LocalFeatures:
-        pick = (photo_id * 2 + side) % MASKS
+        # Each (template, mask) pair is used once up to len(templates) * MASKS / 2 photos: a
+        # registry of repeated signatures would pile identical rows into the same buckets.
+        pick = (photo_id // len(self.templates) * 2 + side) % MASKS
         n = len(features)
         return dataclasses.replace(
             features,
@@ -192,7 +195,6 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=400)
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    faiss.omp_set_num_threads(1)
 
     people = sorted(str(p) for p in (args.data / "people").glob("*.jpg"))
     extraction = time_extraction(people[:100])
