@@ -178,6 +178,7 @@ class CandidateIndex:
         for segment in segments:
             _nearest_rows(
                 codes,
+                keys,
                 keys & segment.bucket_mask,
                 segment.offsets,
                 segment.rows,
@@ -259,11 +260,15 @@ def _merged(older: _Segment, newer: _Segment) -> _Segment:
 
 def _vote(owner: np.ndarray, distance: np.ndarray, limit: int) -> list[Candidate]:
     """Sum each (photo, orientation)'s weighted votes: one per scanned descriptor, from the
-    nearest of its rows (both nearest rows may belong to the same photo)."""
-    first = owner[:, 0] >= 0
-    second = (owner[:, 1] >= 0) & (owner[:, 1] != owner[:, 0])
-    voters = np.concatenate([owner[first, 0], owner[second, 1]])
-    near = np.concatenate([distance[first, 0], distance[second, 1]])
+    nearest of its rows (several of its nearest rows may belong to the same photo)."""
+    voters, near = [], []
+    for column in range(owner.shape[1]):
+        fresh = owner[:, column] >= 0
+        for earlier in range(column):
+            fresh &= owner[:, column] != owner[:, earlier]
+        voters.append(owner[fresh, column])
+        near.append(distance[fresh, column])
+    voters, near = np.concatenate(voters), np.concatenate(near)
     if len(voters) == 0:
         return []
     weight = ((MAX_DISTANCE + 1 - near) / MAX_DISTANCE) ** 2
@@ -284,9 +289,21 @@ def _popcount(x: np.uint64) -> np.uint64:
     return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
 
 
+@numba.njit(inline="always")
+def _key(codes: np.ndarray, row: int, table: int) -> np.uint32:
+    """The row's key in this table, read from its descriptor (as _keys computes it)."""
+    bit = table * 8 * KEY_BYTES
+    word, shift = bit // 64, np.uint64(bit % 64)
+    value = codes[row, word] >> shift
+    if bit % 64 > 64 - 8 * KEY_BYTES:
+        value |= codes[row, word + 1] << np.uint64(64 - bit % 64)
+    return np.uint32(value & np.uint64((1 << (8 * KEY_BYTES)) - 1))
+
+
 @numba.njit(cache=True, nogil=True)
 def _nearest_rows(
     query,
+    keys,
     buckets,
     offsets,
     rows,
@@ -299,16 +316,18 @@ def _nearest_rows(
     best_row,
 ):
     """Update each scanned descriptor's nearest live rows (kept sorted by distance) with this
-    segment's rows in the same buckets. Row numbers are offset by ``first_row`` so that a row
-    met again through another table, or another segment's row, is told apart."""
+    segment's rows that share one of its keys. A small segment's buckets hold several keys; the
+    key is checked so that the answer does not depend on how the rows happen to be segmented.
+    Row numbers are offset by ``first_row`` so that a row met again through another table, or
+    another segment's row, is told apart."""
     neighbours = best_row.shape[1]
     for q in range(query.shape[0]):
         q0, q1, q2, q3 = query[q, 0], query[q, 1], query[q, 2], query[q, 3]
         for table in range(buckets.shape[0]):
-            bucket = buckets[table, q]
+            key, bucket = keys[table, q], buckets[table, q]
             for i in range(offsets[table, bucket], offsets[table, bucket + 1]):
                 row = rows[table, i]
-                if not alive[row]:
+                if not alive[row] or _key(codes, row, table) != key:
                     continue
                 distance = (
                     _popcount(codes[row, 0] ^ q0)
