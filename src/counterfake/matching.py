@@ -39,6 +39,7 @@ from counterfake.signature.grid import (
     dequantise,
     grid_work_size,
 )
+from counterfake.signature.hamming import two_nearest
 
 _FIT_TOLERANCE = (4.0, 3.0, 3.0, 3.0)  # L, a, b, contrast: cells this close "agree" for the fit
 
@@ -192,9 +193,7 @@ def _tentative_pairs(
     """
     if len(query) < 2 or len(reference) == 0:
         return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-    distance, nearest = cv2.batchDistance(
-        reference.descriptors, query.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2
-    )
+    distance, nearest = two_nearest(reference.descriptors, query.descriptors)
     first, second = distance[:, 0], distance[:, 1]
     strong = 0.75 * t.max_descriptor_distance
     keep_first = (first <= t.max_descriptor_distance) & (

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from counterfake.signature import hamming
 from counterfake.signature.extract import Signature
 from counterfake.signature.features import DESCRIPTOR_BYTES
 
@@ -167,7 +168,7 @@ class CandidateIndex:
         if len(descriptors) == 0:
             return []
         keys = _keys(descriptors)
-        codes = descriptors.view(np.uint64).reshape(-1, DESCRIPTOR_BYTES // 8)
+        codes = hamming.as_words(descriptors)
         with self._lock:  # segments never change shape once made: search them outside the lock
             self._settle()
             segments = list(self._segments)
@@ -182,7 +183,7 @@ class CandidateIndex:
                 keys & segment.bucket_mask,
                 segment.offsets,
                 segment.rows,
-                segment.codes.view(np.uint64).reshape(-1, DESCRIPTOR_BYTES // 8),
+                hamming.as_words(segment.codes),
                 segment.owners,
                 segment.alive,
                 first_row,
@@ -282,14 +283,6 @@ def _vote(owner: np.ndarray, distance: np.ndarray, limit: int) -> list[Candidate
 
 
 @numba.njit(inline="always")
-def _popcount(x: np.uint64) -> np.uint64:
-    x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
-    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
-    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
-    return (x * np.uint64(0x0101010101010101)) >> np.uint64(56)
-
-
-@numba.njit(inline="always")
 def _key(codes: np.ndarray, row: int, table: int) -> np.uint32:
     """The row's key in this table, read from its descriptor (as _keys computes it)."""
     bit = table * 8 * KEY_BYTES
@@ -322,19 +315,13 @@ def _nearest_rows(
     another segment's row, is told apart."""
     neighbours = best_row.shape[1]
     for q in range(query.shape[0]):
-        q0, q1, q2, q3 = query[q, 0], query[q, 1], query[q, 2], query[q, 3]
         for table in range(buckets.shape[0]):
             key, bucket = keys[table, q], buckets[table, q]
             for i in range(offsets[table, bucket], offsets[table, bucket + 1]):
                 row = rows[table, i]
                 if not alive[row] or _key(codes, row, table) != key:
                     continue
-                distance = (
-                    _popcount(codes[row, 0] ^ q0)
-                    + _popcount(codes[row, 1] ^ q1)
-                    + _popcount(codes[row, 2] ^ q2)
-                    + _popcount(codes[row, 3] ^ q3)
-                )
+                distance = hamming.distance(codes, row, query, q)
                 if distance >= best_distance[q, neighbours - 1]:
                     continue
                 numbered = first_row + row
