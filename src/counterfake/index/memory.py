@@ -71,9 +71,11 @@ class Candidate:
 
 def _keys(descriptors: np.ndarray) -> np.ndarray:
     """(HASH_TABLES, n) uint32: the slice of each descriptor that each table files it under."""
-    parts = descriptors[:, : HASH_TABLES * KEY_BYTES].reshape(-1, HASH_TABLES, KEY_BYTES)
-    parts = parts.astype(np.uint32)
-    return np.ascontiguousarray((parts[:, :, 0] | parts[:, :, 1] << 8 | parts[:, :, 2] << 16).T)
+    keys = np.zeros((HASH_TABLES, len(descriptors)), np.uint32)
+    for table in range(HASH_TABLES):  # a table at a time: a large registry has millions of rows
+        for byte in range(KEY_BYTES):
+            keys[table] |= descriptors[:, table * KEY_BYTES + byte].astype(np.uint32) << 8 * byte
+    return keys
 
 
 def _bucket_bits(rows: int) -> int:
