@@ -24,6 +24,12 @@ REFERENCE_FEATURES = 512  # features kept per orientation of a registered photo
 QUERY_MAX_SIDE = 1024  # scanned images are analysed at most this large...
 QUERY_MIN_SIDE = 512  # ...and at least this large, so small reposts meet the photo's finest scale
 QUERY_FEATURES = 1000
+# Features of a scanned image are found at 2/3 of its working size (never under QUERY_MIN_SIDE):
+# a registered photo's finest level is REFERENCE_SIDE pixels, so a scanned photo of 768 pixels
+# only meets it two pyramid levels down, and its two finest levels (half of ORB's work) found
+# nothing the registry holds. A composite of 1024 pixels still shows a photo in it at 2/3 or more
+# of its side near REFERENCE_SIDE.
+QUERY_FEATURE_SHRINK = 1.5
 
 
 @dataclass(frozen=True)
@@ -113,5 +119,16 @@ def make_query(rgb: np.ndarray, *, features: bool = True) -> Query:
     longer = max(rgb.shape[:2])
     side = min(max(longer, QUERY_MIN_SIDE), QUERY_MAX_SIDE)
     work, scale = resize_longer_side(rgb, side)
-    found = extract_features(grey(work), QUERY_FEATURES) if features else LocalFeatures.empty()
+    found = query_features(grey(work)) if features else LocalFeatures.empty()
     return Query(rgb=rgb, work=work, scale=scale, features=found)
+
+
+def query_features(work_grey: np.ndarray) -> LocalFeatures:
+    """The local features of a scanned image, found at a reduced size, in working-frame pixels."""
+    longer = max(work_grey.shape[:2])
+    side = max(QUERY_MIN_SIDE, round(longer / QUERY_FEATURE_SHRINK))
+    if side >= longer:
+        return extract_features(work_grey, QUERY_FEATURES)
+    small, _ = resize_longer_side(work_grey, side)
+    found = extract_features(small, QUERY_FEATURES)
+    return found.scaled(work_grey.shape[1] / small.shape[1], work_grey.shape[0] / small.shape[0])

@@ -13,6 +13,7 @@ instead of doubling the work on every scanned image.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -39,6 +40,14 @@ class LocalFeatures:
 
     def __len__(self) -> int:
         return len(self.xy)
+
+    def scaled(self, x_factor: float, y_factor: float) -> LocalFeatures:
+        """The same features in a frame resized by these factors (keypoint sizes by their mean)."""
+        return dataclasses.replace(
+            self,
+            xy=self.xy * np.array([x_factor, y_factor], np.float32),
+            size=self.size * np.float32((x_factor + y_factor) / 2),
+        )
 
     @staticmethod
     def empty() -> LocalFeatures:
