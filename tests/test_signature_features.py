@@ -7,6 +7,7 @@ import numpy as np
 
 from counterfake.signature.extract import (
     QUERY_MIN_SIDE,
+    QUERY_ORB,
     REFERENCE_FEATURES,
     grey,
     make_query,
@@ -45,7 +46,7 @@ def test_scaled_features_move_with_the_frame(photo):
 
 def test_a_small_scanned_image_keeps_its_finest_scale(photo):
     work = grey(cv2.resize(photo, (384, QUERY_MIN_SIDE), interpolation=cv2.INTER_AREA))
-    found, direct = query_features(work), extract_features(work, 1000)
+    found, direct = query_features(work), extract_features(work, 1000, QUERY_ORB)
     assert (found.xy == direct.xy).all() and (found.descriptors == direct.descriptors).all()
 
 

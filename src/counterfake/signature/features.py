@@ -60,20 +60,34 @@ class LocalFeatures:
         )
 
 
-def _orb(max_features: int) -> cv2.ORB:
+@dataclass(frozen=True)
+class OrbSettings:
+    """Where ORB looks: its scale pyramid and how strong a FAST corner must be.
+
+    The defaults are those of registered photos (stored signatures depend on them).
+    """
+
+    scale_factor: float = 1.2
+    levels: int = 8
+    fast_threshold: int = 10
+
+
+def _orb(max_features: int, settings: OrbSettings) -> cv2.ORB:
     return cv2.ORB_create(
         nfeatures=max_features * 3 // 2,
-        scaleFactor=1.2,
-        nlevels=8,
+        scaleFactor=settings.scale_factor,
+        nlevels=settings.levels,
         edgeThreshold=15,
         patchSize=31,
-        fastThreshold=10,
+        fastThreshold=settings.fast_threshold,
     )
 
 
-def extract_features(gray: np.ndarray, max_features: int) -> LocalFeatures:
+def extract_features(
+    gray: np.ndarray, max_features: int, settings: OrbSettings = OrbSettings()
+) -> LocalFeatures:
     """Detect ORB features on a grey image and keep at most ``max_features`` well-spread ones."""
-    keypoints, descriptors = _orb(max_features).detectAndCompute(gray, None)
+    keypoints, descriptors = _orb(max_features, settings).detectAndCompute(gray, None)
     if descriptors is None or not keypoints:
         return LocalFeatures.empty()
     xy = cv2.KeyPoint_convert(keypoints)
@@ -81,7 +95,7 @@ def extract_features(gray: np.ndarray, max_features: int) -> LocalFeatures:
         np.fromiter((getattr(k, name) for k in keypoints), dtype, len(keypoints))
         for name, dtype in _KEYPOINT_FIELDS
     )
-    order = _spread_order(xy, response, octave, gray.shape)[:max_features]
+    order = _spread_order(xy, response, octave, settings.levels, gray.shape)[:max_features]
     return LocalFeatures(
         xy=np.ascontiguousarray(xy[order]),
         size=size[order],
@@ -102,7 +116,11 @@ _KEYPOINT_FIELDS = (
 
 
 def _spread_order(
-    xy: np.ndarray, response: np.ndarray, octave: np.ndarray, shape: tuple[int, ...]
+    xy: np.ndarray,
+    response: np.ndarray,
+    octave: np.ndarray,
+    levels: int,
+    shape: tuple[int, ...],
 ) -> np.ndarray:
     """Order features so that every prefix is spread over the image and over scales.
 
@@ -114,7 +132,7 @@ def _spread_order(
     height, width = shape[:2]
     col = np.minimum((xy[:, 0] * SPREAD_GRID / width).astype(int), SPREAD_GRID - 1)
     row = np.minimum((xy[:, 1] * SPREAD_GRID / height).astype(int), SPREAD_GRID - 1)
-    level_group = np.minimum(octave.astype(int) * LEVEL_GROUPS // 8, LEVEL_GROUPS - 1)
+    level_group = np.minimum(octave.astype(int) * LEVEL_GROUPS // levels, LEVEL_GROUPS - 1)
     bucket = (row * SPREAD_GRID + col) * LEVEL_GROUPS + level_group
     by_strength = np.argsort(-response, kind="stable")
     # Sorting by bucket (stable, so strongest first within each) puts each bucket's features in
