@@ -77,3 +77,20 @@ def test_a_large_copy_meets_the_registered_photo_at_the_same_points(photo):
     landed = np.linalg.norm(query.features.xy[nearest[:, 0]] * to_reference - reference.xy, axis=1)
     assert close.sum() > 100
     assert np.median(landed[close]) < 1.5
+
+
+def test_features_keep_the_fields_of_orb_keypoints(photo):
+    gray = grey(photo)
+    features = extract_features(gray, 20_000)  # more than ORB finds: every keypoint is kept
+    keypoints, _ = cv2.ORB_create(
+        nfeatures=30_000, scaleFactor=1.2, nlevels=8, edgeThreshold=15, fastThreshold=10
+    ).detectAndCompute(gray, None)
+    expected = np.array([(*k.pt, k.size, k.angle, k.octave) for k in keypoints], np.float32)
+    kept = np.column_stack(
+        [features.xy, features.size, features.angle, features.octave.astype(np.float32)]
+    )
+
+    def rows(table: np.ndarray) -> np.ndarray:
+        return table[np.lexsort(table.T[::-1])]
+
+    assert np.array_equal(rows(kept), rows(expected))
