@@ -63,7 +63,7 @@ class LocalFeatures:
 
 @dataclass(frozen=True)
 class OrbSettings:
-    """Where ORB looks: its scale pyramid and how strong a FAST corner must be.
+    """Where ORB looks: its scale pyramid, how strong a FAST corner must be, and how many it keeps.
 
     The defaults are those of registered photos (stored signatures depend on them).
     """
@@ -71,11 +71,12 @@ class OrbSettings:
     scale_factor: float = 1.2
     levels: int = 8
     fast_threshold: int = 10
+    detected_per_kept: float = 1.5  # the spread selection chooses among this many per feature kept
 
 
 def _orb(max_features: int, settings: OrbSettings) -> cv2.ORB:
     return cv2.ORB_create(
-        nfeatures=max_features * 3 // 2,
+        nfeatures=round(max_features * settings.detected_per_kept),
         scaleFactor=settings.scale_factor,
         nlevels=settings.levels,
         edgeThreshold=15,
