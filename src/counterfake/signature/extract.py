@@ -32,9 +32,8 @@ QUERY_FEATURES = 1000
 QUERY_FEATURE_SHRINK = 1.5
 # A scanned image's pyramid steps by 1.3 over six levels: it spans the scales of the registered
 # photo's eight levels (1.2 apart), each level within a factor 1.1 of one of them, over 30% fewer
-# pixels. Its faintest corners (FAST under 20, ORB's default) are left out, and the spread
-# selection chooses among 1.25 features per feature kept: each costs a descriptor.
-QUERY_ORB = OrbSettings(scale_factor=1.3, levels=6, fast_threshold=20, detected_per_kept=1.25)
+# pixels. Its faintest corners (FAST 10-15) are left out: they survive recompression least.
+QUERY_ORB = OrbSettings(scale_factor=1.3, levels=6, fast_threshold=15)
 
 
 @dataclass(frozen=True)

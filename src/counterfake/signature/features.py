@@ -76,7 +76,7 @@ class OrbSettings:
 
 def _orb(max_features: int, settings: OrbSettings) -> cv2.ORB:
     return cv2.ORB_create(
-        nfeatures=round(max_features * settings.detected_per_kept),
+        nfeatures=int(max_features * settings.detected_per_kept),
         scaleFactor=settings.scale_factor,
         nlevels=settings.levels,
         edgeThreshold=15,
