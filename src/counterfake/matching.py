@@ -49,7 +49,7 @@ class Thresholds:
     """The operating point. Set on negatives only; see bench/README section of the README."""
 
     candidates: int = 10  # (photo, orientation) pairs verified per image
-    min_votes: float = 1.0  # weighted index votes below which a candidate is not worth verifying
+    min_votes: float = 0.3  # weighted index votes below which a candidate is not worth verifying
     max_descriptor_distance: int = 64  # of 256 bits, for a tentative pair
     ransac_pixels: float = 3.0  # inlier distance in the photo's 512-px frame
     min_inliers: int = 14
