@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import resource
 import time
 from collections.abc import Callable
@@ -96,12 +97,23 @@ class SyntheticRegistry:
         self.jitter = rng.normal(0, 4, (MASKS, rows, 2)).astype(np.float32)
 
     def _perturbed(self, features: LocalFeatures, photo_id: int, side: int) -> LocalFeatures:
+        """The template's features with a mask and a jitter from the pools.
+
+        Template and mask alone repeat every ``period`` photo ids (800 with 100 templates), and
+        a large registry must not be the same 800 photos many times: each further period
+        rotates the mask's rows by one, then shifts to the next jitter, so that signatures stay
+        distinct up to period x rows x 64 photos (26 million with 100 templates).
+        """
         pick = (photo_id * 2 + side) % MASKS
+        rows = self.flips.shape[1]
+        step = photo_id // math.lcm(len(self.templates), MASKS // 2)
+        mask = np.roll(self.flips[pick], step % rows, axis=0)
+        jitter = self.jitter[(pick + step // rows) % MASKS]
         n = len(features)
         return dataclasses.replace(
             features,
-            descriptors=features.descriptors ^ self.flips[pick, :n],
-            xy=features.xy + self.jitter[pick, :n],
+            descriptors=features.descriptors ^ mask[:n],
+            xy=features.xy + jitter[:n],
         )
 
     def __call__(self, photo_id: int) -> Signature:
