@@ -28,6 +28,7 @@ import dataclasses
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -106,6 +107,7 @@ def fill_registry(db: str, size: int, real: list[Signature], templates: list[Sig
             have = len(real)
         synthetic = SyntheticRegistry({}, templates)
         next_id = 10_000_000 + have
+        check_disk(db, size - have, len(cfsig.dumps([synthetic(next_id)])))
         while have < size:
             count = min(BATCH, size - have)
             batch = []
@@ -117,6 +119,21 @@ def fill_registry(db: str, size: int, real: list[Signature], templates: list[Sig
             next_id += count
             print(f"  registry: {have:,} photos", file=sys.stderr, flush=True)
     return have
+
+
+def check_disk(db: str, photos: int, signature_bytes: int) -> None:
+    """Refuse to start a fill that would take more than half the free disk.
+
+    A stored photo is its signature blob plus ~1 kB of rows beside it (PDQ hashes, the change
+    feed, indexes); SQLite's WAL may briefly hold a batch more.
+    """
+    need = photos * (signature_bytes + 1024)
+    free = shutil.disk_usage(Path(db).resolve().parent).free
+    print(f"  registry: {photos:,} more photos need ~{need / 1e9:.1f} GB on disk, "
+          f"{free / 1e9:.0f} GB free", file=sys.stderr, flush=True)  # fmt: skip
+    if need > free / 2:
+        raise SystemExit(f"{db}: {photos:,} more photos need ~{need / 1e9:.0f} GB, more than half "
+                         f"the {free / 1e9:.0f} GB free; choose a smaller --sizes")  # fmt: skip
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -97,8 +97,12 @@ class SyntheticRegistry:
         self.jitter = rng.normal(0, 4, (MASKS, rows, 2)).astype(np.float32)
 
     def _perturbed(self, features: LocalFeatures, photo_id: int, side: int) -> LocalFeatures:
-        # Each (template, mask) pair is used once up to len(templates) * MASKS / 2 photos: a
-        # registry of repeated signatures would pile identical rows into the same buckets.
+        """The template's features with a mask and a jitter from the pools.
+
+        Each (template, mask) pair serves one photo id up to len(templates) x MASKS / 2 photos
+        (153,600 with 300 templates): a registry of repeated signatures would pile identical
+        rows into the same buckets of the index.
+        """
         pick = (photo_id // len(self.templates) * 2 + side) % MASKS
         n = len(features)
         return dataclasses.replace(

@@ -137,7 +137,10 @@ class Matcher:
         for candidate in self.index.candidates(query.features.descriptors, t.candidates):
             if candidate.votes < t.min_votes:
                 break
-            signature = self.signature_of(candidate.photo_id)
+            try:
+                signature = self.signature_of(candidate.photo_id)
+            except KeyError:  # withdrawn since the index answered: nothing to verify
+                continue
             instances = verify(query, signature, candidate.mirrored, t)
             if not instances:
                 continue

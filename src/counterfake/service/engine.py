@@ -6,9 +6,11 @@ becomes matchable, and a withdrawal stops matching, in every worker, within one 
 feed (PostgreSQL LISTEN/NOTIFY; a short poll on SQLite). The process that made a change also
 applies it before answering, so its own answer is already up to date.
 
-Signatures themselves stay in the registry; a bounded cache keeps the recently verified ones.
-The registry object is shared by the request threads (db.py gives each thread its own
-connection); the feed is followed on a registry object of its own.
+A worker holds only its indexes and a small bounded cache: signatures and photo labels stay in
+the registry, and verification reads the few it needs (about ten candidates a query). Memory
+therefore grows with the registry only by what the indexes keep per photo. The registry object
+is shared by the request threads (db.py gives each thread its own connection); the feed is
+followed on a registry object of its own.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ from counterfake.signature.extract import Signature, make_query
 from counterfake.signature.pdq import pdq_hash
 
 log = logging.getLogger(__name__)
-_SIGNATURE_CACHE = 4096
+# A cached signature takes ~60 kB, and a cache miss costs ~1 ms (read and check the blob):
+# 1024 keep the photos verified most recently within ~60 MB, whatever the registry's size.
+SIGNATURE_CACHE = 1024
+_LOAD_BATCH = 5000  # PDQ hashes added to the PDQ index at once while loading
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,6 @@ class MatchingEngine:
         self.feed_wait = feed_wait
         self.index = CandidateIndex()
         self.pdq = PdqIndex()
-        self._photos: dict[int, RegisteredPhoto] = {}
         self._seq = 0
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()
@@ -78,7 +82,7 @@ class MatchingEngine:
         # and the feed thread would wait its turn behind all of them for the interpreter.
         self._slots = threading.BoundedSemaphore(concurrent_matches or os.cpu_count() or 1)
         self._follower: threading.Thread | None = None
-        self._signatures = lru_cache(maxsize=_SIGNATURE_CACHE)(self._signature)
+        self._signatures = lru_cache(maxsize=SIGNATURE_CACHE)(self._signature)
         self._matcher = Matcher(self.index, self._signatures, thresholds or Thresholds())
         self._load()
 
@@ -86,31 +90,33 @@ class MatchingEngine:
         return self.registry.signature(photo_id)
 
     def _load(self) -> None:
-        """Index everything registered; changes made meanwhile are applied by the next sync."""
+        """Index everything registered; changes made meanwhile are applied by the next sync.
+
+        Signatures stream in pages and each is dropped once indexed, and the PDQ hashes come
+        from their own table, so a large registry never sits in memory whole.
+        """
         registry = self.registry
         with self._sync_lock:
             self._seq = registry.head_seq()
-            photos = {p.photo_id: p for p in registry.photos()}
             for photo_id, signature in registry.signatures():
-                if photo_id in photos:
-                    self._add(photos[photo_id], signature)
+                self.index.add(photo_id, signature)
+            batch: list[tuple[str, str]] = []
             for kind, ref, _quality, hex_hash in registry.pdq_hashes():
-                if kind == "imported":
-                    self.pdq.add(f"imported:{ref}", hex_hash)
+                batch.append((f"{kind}:{ref}", hex_hash))
+                if len(batch) == _LOAD_BATCH:
+                    self.pdq.add_many(batch)
+                    batch = []
+            self.pdq.add_many(batch)
 
     def pdq_count(self) -> int:
         """PDQ hashes answerable by :meth:`lookup_pdq`: registered photos and imported ones."""
         return len(self.pdq)
 
-    def _add(self, photo: RegisteredPhoto, signature: Signature) -> None:
-        self.index.add(photo.photo_id, signature)
-        self.pdq.add(f"photo:{photo.photo_id}", signature.pdq["original"].hex())
-        self._photos[photo.photo_id] = photo
-
     def _remove(self, photo_id: int) -> None:
+        indexed = photo_id in self.index
         self.index.remove(photo_id)
         self.pdq.remove(f"photo:{photo_id}")
-        if self._photos.pop(photo_id, None) is not None:
+        if indexed:
             self._signatures.cache_clear()  # no copy of a withdrawn signature stays in memory
 
     def sync(self) -> int:
@@ -130,12 +136,12 @@ class MatchingEngine:
     def _apply(self, change: Change) -> None:
         if change.action == "add":
             try:
-                photo = self.registry.photo(change.photo_id)
                 signature = self.registry.signature(change.photo_id)
             except KeyError:  # added, then withdrawn before this sync: nothing to index
                 self._remove(change.photo_id)
                 return
-            self._add(photo, signature)
+            self.index.add(change.photo_id, signature)
+            self.pdq.add(f"photo:{change.photo_id}", signature.pdq["original"].hex())
         elif change.action == "remove":
             self._remove(change.photo_id)
         elif change.action == "import":  # photo_id names a row of imported PDQ hashes
@@ -169,7 +175,7 @@ class MatchingEngine:
             self._follower.join(timeout=10)
 
     def __len__(self) -> int:
-        return len(self._photos)
+        return len(self.index)
 
     def match_image(self, data: bytes, name: str) -> tuple[ScannedImage, list[Found]]:
         """Decode (with the pixel limit) and match an uploaded image; ImageError if unreadable."""
@@ -186,8 +192,15 @@ class MatchingEngine:
             return scanned, self._found(self._matcher.match(SignatureQuery(signature)))
 
     def _found(self, matches: list[Match]) -> list[Found]:
-        # A photo withdrawn while the match was being verified is not reported.
-        return [Found(info, m) for m in matches if (info := self._photos.get(m.photo_id))]
+        """The matched photos' registry entries, read now: a photo withdrawn while the match
+        was being verified is gone from the registry, so it is not reported."""
+        found = []
+        for match in matches:
+            try:
+                found.append(Found(self.registry.photo(match.photo_id), match))
+            except KeyError:
+                continue
+        return found
 
     def lookup_pdq(self, hex_hash: str, max_distance: int) -> list[tuple[str, int]]:
         return self.pdq.lookup(hex_hash, max_distance)

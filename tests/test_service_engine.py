@@ -1,0 +1,88 @@
+"""The matching engine of one worker, in process, over a real registry (SQLite and PostgreSQL).
+
+A worker must hold only its indexes and a bounded cache of signatures, whatever the registry's
+size, and must never report (nor fail on) a photo withdrawn behind its back before its feed
+caught up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+
+import pytest
+
+from counterfake.exchange import PdqRecord
+from counterfake.registry import Registry
+from counterfake.service.engine import SIGNATURE_CACHE, MatchingEngine
+from counterfake.signature.extract import Signature, make_signature
+
+
+@pytest.fixture(scope="module")
+def photo_signature(photo) -> Signature:
+    return make_signature(photo, "photo.jpg", "photo.jpg")
+
+
+def live_signatures() -> int:
+    gc.collect()
+    return sum(isinstance(thing, Signature) for thing in gc.get_objects())
+
+
+def test_a_loaded_worker_keeps_no_signature_of_its_registered_photos(
+    registry_target, photo_signature
+):
+    with Registry(registry_target) as registry:
+        registry.register(
+            "many",
+            (dataclasses.replace(photo_signature, sha256=f"copy-{i}") for i in range(40)),
+        )
+    held_before = live_signatures()
+    engine = MatchingEngine(Registry(registry_target))
+    try:
+        assert len(engine) == 40
+        assert live_signatures() == held_before  # the index keeps descriptors, not signatures
+        _, found = engine.match_signature(photo_signature)
+        assert found
+        cached = live_signatures() - held_before
+        assert 0 < cached <= min(SIGNATURE_CACHE, 40)  # only the verified candidates
+    finally:
+        engine.registry.close()
+
+
+def test_a_worker_started_on_a_filled_registry_matches_and_looks_up_what_it_holds(
+    registry_target, photo_signature, unrelated
+):
+    imported = make_signature(unrelated, "other.jpg", "other.jpg").pdq["original"].hex()
+    with Registry(registry_target) as registry:
+        registry.register("alice", [photo_signature])
+        registry.add_pdq_hashes([PdqRecord(imported, 90, "t-1")], source="partner")
+    engine = MatchingEngine(Registry(registry_target))
+    try:
+        _, found = engine.match_signature(photo_signature)
+        assert [(f.photo.subject, f.photo.label) for f in found] == [("alice", "photo.jpg")]
+        own = engine.lookup_pdq(photo_signature.pdq["original"].hex(), 31)
+        assert [key for key, _ in own] == [f"photo:{found[0].photo.photo_id}"]
+        assert [key.split(":")[0] for key, _ in engine.lookup_pdq(imported, 31)] == ["imported"]
+    finally:
+        engine.registry.close()
+
+
+def test_a_photo_withdrawn_before_the_feed_caught_up_is_neither_reported_nor_an_error(
+    registry_target, photo_signature
+):
+    with Registry(registry_target) as registry:
+        registry.register("alice", [photo_signature])
+    verified_before = MatchingEngine(Registry(registry_target))  # has the signature cached
+    never_verified = MatchingEngine(Registry(registry_target))  # must read it from the registry
+    try:
+        assert verified_before.match_signature(photo_signature)[1]
+        with Registry(registry_target) as other_worker:
+            assert other_worker.withdraw("alice") == 1
+        for engine in (verified_before, never_verified):
+            assert len(engine) == 1  # neither followed the feed yet
+            assert engine.match_signature(photo_signature)[1] == []
+            engine.sync()
+            assert len(engine) == 0
+    finally:
+        verified_before.registry.close()
+        never_verified.registry.close()
