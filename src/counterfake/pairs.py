@@ -10,8 +10,9 @@ treated as if it were registered, and every image is then scanned against that r
 2. **Query** (in parallel): each image, decoded again, asks the index for its candidates and
    verifies them with ``matching.verify`` and ``matching.decide``, the code and thresholds that
    match registered photos. The face box of a candidate is computed only once a candidate has
-   passed geometric verification, which few do, and the alignment is then localised again with
-   it, so the decision is exactly the one a registered photo would get.
+   passed geometric verification, which few do; the cells the alignment already compared are
+   then read within it (``matching.with_face``) and the alignment decided again, so the decision
+   is exactly the one a registered photo would get, and no image is decoded a third time.
 3. **Order and group**: each verified relation says which of its two images is the source (see
    ``_direction``); the images are ranked by those votes, every relation points from the higher
    to the lower, and each image that nothing outranks is an **original**. A cluster is an
@@ -42,7 +43,7 @@ from PIL import Image as PILImage
 from counterfake import __version__
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError
 from counterfake.index.memory import CandidateIndex
-from counterfake.matching import Match, Thresholds, decide, localise, verify
+from counterfake.matching import Instance, Match, Thresholds, decide, verify, with_face
 from counterfake.scan import Item, expand, in_parallel, read_image
 from counterfake.signature.extract import (
     Query,
@@ -107,13 +108,35 @@ class Relation:
         }
 
 
+@dataclass(frozen=True)
+class Frame:
+    """What deciding on an alignment and drawing its mask need of a scanned image once its
+    pixels are gone: its size and its working scale (a stand-in for a ``Query``)."""
+
+    shape: tuple[int, int]
+    scale: float
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How one alignment of a source lies in a derivative: the evidence of ``_direction``."""
+
+    shown: float  # share of the source's frame that lies inside the derivative
+    covered: float  # share of the derivative's frame that the source covers
+    resolution: float  # derivative's pixels per source pixel of the shared content
+    seam: bool  # the source's outline is drawn in the derivative as a straight edge
+
+
 @dataclass
 class Tentative:
-    """An alignment of ``source`` in ``derivative`` that passed all but the face check."""
+    """``source`` verified in ``derivative`` without the source's face box, with all that
+    deciding again with it needs, so that the derivative is not read a second time."""
 
     source: int
     derivative: int
-    alignments: list[tuple[np.ndarray, int, float]]  # (transform, inliers, residual)
+    frame: Frame
+    instances: list[Instance]
+    geometry: list[Geometry]  # one per instance
 
 
 @dataclass
@@ -213,34 +236,11 @@ class PairFinder:
         sources = sorted({t.source for ts in found.values() for t in ts} - set(self._faces))
         for key, signature in in_parallel(self._face_of, sources, self.workers, lambda: None):
             self._faces[key] = signature
-
-        def settle(key: int) -> list[Relation]:
-            query = self._query(pictures[key], features=False)
-            if query is None:
-                return []
-            relations = []
+        for key in sorted(found):
             for tentative in found[key]:
-                signature = self._with_face(tentative.source)
-                instances = [
-                    again
-                    for transform, inliers, residual in tentative.alignments
-                    if (
-                        again := localise(
-                            query, signature, transform, inliers, residual, self.thresholds
-                        )
-                    )
-                ]
-                match = decide(tentative.source, query, signature, instances, self.thresholds)
-                if match is not None and textured_agreement(match, signature):
-                    relations.append(
-                        self._relation(pictures[key], query, signature, match, masks_dir)
-                    )
-            return relations
-
-        related = sorted(key for key, tentatives in found.items() if tentatives)
-        for relations in in_parallel(settle, related, self.workers, lambda: None):
-            for relation in relations:
-                collection.relations[relation.source, relation.derivative] = relation
+                relation = self._settle(pictures[key], tentative, masks_dir)
+                if relation is not None:
+                    collection.relations[relation.source, relation.derivative] = relation
 
     def _tentatives(self, picture: Picture) -> tuple[int, list[int], list[Tentative]]:
         """(image, candidates verified, alignments that pass without the face check)."""
@@ -265,13 +265,29 @@ class PairFinder:
             if match is None or not textured_agreement(match, signature):
                 continue
             best = found.get(candidate.photo_id)
-            if best is None or instances[0].inliers > best.alignments[0][1]:
+            if best is None or instances[0].inliers > best.instances[0].inliers:
                 found[candidate.photo_id] = Tentative(
                     candidate.photo_id,
                     picture.key,
-                    [(i.transform, i.inliers, i.residual) for i in instances],
+                    Frame(query.shape, query.scale),
+                    instances,
+                    [_geometry(query, i.transform, signature) for i in instances],
                 )
         return picture.key, shortlist, list(found.values())
+
+    def _settle(
+        self, picture: Picture, tentative: Tentative, masks_dir: str | os.PathLike | None
+    ) -> Relation | None:
+        """The tentative alignment decided again with its source's face box."""
+        signature = self._with_face(tentative.source)
+        instances = [with_face(i, signature) for i in tentative.instances]
+        match = decide(tentative.source, tentative.frame, signature, instances, self.thresholds)
+        if match is None or not textured_agreement(match, signature):
+            return None
+        geometry = next(
+            g for i, g in zip(instances, tentative.geometry, strict=True) if i is match.instances[0]
+        )
+        return self._relation(picture, tentative.frame, signature, match, geometry, masks_dir)
 
     def _face_of(self, key: int) -> tuple[int, Signature]:
         return key, self._with_face(key)
@@ -307,12 +323,12 @@ class PairFinder:
             for relation in relations:
                 collection.relations[relation.source, relation.derivative] = relation
 
-    def _query(self, picture: Picture, *, features: bool = True) -> Query | None:
+    def _query(self, picture: Picture) -> Query | None:
         try:
             _, rgb = read_image(picture.file, self.max_pixels)
         except ImageError:
             return None  # it was read in pass 1; a file changed since simply gets no pairs
-        return make_query(rgb, features=features)
+        return make_query(rgb)
 
     def relate_query(
         self, picture: Picture, query: Query, masks_dir: str | os.PathLike | None = None
@@ -354,16 +370,13 @@ class PairFinder:
         if not instances:
             return None
         signature = self._with_face(source)
-        if len(signature.face):
-            instances = [
-                again
-                for i in instances
-                if (again := localise(query, signature, i.transform, i.inliers, i.residual, t))
-            ]
-        match = decide(source, query, signature, instances, t) if instances else None
+        instances = [with_face(i, signature) for i in instances]
+        match = decide(source, query, signature, instances, t)
         if match is None or not textured_agreement(match, signature):
             return None
-        return self._relation(picture, query, signature, match, masks_dir)
+        geometry = _geometry(query, match.instances[0].transform, signature)
+        frame = Frame(query.shape, query.scale)
+        return self._relation(picture, frame, signature, match, geometry, masks_dir)
 
     def _with_face(self, key: int) -> Signature:
         """The signature with its face box, computed once per process from the file."""
@@ -380,15 +393,12 @@ class PairFinder:
     def _relation(
         self,
         picture: Picture,
-        query: Query,
+        frame: Frame,
         signature: Signature,
         match: Match,
+        geometry: Geometry,
         masks_dir: str | os.PathLike | None,
     ) -> Relation:
-        instance = match.instances[0]
-        shown, covered = _overlap(instance.transform, query, signature)
-        stretch = float(np.sqrt(abs(np.linalg.det(instance.transform[:, :2]))))
-        resolution = 1.0 / (stretch * query.scale) / (signature.width / signature.frame_width)
         mask_path = None
         if masks_dir is not None and match.mask is not None:
             mask_path = str(
@@ -405,10 +415,10 @@ class PairFinder:
             altered_fraction=match.altered_fraction,
             inliers=match.inliers,
             mask=mask_path,
-            shown=shown,
-            covered=covered,
-            resolution=resolution,
-            seam=covered < COMPOSITION_COVER and _seam(query, instance.transform, signature),
+            shown=geometry.shown,
+            covered=geometry.covered,
+            resolution=geometry.resolution,
+            seam=geometry.seam,
         )
 
 
@@ -471,6 +481,15 @@ def _picture(key: int, item: Item) -> Picture:
 
 def _frame_corners(width: float, height: float) -> np.ndarray:
     return np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+
+
+def _geometry(query: Query, transform: np.ndarray, signature: Signature) -> Geometry:
+    """How the source lies in the derivative under ``transform`` (see ``Geometry``)."""
+    shown, covered = _overlap(transform, query, signature)
+    stretch = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
+    resolution = 1.0 / (stretch * query.scale) / (signature.width / signature.frame_width)
+    seam = covered < COMPOSITION_COVER and _seam(query, transform, signature)
+    return Geometry(shown, covered, resolution, seam)
 
 
 def _overlap(transform: np.ndarray, query: Query, signature: Signature) -> tuple[float, float]:
@@ -652,6 +671,31 @@ def organise(collection: Collection) -> dict[str, Any]:
     return {"edges": edges, "clusters": clusters, "pictures": pictures}
 
 
+def affected_clusters(clusters: list[dict[str, Any]]) -> list[bool]:
+    """Whether each cluster's original counts as a photo affected, or only as related to one.
+
+    An image made from two photos (a collage of two, or an edit whose pasted texture came from
+    another photo) is in both their clusters, and a photo whose pixels appear in the collection
+    only inside such images was not itself reposted or manipulated: it lent a patch to, or stood
+    beside, a photo that was. So an original counts when some image of the collection was made
+    from it alone, or, failing that, when none of the images made from it holds a counted
+    original (a collage of two photos found nowhere else counts both). The others stay in the
+    document as clusters marked ``"affected": false``: an investigator still sees where those
+    pixels went.
+    """
+    derivatives = [cluster["members"] - {cluster["original"]} for cluster in clusters]
+    holders: dict[int, list[int]] = defaultdict(list)
+    for number, members in enumerate(derivatives):
+        for member in members:
+            holders[member].append(number)
+    alone = [any(len(holders[m]) == 1 for m in members) for members in derivatives]
+    return [
+        alone[number]
+        or not any(alone[other] for m in members for other in holders[m] if other != number)
+        for number, members in enumerate(derivatives)
+    ]
+
+
 def _cover(source: int, derivative: int, collection: Collection) -> float:
     """How much of ``derivative`` the ``source`` covers, measured either way (1 if unknown)."""
     relation = collection.relations.get((source, derivative))
@@ -753,10 +797,14 @@ def document(
     if wanted:
         finder.confirm(collection, wanted, masks_dir)
     pictures = organised["pictures"]
-    originals = [c["original"] for c in organised["clusters"]]
-    scenes = scene_groups(originals, finder.signatures, collection)
+    found = organised["clusters"]
+    affected = affected_clusters(found)
+    originals = [c["original"] for c, counted in zip(found, affected, strict=True) if counted]
+    scene_of = dict(
+        zip(originals, scene_groups(originals, finder.signatures, collection), strict=True)
+    )
     pairs, clusters, used_masks = [], [], set()
-    for number, (cluster, scene) in enumerate(zip(organised["clusters"], scenes, strict=True), 1):
+    for number, (cluster, counted) in enumerate(zip(found, affected, strict=True), 1):
         original = cluster["original"]
         members = sorted(cluster["members"] - {original}, key=lambda k: pictures[k].path)
         for member in members:
@@ -782,7 +830,8 @@ def document(
                 "id": number,
                 "original": pictures[original].path,
                 "members": [pictures[original].path] + [pictures[k].path for k in members],
-                "scene": scene,
+                "affected": counted,
+                "scene": scene_of.get(original),
             }
         )
     if masks_dir is not None:
@@ -795,8 +844,8 @@ def document(
         "errors": [{"path": p.path, "error": p.error} for p in collection.pictures if p.error],
         "pairs": pairs,
         "clusters": clusters,
-        "photos_affected": len(clusters),
-        "scenes": len(set(scenes)),
+        "photos_affected": len(originals),
+        "scenes": len(set(scene_of.values())),
         "files": [
             {"path": p.path, "sha256": p.sha256, "context": p.context} for p in collection.pictures
         ],
