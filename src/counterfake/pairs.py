@@ -292,6 +292,52 @@ class PairFinder:
     def _face_of(self, key: int) -> tuple[int, Signature]:
         return key, self._with_face(key)
 
+    def bridge(
+        self,
+        collection: Collection,
+        clusters: list[dict[str, Any]],
+        masks_dir: str | os.PathLike | None,
+    ) -> int:
+        """Pass 3: each cluster's original verifies the candidates it did not reach before.
+
+        An image stops verifying after RELATIONS_PER_QUERY relations, so edits of one photo that
+        found each other first can miss the photo they were made from and form a cluster of
+        their own: the same photo counted twice. Each original asks the index again and
+        verifies, as their derivative, its candidates outside its cluster that nothing relates
+        to it yet. Returns the number of relations added.
+        """
+        t = self.thresholds
+        pictures = {p.key: p for p in collection.pictures}
+
+        def reach(cluster: dict[str, Any]) -> list[Relation]:
+            picture = pictures[cluster["original"]]
+            query = self._query(picture)
+            if query is None:
+                return []
+            found, tried = [], 0
+            for candidate in self.index.candidates(query.features.descriptors, t.candidates + 1):
+                if candidate.votes < t.min_votes or tried == t.candidates:
+                    break
+                other = candidate.photo_id
+                if (
+                    other in cluster["members"]
+                    or (other, picture.key) in collection.relations
+                    or (picture.key, other) in collection.relations
+                ):
+                    continue
+                tried += 1
+                relation = self._verify(picture, query, other, candidate.mirrored, masks_dir)
+                if relation is not None:
+                    found.append(relation)
+            return found
+
+        added = 0
+        for relations in in_parallel(reach, clusters, self.workers, lambda: None):
+            for relation in relations:
+                collection.relations[relation.source, relation.derivative] = relation
+                added += 1
+        return added
+
     def confirm(
         self,
         collection: Collection,
@@ -617,8 +663,10 @@ def organise(collection: Collection) -> dict[str, Any]:
     joined through any chain of such relations. An image that holds another only in part of its
     frame (a collage, a screenshot, a tight crop) joins the group of its source without merging
     groups: a collage of two photos belongs to both their clusters. A group's original is its
-    highest-ranked member: fewest direction votes lost, most won, then the finer JPEG
-    quantisation, then the larger file per pixel.
+    highest-ranked member: fewest direction votes lost; then the largest share of its related
+    images found unaltered against it (an edit is made once, so each edited copy differs from
+    every other version, while the untouched photo agrees with all its plain reposts); then
+    most votes won, the finer JPEG quantisation, the larger file per pixel.
     """
     pictures = {p.key: p for p in collection.pictures}
     edges: dict[frozenset, tuple[int, str]] = {}
@@ -640,9 +688,26 @@ def organise(collection: Collection) -> dict[str, Any]:
         if _strong(collection.relations.get((a, b))) or _strong(collection.relations.get((b, a))):
             groups.join(a, b)
 
+    unaltered = {frozenset(pair) for pair, r in collection.relations.items() if r.kind == "repost"}
+    agreeing: dict[int, int] = defaultdict(int)  # images it was found unaltered against
+    for pair in unaltered:
+        for key in pair:
+            agreeing[key] += 1
+    related: dict[int, int] = defaultdict(int)
+    for pair in edges:
+        for key in pair:
+            related[key] += 1
+
     def rank(key: int) -> tuple:
         picture = pictures[key]
-        return (-losses[key], wins[key], -picture.quantisation, picture.bytes_per_pixel, -key)
+        return (
+            -losses[key],
+            agreeing[key] / max(1, related[key]),
+            wins[key],
+            -picture.quantisation,
+            picture.bytes_per_pixel,
+            -key,
+        )
 
     members: dict[int, set[int]] = defaultdict(set)
     for key in groups:
@@ -787,6 +852,8 @@ def document(
 ) -> dict[str, Any]:
     """The JSON document of ``counterfake pairs`` (its shape: docs/pairs.md)."""
     organised = organise(collection)
+    if finder.bridge(collection, organised["clusters"], masks_dir):
+        organised = organise(collection)
     wanted = [
         (cluster["original"], member)
         for cluster in organised["clusters"]
