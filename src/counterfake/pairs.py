@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from counterfake.signature.extract import (
     reference_face,
 )
 from counterfake.signature.grid import dequantise
+from counterfake.signature.spill import SpilledSignatures
 from counterfake.sources.telegram import ExportEntry, ExportSummary
 
 COMPOSITION_COVER = 0.85  # below this share of an image covered by the other, it holds more
@@ -162,9 +163,13 @@ class PairFinder:
         self.max_pixels = max_pixels
         self.workers = workers
         self.index = CandidateIndex()
-        self.signatures: dict[int, Signature] = {}
-        self._faces: dict[int, Signature] = {}
+        self.signatures = SpilledSignatures()
+        self._faces: dict[int, np.ndarray] = {}  # face boxes, computed only where needed
         self._files: dict[int, str] = {}
+
+    def close(self) -> None:
+        """Delete the temporary file that holds the signatures."""
+        self.signatures.close()
 
     # ---- the passes --------------------------------------------------------------------------
 
@@ -176,9 +181,12 @@ class PairFinder:
         exports: list[ExportSummary] | None = None,
     ) -> dict[str, Any]:
         """The pairs document for everything under ``paths`` (see ``document``)."""
-        collection = self.collect(_items(paths, exports))
-        self.relate(collection, masks_dir)
-        return document(collection, self, masks_dir)
+        try:
+            collection = self.collect(_items(paths, exports))
+            self.relate(collection, masks_dir)
+            return document(collection, self, masks_dir)
+        finally:
+            self.close()
 
     def collect(self, items: Iterable[Item]) -> Collection:
         """Pass 1: every image's reference signature, indexed; unreadable ones keep their error."""
@@ -234,8 +242,8 @@ class PairFinder:
             collection.candidates[key] = candidates
             found[key] = tentatives
         sources = sorted({t.source for ts in found.values() for t in ts} - set(self._faces))
-        for key, signature in in_parallel(self._face_of, sources, self.workers, lambda: None):
-            self._faces[key] = signature
+        for key, face in in_parallel(self._face_of, sources, self.workers, lambda: None):
+            self._faces[key] = face
         for key in sorted(found):
             for tentative in found[key]:
                 relation = self._settle(pictures[key], tentative, masks_dir)
@@ -289,8 +297,8 @@ class PairFinder:
         )
         return self._relation(picture, tentative.frame, signature, match, geometry, masks_dir)
 
-    def _face_of(self, key: int) -> tuple[int, Signature]:
-        return key, self._with_face(key)
+    def _face_of(self, key: int) -> tuple[int, np.ndarray]:
+        return key, self._with_face(key).face
 
     def bridge(
         self,
@@ -427,14 +435,13 @@ class PairFinder:
     def _with_face(self, key: int) -> Signature:
         """The signature with its face box, computed once per process from the file."""
         if key not in self._faces:
-            signature = self.signatures[key]
             try:
                 _, rgb = read_image(self._files[key], self.max_pixels)
             except ImageError:
-                self._faces[key] = signature
+                self._faces[key] = np.zeros(0, np.int32)
             else:
-                self._faces[key] = replace(signature, face=reference_face(rgb))
-        return self._faces[key]
+                self._faces[key] = reference_face(rgb)
+        return replace(self.signatures[key], face=self._faces[key])
 
     def _relation(
         self,
@@ -771,7 +778,7 @@ def _cover(source: int, derivative: int, collection: Collection) -> float:
 
 
 def scene_groups(
-    originals: list[int], signatures: dict[int, Signature], collection: Collection
+    originals: list[int], signatures: Mapping[int, Signature], collection: Collection
 ) -> list[int]:
     """A scene number (from 1) for each original: originals sharing background share one."""
     scenes = _DisjointSets(originals)
