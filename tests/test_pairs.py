@@ -17,7 +17,16 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA, read_rgb, save
 
-from bench.cases import Placed, apply_edit, crop_box, cropped, edit_region, head_mask, screenshot
+from bench.cases import (
+    Placed,
+    apply_edit,
+    collage,
+    crop_box,
+    cropped,
+    edit_region,
+    head_mask,
+    screenshot,
+)
 from counterfake.cli import main
 from counterfake.pairs import PairFinder
 from counterfake.reports.evidence import verify_evidence
@@ -175,3 +184,51 @@ def test_cli_refuses_an_unwritable_output_before_any_work(collection, tmp_path, 
     code = main(["pairs", str(collection["folder"]), "--json", str(tmp_path / "no" / "p.json")])
     assert code == 2
     assert "p.json" in capsys.readouterr().err
+
+
+def test_an_edit_saved_finer_than_its_photo_is_not_taken_for_the_original(tmp_path):
+    """Two same-size versions tell nothing by geometry, and an edit re-saved at a finer JPEG
+    quality than the photo would win on quantisation; but the photo's plain reposts agree with
+    it and none agrees with the edit, so the photo is the original and the edit its derivative."""
+    if not (SHARED_DATA / "people").is_dir():
+        pytest.skip(f"the benchmark photos live in {SHARED_DATA}, absent from this checkout")
+    source = str(shutil.copy(SHARED_DATA / "people" / f"{SOURCES[0]}.jpg", tmp_path / "a.jpg"))
+    photo = read_rgb(Path(source))
+    edited, _ = apply_edit(photo, _region(SOURCES[0], 0.35), "inpaint", random.Random(3), [])
+    half = cv2.resize(photo, (photo.shape[1] // 2, photo.shape[0] // 2), cv2.INTER_AREA)
+    fine_edit = _jpeg(tmp_path / "edit.jpg", edited, 99)
+    plain = [
+        _jpeg(tmp_path / "resaved.jpg", photo, 70),
+        _jpeg(tmp_path / "half.jpg", half, 80),
+        str(
+            save(
+                tmp_path / "shot.png",
+                screenshot(Placed(photo, None, np.eye(3)), random.Random(4)).rgb,
+            )
+        ),
+    ]
+    doc = PairFinder(workers=1).find([source, fine_edit, *plain])
+    [cluster] = doc["clusters"]
+    assert cluster["original"] in (source, plain[0])  # the photo, or its same-size re-save
+    [pair] = [p for p in doc["pairs"] if p["derivative"] == fine_edit]
+    assert pair["source"] == cluster["original"] and pair["kind"] == "manipulated"
+
+
+def test_a_photo_shown_only_beside_another_in_a_collage_is_related_not_affected(tmp_path):
+    """A collage of a reposted photo and an unrelated one holds both; the unrelated photo keeps
+    a cluster (the investigator sees where its pixels went) that is not counted as affected."""
+    if not (SHARED_DATA / "people").is_dir():
+        pytest.skip(f"the benchmark photos live in {SHARED_DATA}, absent from this checkout")
+    source = str(shutil.copy(SHARED_DATA / "people" / f"{SOURCES[0]}.jpg", tmp_path / "a.jpg"))
+    partner = str(shutil.copy(SHARED_DATA / "distractors" / "0475.jpg", tmp_path / "x.jpg"))
+    photo = read_rgb(Path(source))
+    both = collage(Placed(photo, None, np.eye(3)), read_rgb(Path(partner)), False, random.Random(5))
+    shared = _jpeg(tmp_path / "collage.jpg", both.rgb, 90)
+    copy = _jpeg(tmp_path / "copy.jpg", photo, 75)
+    doc = PairFinder(workers=1).find([source, partner, shared, copy])
+    clusters = {c["original"]: c for c in doc["clusters"]}
+    assert clusters[source]["affected"] and shared in clusters[source]["members"]
+    assert clusters[partner]["affected"] is False and clusters[partner]["scene"] is None
+    assert doc["photos_affected"] == 1 and doc["scenes"] == 1
+    sources = {p["source"] for p in doc["pairs"] if p["derivative"] == shared}
+    assert source in sources
