@@ -11,13 +11,24 @@ source photo, and also the photo whose texture was pasted into it (``donor``) or
 beside it in a repost collage (``beside``). Two images are truly related when they hold a photo
 in common; a reported pair between images with nothing in common is a **false pair**.
 
-The scale run fills the same index with synthetic images up to ``--scale`` (each the signature of
-a real image with 15% of its descriptor bits flipped and its points jittered, as in
+**Pair recall** is the share of cases (every derivative and repost in the collection) reported
+as the derivative of a correct source: the source photo's file, or a same-size re-save of it
+(``FAITHFUL_TRANSFORMS``, unedited), since no pixel tells a lossless repost from the file it was
+made from. Stricter rows ask for the exact source file; a looser one accepts any image of the
+same photo. docs/pairs.md says why the first is the headline. ``photos_affected`` is compared
+with the number of source photos that have a case in the collection.
+
+The scale run fills the index with synthetic images up to ``--scale`` (each the signature of a
+real image with 15% of its descriptor bits flipped and its points jittered, as in
 bench/speed.py, and its keypoints shuffled among their places, so that synthetic images are
-unrelated to each other), then times the per-image steps on one core: extraction on real files
-(decoding twice, the reference signature, the query features), adding to the index, and querying
-and verifying a sample of images (real and synthetic) against the full index. Images per second
-is one over the sum of those per-image times.
+unrelated to each other; the first 600 are the real images themselves), then times on one core,
+in CPU time, the per-image steps: extraction on real files (decoding twice, the reference
+signature, the query features), adding to the index, and querying and verifying the real images
+(which find their relatives among the real ones, so faces and relations are computed) against
+the full index. Images per second is one over the sum of those per-image times; scan, on the
+same index, is one decode, the query features and the same query and verification. Not counted:
+the short passes over cluster members (confirm, bridge), which depend on how many images are
+related; the collection run measures them. Resident memory is read before and after filling.
 """
 
 from __future__ import annotations
