@@ -98,6 +98,8 @@ class Relation:
     covered: float  # share of the derivative's frame that the source covers
     resolution: float  # derivative's pixels per source pixel of the shared content
     seam: bool  # the source's outline is drawn in the derivative as a straight edge
+    mirrored: bool  # the derivative shows the source flipped
+    agreeing: float  # share of the source's visible cells that agree in the derivative
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -126,6 +128,7 @@ class Geometry:
     covered: float  # share of the derivative's frame that the source covers
     resolution: float  # derivative's pixels per source pixel of the shared content
     seam: bool  # the source's outline is drawn in the derivative as a straight edge
+    mirrored: bool  # the derivative shows the source flipped
 
 
 @dataclass
@@ -472,6 +475,8 @@ class PairFinder:
             covered=geometry.covered,
             resolution=geometry.resolution,
             seam=geometry.seam,
+            mirrored=geometry.mirrored,
+            agreeing=match.instances[0].agreeing,
         )
 
 
@@ -542,7 +547,8 @@ def _geometry(query: Query, transform: np.ndarray, signature: Signature) -> Geom
     stretch = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
     resolution = 1.0 / (stretch * query.scale) / (signature.width / signature.frame_width)
     seam = covered < COMPOSITION_COVER and _seam(query, transform, signature)
-    return Geometry(shown, covered, resolution, seam)
+    mirrored = float(np.linalg.det(transform[:, :2])) < 0
+    return Geometry(shown, covered, resolution, seam, mirrored)
 
 
 def _overlap(transform: np.ndarray, query: Query, signature: Signature) -> tuple[float, float]:
@@ -670,10 +676,9 @@ def organise(collection: Collection) -> dict[str, Any]:
     joined through any chain of such relations. An image that holds another only in part of its
     frame (a collage, a screenshot, a tight crop) joins the group of its source without merging
     groups: a collage of two photos belongs to both their clusters. A group's original is its
-    highest-ranked member: fewest direction votes lost; then the largest share of its related
-    images found unaltered against it (an edit is made once, so each edited copy differs from
-    every other version, while the untouched photo agrees with all its plain reposts); then
-    most votes won, the finer JPEG quantisation, the larger file per pixel.
+    highest-ranked member: fewest direction votes lost; then the one that best stands for what
+    its relatives show (``_consensus``); then most votes won, the finer JPEG quantisation, the
+    larger file per pixel.
     """
     pictures = {p.key: p for p in collection.pictures}
     edges: dict[frozenset, tuple[int, str]] = {}
@@ -695,21 +700,13 @@ def organise(collection: Collection) -> dict[str, Any]:
         if _strong(collection.relations.get((a, b))) or _strong(collection.relations.get((b, a))):
             groups.join(a, b)
 
-    unaltered = {frozenset(pair) for pair, r in collection.relations.items() if r.kind == "repost"}
-    agreeing: dict[int, int] = defaultdict(int)  # images it was found unaltered against
-    for pair in unaltered:
-        for key in pair:
-            agreeing[key] += 1
-    related: dict[int, int] = defaultdict(int)
-    for pair in edges:
-        for key in pair:
-            related[key] += 1
+    consensus = _consensus(collection)
 
     def rank(key: int) -> tuple:
         picture = pictures[key]
         return (
             -losses[key],
-            agreeing[key] / max(1, related[key]),
+            *consensus[key],
             wins[key],
             -picture.quantisation,
             picture.bytes_per_pixel,
@@ -766,6 +763,48 @@ def affected_clusters(clusters: list[dict[str, Any]]) -> list[bool]:
         or not any(alone[other] for m in members for other in holders[m] if other != number)
         for number, members in enumerate(derivatives)
     ]
+
+
+def _consensus(collection: Collection) -> dict[int, tuple[int, float, float, float]]:
+    """How well each image stands for the photo its relatives show, as a rank (higher first).
+
+    Over the images it is related to: whether all of them frame it as one part of a composition
+    (a photo seen only inside a collage with another is not what the others copy), the
+    share that show it mirrored (negated: a flip is an edit, made once, so the photo's other
+    copies show the flipped one mirrored), the share found unaltered against it (an edit is made
+    once, so an edited copy differs from every other version, while the untouched photo agrees
+    with each of its plain reposts), and the mean share of cells that agree, to a tenth (a
+    watermark is too thin to count as an alteration, but it disagrees a little with everything;
+    finer differences, such as between a photo and its re-save, are noise).
+    """
+    by_pair: dict[frozenset, list[Relation]] = defaultdict(list)
+    for (source, derivative), relation in collection.relations.items():
+        by_pair[frozenset((source, derivative))].append(relation)
+    framed: dict[int, int] = defaultdict(int)
+    flipped: dict[int, int] = defaultdict(int)
+    unaltered: dict[int, int] = defaultdict(int)
+    agreeing: dict[int, float] = defaultdict(float)
+    related: dict[int, int] = defaultdict(int)
+    for pair, relations in by_pair.items():
+        for relation in relations:
+            framed[relation.source] += relation.seam
+        for key in pair:
+            related[key] += 1
+            flipped[key] += any(r.mirrored for r in relations)
+            unaltered[key] += any(r.kind == "repost" for r in relations)
+            agreeing[key] += max(r.agreeing for r in relations)
+    return defaultdict(
+        lambda: (0, 0.0, 0.0, 0.0),
+        {
+            key: (
+                -(framed[key] == n),
+                -flipped[key] / n,
+                unaltered[key] / n,
+                round(agreeing[key] / n, 1),  # coarse: finer differences are noise
+            )
+            for key, n in related.items()
+        },
+    )
 
 
 def _cover(source: int, derivative: int, collection: Collection) -> float:
