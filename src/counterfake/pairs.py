@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -734,10 +734,29 @@ def organise(collection: Collection) -> dict[str, Any]:
         everyone = group_members | joined[root]
         if len(everyone) < 2:
             continue
-        original = max(group_members - derived, key=rank)
-        clusters.append({"original": original, "members": everyone})
+        contenders = _untouched(group_members - derived, collection, rank)
+        clusters.append({"original": max(contenders, key=rank), "members": everyone})
     clusters.sort(key=lambda c: pictures[c["original"]].path)
     return {"edges": edges, "clusters": clusters, "pictures": pictures}
+
+
+def _untouched(keys: set[int], collection: Collection, rank: Callable) -> set[int]:
+    """The largest set of ``keys`` joined by relations that found nothing altered.
+
+    An edit is made once: an edited copy is found altered against every other version of the
+    photo, while the photo's untouched versions (the file, its reposts, resizes, crops and
+    screenshots) are found unaltered against each other. So the original is sought among the
+    largest such set (between equal ones, the one holding the best-ranked image), which a few
+    missing relations do not split as easily as they sway a count.
+    """
+    sets = _DisjointSets(keys)
+    for (source, derivative), relation in collection.relations.items():
+        if relation.kind == "repost" and source in sets and derivative in sets:
+            sets.join(source, derivative)
+    found: dict[int, set[int]] = defaultdict(set)
+    for key in keys:
+        found[sets.find(key)].add(key)
+    return max(found.values(), key=lambda group: (len(group), rank(max(group, key=rank))))
 
 
 def affected_clusters(clusters: list[dict[str, Any]]) -> list[bool]:
