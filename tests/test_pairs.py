@@ -28,7 +28,7 @@ from bench.cases import (
     screenshot,
 )
 from counterfake.cli import main
-from counterfake.pairs import PairFinder
+from counterfake.pairs import PairFinder, affected_clusters
 from counterfake.reports.evidence import verify_evidence
 
 SOURCES = ("0003", "0007")
@@ -222,3 +222,16 @@ def test_a_photo_shown_only_beside_another_in_a_collage_is_related_not_affected(
     assert doc["photos_affected"] == 1 and doc["scenes"] == 1
     sources = {p["source"] for p in doc["pairs"] if p["derivative"] == shared}
     assert source in sources
+
+
+def test_an_original_counts_when_an_image_was_made_from_it_alone():
+    """Photo 1 has its own copy (3) and lent its pixels to collage 5 with photo 2; photo 2 is
+    seen only in that collage, so it is related, not affected; a collage (8) of two photos (6,
+    7) found nowhere else holds no counted original, so both count."""
+    clusters = [
+        {"original": 1, "members": {1, 3, 5}},
+        {"original": 2, "members": {2, 5}},
+        {"original": 6, "members": {6, 8}},
+        {"original": 7, "members": {7, 8}},
+    ]
+    assert affected_clusters(clusters) == [True, False, True, True]
