@@ -190,6 +190,9 @@ def main() -> None:
     parser.add_argument("--cases", type=Path, default=Path("bench/out/cases"))
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 100_000])
     parser.add_argument("--queries", type=int, default=400)
+    parser.add_argument(
+        "--extraction-only", action="store_true", help="time signature extraction, skip matching"
+    )
     args = parser.parse_args()
     cv2.setNumThreads(1)
     faiss.omp_set_num_threads(1)
@@ -197,6 +200,9 @@ def main() -> None:
     people = sorted(str(p) for p in (args.data / "people").glob("*.jpg"))
     extraction = time_extraction(people[:100])
     print(json.dumps(extraction), flush=True)
+    if args.extraction_only:
+        print(table({"extraction": extraction, "matching": []}))
+        return
 
     manifest = json.loads((args.cases / "manifest.json").read_text())
     registered = [s for s in manifest["sources"] if s["registered"]]
@@ -237,6 +243,8 @@ def table(out: dict) -> str:
             f"| {label} | {e[f'{name}_per_s']:.0f} | {e[f'{name}_over_decode']:.2f}x | "
             f"{e[f'{name}_cpu_ms']:.1f} | {e[f'{name}_cpu_over_decode']:.2f}x |"
         )
+    if not out["matching"]:
+        return "\n".join(lines)
     lines += [
         "",
         "| registered photos | match per query, wall: mean / p50 / p99 | CPU: mean / p50 / p99 "

@@ -13,7 +13,9 @@ instead of doubling the work on every scanned image.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from operator import attrgetter
 
 import cv2
 import numpy as np
@@ -40,6 +42,14 @@ class LocalFeatures:
     def __len__(self) -> int:
         return len(self.xy)
 
+    def scaled(self, x_factor: float, y_factor: float) -> LocalFeatures:
+        """The same features in a frame resized by these factors (keypoint sizes by their mean)."""
+        return dataclasses.replace(
+            self,
+            xy=self.xy * np.array([x_factor, y_factor], np.float32),
+            size=self.size * np.float32((x_factor + y_factor) / 2),
+        )
+
     @staticmethod
     def empty() -> LocalFeatures:
         return LocalFeatures(
@@ -51,28 +61,43 @@ class LocalFeatures:
         )
 
 
-def _orb(max_features: int) -> cv2.ORB:
+@dataclass(frozen=True)
+class OrbSettings:
+    """Where ORB looks: its scale pyramid, how strong a FAST corner must be, and how many it keeps.
+
+    The defaults are those of registered photos (stored signatures depend on them).
+    """
+
+    scale_factor: float = 1.2
+    levels: int = 8
+    fast_threshold: int = 10
+    detected_per_kept: float = 1.5  # the spread selection chooses among this many per feature kept
+
+
+def _orb(max_features: int, settings: OrbSettings) -> cv2.ORB:
     return cv2.ORB_create(
-        nfeatures=max_features * 3 // 2,
-        scaleFactor=1.2,
-        nlevels=8,
+        nfeatures=int(max_features * settings.detected_per_kept),
+        scaleFactor=settings.scale_factor,
+        nlevels=settings.levels,
         edgeThreshold=15,
         patchSize=31,
-        fastThreshold=10,
+        fastThreshold=settings.fast_threshold,
     )
 
 
-def extract_features(gray: np.ndarray, max_features: int) -> LocalFeatures:
+def extract_features(
+    gray: np.ndarray, max_features: int, settings: OrbSettings = OrbSettings()
+) -> LocalFeatures:
     """Detect ORB features on a grey image and keep at most ``max_features`` well-spread ones."""
-    keypoints, descriptors = _orb(max_features).detectAndCompute(gray, None)
+    keypoints, descriptors = _orb(max_features, settings).detectAndCompute(gray, None)
     if descriptors is None or not keypoints:
         return LocalFeatures.empty()
     xy = cv2.KeyPoint_convert(keypoints)
     size, angle, response, octave = (
-        np.fromiter((getattr(k, name) for k in keypoints), dtype, len(keypoints))
+        np.fromiter(map(attrgetter(name), keypoints), dtype, len(keypoints))
         for name, dtype in _KEYPOINT_FIELDS
     )
-    order = _spread_order(xy, response, octave, gray.shape)[:max_features]
+    order = _spread_order(xy, response, octave, settings.levels, gray.shape)[:max_features]
     return LocalFeatures(
         xy=np.ascontiguousarray(xy[order]),
         size=size[order],
@@ -82,8 +107,8 @@ def extract_features(gray: np.ndarray, max_features: int) -> LocalFeatures:
     )
 
 
-# Read one attribute at a time: a tuple per keypoint costs more than the ORB descriptors of a
-# small image.
+# Read one attribute at a time, through attrgetter: a tuple per keypoint costs more than the ORB
+# descriptors of a small image.
 _KEYPOINT_FIELDS = (
     ("size", np.float32),
     ("angle", np.float32),
@@ -93,7 +118,11 @@ _KEYPOINT_FIELDS = (
 
 
 def _spread_order(
-    xy: np.ndarray, response: np.ndarray, octave: np.ndarray, shape: tuple[int, ...]
+    xy: np.ndarray,
+    response: np.ndarray,
+    octave: np.ndarray,
+    levels: int,
+    shape: tuple[int, ...],
 ) -> np.ndarray:
     """Order features so that every prefix is spread over the image and over scales.
 
@@ -105,7 +134,7 @@ def _spread_order(
     height, width = shape[:2]
     col = np.minimum((xy[:, 0] * SPREAD_GRID / width).astype(int), SPREAD_GRID - 1)
     row = np.minimum((xy[:, 1] * SPREAD_GRID / height).astype(int), SPREAD_GRID - 1)
-    level_group = np.minimum(octave.astype(int) * LEVEL_GROUPS // 8, LEVEL_GROUPS - 1)
+    level_group = np.minimum(octave.astype(int) * LEVEL_GROUPS // levels, LEVEL_GROUPS - 1)
     bucket = (row * SPREAD_GRID + col) * LEVEL_GROUPS + level_group
     by_strength = np.argsort(-response, kind="stable")
     # Sorting by bucket (stable, so strongest first within each) puts each bucket's features in
