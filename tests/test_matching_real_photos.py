@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from conftest import SHARED_DATA, blur_region, jpeg
@@ -9,7 +11,7 @@ from PIL import Image
 
 from counterfake.imaging import load_image
 from counterfake.index.memory import CandidateIndex
-from counterfake.matching import Matcher
+from counterfake.matching import Matcher, Thresholds, decide, localise, verify, with_face
 from counterfake.signature.extract import make_query, make_signature
 
 pytestmark = pytest.mark.skipif(
@@ -39,3 +41,31 @@ def test_body_replaced_but_face_kept_is_manipulated(registered):
     assert match.kind == "manipulated"
     found = match.mask > 0
     assert (found & garment).sum() / (found | garment).sum() > 0.5
+
+
+def test_a_face_box_added_after_localising_decides_as_localising_with_it(registered):
+    """Pairs localise a candidate before its face box exists and add the box afterwards
+    (``with_face``): the other woman at the same spot, accepted without the box, must be refused
+    with it exactly as when the box is there from the start, and a derivative still accepted."""
+    photo, _ = registered
+    full = make_signature(photo, "people/0123.jpg", "0" * 64)
+    faceless = replace(full, face=np.zeros(0, np.int32))
+    assert len(full.face) == 4
+    t = Thresholds()
+    garment = np.asarray(Image.open(SHARED_DATA / "people" / "0123_mask.png")) > 127
+    other = make_query(load_image(SHARED_DATA / "distractors" / "0253.jpg"))
+    derivative = make_query(jpeg(blur_region(photo, garment, sigma=12), 80))
+    decisions = {}
+    for name, query in (("other", other), ("derivative", derivative)):
+        instances = verify(query, faceless, False, t)
+        assert instances, name
+        for i in instances:
+            again = localise(query, full, i.transform, i.inliers, i.residual, t)
+            assert with_face(i, full).face_agreement == again.face_agreement
+        refaced = [with_face(i, full) for i in instances]
+        decisions[name] = (
+            decide(1, query, faceless, instances, t),
+            decide(1, query, full, refaced, t),
+        )
+    assert decisions["other"][0] is not None and decisions["other"][1] is None
+    assert decisions["derivative"][1].kind == "manipulated"

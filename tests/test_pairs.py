@@ -17,9 +17,18 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA, read_rgb, save
 
-from bench.cases import Placed, apply_edit, crop_box, cropped, edit_region, head_mask, screenshot
+from bench.cases import (
+    Placed,
+    apply_edit,
+    collage,
+    crop_box,
+    cropped,
+    edit_region,
+    head_mask,
+    screenshot,
+)
 from counterfake.cli import main
-from counterfake.pairs import PairFinder
+from counterfake.pairs import PairFinder, affected_clusters
 from counterfake.reports.evidence import verify_evidence
 
 SOURCES = ("0003", "0007")
@@ -175,3 +184,54 @@ def test_cli_refuses_an_unwritable_output_before_any_work(collection, tmp_path, 
     code = main(["pairs", str(collection["folder"]), "--json", str(tmp_path / "no" / "p.json")])
     assert code == 2
     assert "p.json" in capsys.readouterr().err
+
+
+def test_an_edit_saved_finer_than_its_photo_is_not_taken_for_the_original(tmp_path):
+    """Two same-size versions tell nothing by geometry, and an edit re-saved at a finer JPEG
+    quality than the photo would win on quantisation; but the photo's plain re-saves agree with
+    it and none agrees with the edit, so the photo is the original and the edit its derivative."""
+    if not (SHARED_DATA / "people").is_dir():
+        pytest.skip(f"the benchmark photos live in {SHARED_DATA}, absent from this checkout")
+    source = str(shutil.copy(SHARED_DATA / "people" / f"{SOURCES[0]}.jpg", tmp_path / "a.jpg"))
+    photo = read_rgb(Path(source))
+    edited, _ = apply_edit(photo, _region(SOURCES[0], 0.35), "inpaint", random.Random(3), [])
+    fine_edit = _jpeg(tmp_path / "edit.jpg", edited, 99)
+    plain = [_jpeg(tmp_path / f"resaved-{q}.jpg", photo, q) for q in (70, 75)]
+    doc = PairFinder(workers=1).find([source, fine_edit, *plain])
+    [cluster] = doc["clusters"]
+    assert cluster["original"] in (source, *plain)  # the photo, or a same-size re-save of it
+    [pair] = [p for p in doc["pairs"] if p["derivative"] == fine_edit]
+    assert pair["source"] == cluster["original"] and pair["kind"] == "manipulated"
+
+
+def test_a_photo_shown_only_beside_another_in_a_collage_is_related_not_affected(tmp_path):
+    """A collage of a reposted photo and an unrelated one holds both; the unrelated photo keeps
+    a cluster (the investigator sees where its pixels went) that is not counted as affected."""
+    if not (SHARED_DATA / "people").is_dir():
+        pytest.skip(f"the benchmark photos live in {SHARED_DATA}, absent from this checkout")
+    source = str(shutil.copy(SHARED_DATA / "people" / f"{SOURCES[0]}.jpg", tmp_path / "a.jpg"))
+    partner = str(shutil.copy(SHARED_DATA / "distractors" / "0475.jpg", tmp_path / "x.jpg"))
+    photo = read_rgb(Path(source))
+    both = collage(Placed(photo, None, np.eye(3)), read_rgb(Path(partner)), False, random.Random(5))
+    shared = _jpeg(tmp_path / "collage.jpg", both.rgb, 90)
+    copy = _jpeg(tmp_path / "copy.jpg", photo, 75)
+    doc = PairFinder(workers=1).find([source, partner, shared, copy])
+    clusters = {c["original"]: c for c in doc["clusters"]}
+    assert clusters[source]["affected"] and shared in clusters[source]["members"]
+    assert clusters[partner]["affected"] is False and clusters[partner]["scene"] is None
+    assert doc["photos_affected"] == 1 and doc["scenes"] == 1
+    sources = {p["source"] for p in doc["pairs"] if p["derivative"] == shared}
+    assert source in sources
+
+
+def test_an_original_counts_when_an_image_was_made_from_it_alone():
+    """Photo 1 has its own copy (3) and lent its pixels to collage 5 with photo 2; photo 2 is
+    seen only in that collage, so it is related, not affected; a collage (8) of two photos (6,
+    7) found nowhere else holds no counted original, so both count."""
+    clusters = [
+        {"original": 1, "members": {1, 3, 5}},
+        {"original": 2, "members": {2, 5}},
+        {"original": 6, "members": {6, 8}},
+        {"original": 7, "members": {7, 8}},
+    ]
+    assert affected_clusters(clusters) == [True, False, True, True]

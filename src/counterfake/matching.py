@@ -24,7 +24,7 @@ Every threshold sits in :class:`Thresholds`; the figures that set them are in be
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -363,6 +363,19 @@ def _compared(
         face_agreement=_face_agreement(signature, agreeing, visible),
         agreeing_cells=agreeing,
         visible_cells=visible,
+    )
+
+
+def with_face(instance: Instance, signature: Signature) -> Instance:
+    """The instance ``localise`` would have made had ``signature`` carried its face box then.
+
+    The face box only reads the cells already compared, so an alignment localised without it
+    (the face box being costly, pairs compute it only for photos something was verified to
+    hold) needs no second look at the pixels.
+    """
+    return replace(
+        instance,
+        face_agreement=_face_agreement(signature, instance.agreeing_cells, instance.visible_cells),
     )
 
 

@@ -10,8 +10,9 @@ treated as if it were registered, and every image is then scanned against that r
 2. **Query** (in parallel): each image, decoded again, asks the index for its candidates and
    verifies them with ``matching.verify`` and ``matching.decide``, the code and thresholds that
    match registered photos. The face box of a candidate is computed only once a candidate has
-   passed geometric verification, which few do, and the alignment is then localised again with
-   it, so the decision is exactly the one a registered photo would get.
+   passed geometric verification, which few do; the cells the alignment already compared are
+   then read within it (``matching.with_face``) and the alignment decided again, so the decision
+   is exactly the one a registered photo would get, and no image is decoded a third time.
 3. **Order and group**: each verified relation says which of its two images is the source (see
    ``_direction``); the images are ranked by those votes, every relation points from the higher
    to the lower, and each image that nothing outranks is an **original**. A cluster is an
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,7 @@ from PIL import Image as PILImage
 from counterfake import __version__
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError
 from counterfake.index.memory import CandidateIndex
-from counterfake.matching import Match, Thresholds, decide, localise, verify
+from counterfake.matching import Instance, Match, Thresholds, decide, verify, with_face
 from counterfake.scan import Item, expand, in_parallel, read_image
 from counterfake.signature.extract import (
     Query,
@@ -52,6 +53,7 @@ from counterfake.signature.extract import (
     reference_face,
 )
 from counterfake.signature.grid import dequantise
+from counterfake.signature.spill import SpilledSignatures
 from counterfake.sources.telegram import ExportEntry, ExportSummary
 
 COMPOSITION_COVER = 0.85  # below this share of an image covered by the other, it holds more
@@ -96,6 +98,8 @@ class Relation:
     covered: float  # share of the derivative's frame that the source covers
     resolution: float  # derivative's pixels per source pixel of the shared content
     seam: bool  # the source's outline is drawn in the derivative as a straight edge
+    mirrored: bool  # the derivative shows the source flipped
+    agreeing: float  # share of the source's visible cells that agree in the derivative
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,13 +111,36 @@ class Relation:
         }
 
 
+@dataclass(frozen=True)
+class Frame:
+    """What deciding on an alignment and drawing its mask need of a scanned image once its
+    pixels are gone: its size and its working scale (a stand-in for a ``Query``)."""
+
+    shape: tuple[int, int]
+    scale: float
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How one alignment of a source lies in a derivative: the evidence of ``_direction``."""
+
+    shown: float  # share of the source's frame that lies inside the derivative
+    covered: float  # share of the derivative's frame that the source covers
+    resolution: float  # derivative's pixels per source pixel of the shared content
+    seam: bool  # the source's outline is drawn in the derivative as a straight edge
+    mirrored: bool  # the derivative shows the source flipped
+
+
 @dataclass
 class Tentative:
-    """An alignment of ``source`` in ``derivative`` that passed all but the face check."""
+    """``source`` verified in ``derivative`` without the source's face box, with all that
+    deciding again with it needs, so that the derivative is not read a second time."""
 
     source: int
     derivative: int
-    alignments: list[tuple[np.ndarray, int, float]]  # (transform, inliers, residual)
+    frame: Frame
+    instances: list[Instance]
+    geometry: list[Geometry]  # one per instance
 
 
 @dataclass
@@ -139,9 +166,13 @@ class PairFinder:
         self.max_pixels = max_pixels
         self.workers = workers
         self.index = CandidateIndex()
-        self.signatures: dict[int, Signature] = {}
-        self._faces: dict[int, Signature] = {}
+        self.signatures = SpilledSignatures()
+        self._faces: dict[int, np.ndarray] = {}  # face boxes, computed only where needed
         self._files: dict[int, str] = {}
+
+    def close(self) -> None:
+        """Delete the temporary file that holds the signatures."""
+        self.signatures.close()
 
     # ---- the passes --------------------------------------------------------------------------
 
@@ -153,9 +184,12 @@ class PairFinder:
         exports: list[ExportSummary] | None = None,
     ) -> dict[str, Any]:
         """The pairs document for everything under ``paths`` (see ``document``)."""
-        collection = self.collect(_items(paths, exports))
-        self.relate(collection, masks_dir)
-        return document(collection, self, masks_dir)
+        try:
+            collection = self.collect(_items(paths, exports))
+            self.relate(collection, masks_dir)
+            return document(collection, self, masks_dir)
+        finally:
+            self.close()
 
     def collect(self, items: Iterable[Item]) -> Collection:
         """Pass 1: every image's reference signature, indexed; unreadable ones keep their error."""
@@ -211,36 +245,13 @@ class PairFinder:
             collection.candidates[key] = candidates
             found[key] = tentatives
         sources = sorted({t.source for ts in found.values() for t in ts} - set(self._faces))
-        for key, signature in in_parallel(self._face_of, sources, self.workers, lambda: None):
-            self._faces[key] = signature
-
-        def settle(key: int) -> list[Relation]:
-            query = self._query(pictures[key], features=False)
-            if query is None:
-                return []
-            relations = []
+        for key, face in in_parallel(self._face_of, sources, self.workers, lambda: None):
+            self._faces[key] = face
+        for key in sorted(found):
             for tentative in found[key]:
-                signature = self._with_face(tentative.source)
-                instances = [
-                    again
-                    for transform, inliers, residual in tentative.alignments
-                    if (
-                        again := localise(
-                            query, signature, transform, inliers, residual, self.thresholds
-                        )
-                    )
-                ]
-                match = decide(tentative.source, query, signature, instances, self.thresholds)
-                if match is not None and textured_agreement(match, signature):
-                    relations.append(
-                        self._relation(pictures[key], query, signature, match, masks_dir)
-                    )
-            return relations
-
-        related = sorted(key for key, tentatives in found.items() if tentatives)
-        for relations in in_parallel(settle, related, self.workers, lambda: None):
-            for relation in relations:
-                collection.relations[relation.source, relation.derivative] = relation
+                relation = self._settle(pictures[key], tentative, masks_dir)
+                if relation is not None:
+                    collection.relations[relation.source, relation.derivative] = relation
 
     def _tentatives(self, picture: Picture) -> tuple[int, list[int], list[Tentative]]:
         """(image, candidates verified, alignments that pass without the face check)."""
@@ -265,16 +276,78 @@ class PairFinder:
             if match is None or not textured_agreement(match, signature):
                 continue
             best = found.get(candidate.photo_id)
-            if best is None or instances[0].inliers > best.alignments[0][1]:
+            if best is None or instances[0].inliers > best.instances[0].inliers:
                 found[candidate.photo_id] = Tentative(
                     candidate.photo_id,
                     picture.key,
-                    [(i.transform, i.inliers, i.residual) for i in instances],
+                    Frame(query.shape, query.scale),
+                    instances,
+                    [_geometry(query, i.transform, signature) for i in instances],
                 )
         return picture.key, shortlist, list(found.values())
 
-    def _face_of(self, key: int) -> tuple[int, Signature]:
-        return key, self._with_face(key)
+    def _settle(
+        self, picture: Picture, tentative: Tentative, masks_dir: str | os.PathLike | None
+    ) -> Relation | None:
+        """The tentative alignment decided again with its source's face box."""
+        signature = self._with_face(tentative.source)
+        instances = [with_face(i, signature) for i in tentative.instances]
+        match = decide(tentative.source, tentative.frame, signature, instances, self.thresholds)
+        if match is None or not textured_agreement(match, signature):
+            return None
+        geometry = next(
+            g for i, g in zip(instances, tentative.geometry, strict=True) if i is match.instances[0]
+        )
+        return self._relation(picture, tentative.frame, signature, match, geometry, masks_dir)
+
+    def _face_of(self, key: int) -> tuple[int, np.ndarray]:
+        return key, self._with_face(key).face
+
+    def bridge(
+        self,
+        collection: Collection,
+        clusters: list[dict[str, Any]],
+        masks_dir: str | os.PathLike | None,
+    ) -> int:
+        """Pass 3: each cluster's original verifies the candidates it did not reach before.
+
+        An image stops verifying after RELATIONS_PER_QUERY relations, so edits of one photo that
+        found each other first can miss the photo they were made from and form a cluster of
+        their own: the same photo counted twice. Each original asks the index again and
+        verifies, as their derivative, its candidates outside its cluster that nothing relates
+        to it yet. Returns the number of relations added.
+        """
+        t = self.thresholds
+        pictures = {p.key: p for p in collection.pictures}
+
+        def reach(cluster: dict[str, Any]) -> list[Relation]:
+            picture = pictures[cluster["original"]]
+            query = self._query(picture)
+            if query is None:
+                return []
+            found, tried = [], 0
+            for candidate in self.index.candidates(query.features.descriptors, t.candidates + 1):
+                if candidate.votes < t.min_votes or tried == t.candidates:
+                    break
+                other = candidate.photo_id
+                if (
+                    other in cluster["members"]
+                    or (other, picture.key) in collection.relations
+                    or (picture.key, other) in collection.relations
+                ):
+                    continue
+                tried += 1
+                relation = self._verify(picture, query, other, candidate.mirrored, masks_dir)
+                if relation is not None:
+                    found.append(relation)
+            return found
+
+        added = 0
+        for relations in in_parallel(reach, clusters, self.workers, lambda: None):
+            for relation in relations:
+                collection.relations[relation.source, relation.derivative] = relation
+                added += 1
+        return added
 
     def confirm(
         self,
@@ -307,12 +380,12 @@ class PairFinder:
             for relation in relations:
                 collection.relations[relation.source, relation.derivative] = relation
 
-    def _query(self, picture: Picture, *, features: bool = True) -> Query | None:
+    def _query(self, picture: Picture) -> Query | None:
         try:
             _, rgb = read_image(picture.file, self.max_pixels)
         except ImageError:
             return None  # it was read in pass 1; a file changed since simply gets no pairs
-        return make_query(rgb, features=features)
+        return make_query(rgb)
 
     def relate_query(
         self, picture: Picture, query: Query, masks_dir: str | os.PathLike | None = None
@@ -354,41 +427,34 @@ class PairFinder:
         if not instances:
             return None
         signature = self._with_face(source)
-        if len(signature.face):
-            instances = [
-                again
-                for i in instances
-                if (again := localise(query, signature, i.transform, i.inliers, i.residual, t))
-            ]
-        match = decide(source, query, signature, instances, t) if instances else None
+        instances = [with_face(i, signature) for i in instances]
+        match = decide(source, query, signature, instances, t)
         if match is None or not textured_agreement(match, signature):
             return None
-        return self._relation(picture, query, signature, match, masks_dir)
+        geometry = _geometry(query, match.instances[0].transform, signature)
+        frame = Frame(query.shape, query.scale)
+        return self._relation(picture, frame, signature, match, geometry, masks_dir)
 
     def _with_face(self, key: int) -> Signature:
         """The signature with its face box, computed once per process from the file."""
         if key not in self._faces:
-            signature = self.signatures[key]
             try:
                 _, rgb = read_image(self._files[key], self.max_pixels)
             except ImageError:
-                self._faces[key] = signature
+                self._faces[key] = np.zeros(0, np.int32)
             else:
-                self._faces[key] = replace(signature, face=reference_face(rgb))
-        return self._faces[key]
+                self._faces[key] = reference_face(rgb)
+        return replace(self.signatures[key], face=self._faces[key])
 
     def _relation(
         self,
         picture: Picture,
-        query: Query,
+        frame: Frame,
         signature: Signature,
         match: Match,
+        geometry: Geometry,
         masks_dir: str | os.PathLike | None,
     ) -> Relation:
-        instance = match.instances[0]
-        shown, covered = _overlap(instance.transform, query, signature)
-        stretch = float(np.sqrt(abs(np.linalg.det(instance.transform[:, :2]))))
-        resolution = 1.0 / (stretch * query.scale) / (signature.width / signature.frame_width)
         mask_path = None
         if masks_dir is not None and match.mask is not None:
             mask_path = str(
@@ -405,10 +471,12 @@ class PairFinder:
             altered_fraction=match.altered_fraction,
             inliers=match.inliers,
             mask=mask_path,
-            shown=shown,
-            covered=covered,
-            resolution=resolution,
-            seam=covered < COMPOSITION_COVER and _seam(query, instance.transform, signature),
+            shown=geometry.shown,
+            covered=geometry.covered,
+            resolution=geometry.resolution,
+            seam=geometry.seam,
+            mirrored=geometry.mirrored,
+            agreeing=match.instances[0].agreeing,
         )
 
 
@@ -471,6 +539,16 @@ def _picture(key: int, item: Item) -> Picture:
 
 def _frame_corners(width: float, height: float) -> np.ndarray:
     return np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+
+
+def _geometry(query: Query, transform: np.ndarray, signature: Signature) -> Geometry:
+    """How the source lies in the derivative under ``transform`` (see ``Geometry``)."""
+    shown, covered = _overlap(transform, query, signature)
+    stretch = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
+    resolution = 1.0 / (stretch * query.scale) / (signature.width / signature.frame_width)
+    seam = covered < COMPOSITION_COVER and _seam(query, transform, signature)
+    mirrored = float(np.linalg.det(transform[:, :2])) < 0
+    return Geometry(shown, covered, resolution, seam, mirrored)
 
 
 def _overlap(transform: np.ndarray, query: Query, signature: Signature) -> tuple[float, float]:
@@ -598,8 +676,9 @@ def organise(collection: Collection) -> dict[str, Any]:
     joined through any chain of such relations. An image that holds another only in part of its
     frame (a collage, a screenshot, a tight crop) joins the group of its source without merging
     groups: a collage of two photos belongs to both their clusters. A group's original is its
-    highest-ranked member: fewest direction votes lost, most won, then the finer JPEG
-    quantisation, then the larger file per pixel.
+    highest-ranked member: fewest direction votes lost; then the one that best stands for what
+    its relatives show (``_consensus``); then most votes won, the finer JPEG quantisation, the
+    larger file per pixel.
     """
     pictures = {p.key: p for p in collection.pictures}
     edges: dict[frozenset, tuple[int, str]] = {}
@@ -621,9 +700,18 @@ def organise(collection: Collection) -> dict[str, Any]:
         if _strong(collection.relations.get((a, b))) or _strong(collection.relations.get((b, a))):
             groups.join(a, b)
 
+    consensus = _consensus(collection)
+
     def rank(key: int) -> tuple:
         picture = pictures[key]
-        return (-losses[key], wins[key], -picture.quantisation, picture.bytes_per_pixel, -key)
+        return (
+            -losses[key],
+            *consensus[key],
+            wins[key],
+            -picture.quantisation,
+            picture.bytes_per_pixel,
+            -key,
+        )
 
     members: dict[int, set[int]] = defaultdict(set)
     for key in groups:
@@ -646,10 +734,96 @@ def organise(collection: Collection) -> dict[str, Any]:
         everyone = group_members | joined[root]
         if len(everyone) < 2:
             continue
-        original = max(group_members - derived, key=rank)
-        clusters.append({"original": original, "members": everyone})
+        contenders = _untouched(group_members - derived, collection, rank)
+        clusters.append({"original": max(contenders, key=rank), "members": everyone})
     clusters.sort(key=lambda c: pictures[c["original"]].path)
     return {"edges": edges, "clusters": clusters, "pictures": pictures}
+
+
+def _untouched(keys: set[int], collection: Collection, rank: Callable) -> set[int]:
+    """The largest set of ``keys`` joined by relations that found nothing altered.
+
+    An edit is made once: an edited copy is found altered against every other version of the
+    photo, while the photo's untouched versions (the file, its reposts, resizes, crops and
+    screenshots) are found unaltered against each other. So the original is sought among the
+    largest such set (between equal ones, the one holding the best-ranked image), which a few
+    missing relations do not split as easily as they sway a count.
+    """
+    sets = _DisjointSets(keys)
+    for (source, derivative), relation in collection.relations.items():
+        if relation.kind == "repost" and source in sets and derivative in sets:
+            sets.join(source, derivative)
+    found: dict[int, set[int]] = defaultdict(set)
+    for key in keys:
+        found[sets.find(key)].add(key)
+    return max(found.values(), key=lambda group: (len(group), rank(max(group, key=rank))))
+
+
+def affected_clusters(clusters: list[dict[str, Any]]) -> list[bool]:
+    """Whether each cluster's original counts as a photo affected, or only as related to one.
+
+    An image made from two photos (a collage of two, or an edit whose pasted texture came from
+    another photo) is in both their clusters, and a photo whose pixels appear in the collection
+    only inside such images was not itself reposted or manipulated: it lent a patch to, or stood
+    beside, a photo that was. So an original counts when some image of the collection was made
+    from it alone, or, failing that, when none of the images made from it holds a counted
+    original (a collage of two photos found nowhere else counts both). The others stay in the
+    document as clusters marked ``"affected": false``: an investigator still sees where those
+    pixels went.
+    """
+    derivatives = [cluster["members"] - {cluster["original"]} for cluster in clusters]
+    holders: dict[int, list[int]] = defaultdict(list)
+    for number, members in enumerate(derivatives):
+        for member in members:
+            holders[member].append(number)
+    alone = [any(len(holders[m]) == 1 for m in members) for members in derivatives]
+    return [
+        alone[number]
+        or not any(alone[other] for m in members for other in holders[m] if other != number)
+        for number, members in enumerate(derivatives)
+    ]
+
+
+def _consensus(collection: Collection) -> dict[int, tuple[int, float, float, float]]:
+    """How well each image stands for the photo its relatives show, as a rank (higher first).
+
+    Over the images it is related to: whether all of them frame it as one part of a composition
+    (a photo seen only inside a collage with another is not what the others copy), the
+    share that show it mirrored (negated: a flip is an edit, made once, so the photo's other
+    copies show the flipped one mirrored), the share found unaltered against it (an edit is made
+    once, so an edited copy differs from every other version, while the untouched photo agrees
+    with each of its plain reposts), and the mean share of cells that agree, to a tenth (a
+    watermark is too thin to count as an alteration, but it disagrees a little with everything;
+    finer differences, such as between a photo and its re-save, are noise).
+    """
+    by_pair: dict[frozenset, list[Relation]] = defaultdict(list)
+    for (source, derivative), relation in collection.relations.items():
+        by_pair[frozenset((source, derivative))].append(relation)
+    framed: dict[int, int] = defaultdict(int)
+    flipped: dict[int, int] = defaultdict(int)
+    unaltered: dict[int, int] = defaultdict(int)
+    agreeing: dict[int, float] = defaultdict(float)
+    related: dict[int, int] = defaultdict(int)
+    for pair, relations in by_pair.items():
+        for relation in relations:
+            framed[relation.source] += relation.seam
+        for key in pair:
+            related[key] += 1
+            flipped[key] += any(r.mirrored for r in relations)
+            unaltered[key] += any(r.kind == "repost" for r in relations)
+            agreeing[key] += max(r.agreeing for r in relations)
+    return defaultdict(
+        lambda: (0, 0.0, 0.0, 0.0),
+        {
+            key: (
+                -(framed[key] == n),
+                -flipped[key] / n,
+                unaltered[key] / n,
+                round(agreeing[key] / n, 1),  # coarse: finer differences are noise
+            )
+            for key, n in related.items()
+        },
+    )
 
 
 def _cover(source: int, derivative: int, collection: Collection) -> float:
@@ -662,7 +836,7 @@ def _cover(source: int, derivative: int, collection: Collection) -> float:
 
 
 def scene_groups(
-    originals: list[int], signatures: dict[int, Signature], collection: Collection
+    originals: list[int], signatures: Mapping[int, Signature], collection: Collection
 ) -> list[int]:
     """A scene number (from 1) for each original: originals sharing background share one."""
     scenes = _DisjointSets(originals)
@@ -743,6 +917,8 @@ def document(
 ) -> dict[str, Any]:
     """The JSON document of ``counterfake pairs`` (its shape: docs/pairs.md)."""
     organised = organise(collection)
+    if finder.bridge(collection, organised["clusters"], masks_dir):
+        organised = organise(collection)
     wanted = [
         (cluster["original"], member)
         for cluster in organised["clusters"]
@@ -753,10 +929,14 @@ def document(
     if wanted:
         finder.confirm(collection, wanted, masks_dir)
     pictures = organised["pictures"]
-    originals = [c["original"] for c in organised["clusters"]]
-    scenes = scene_groups(originals, finder.signatures, collection)
+    found = organised["clusters"]
+    affected = affected_clusters(found)
+    originals = [c["original"] for c, counted in zip(found, affected, strict=True) if counted]
+    scene_of = dict(
+        zip(originals, scene_groups(originals, finder.signatures, collection), strict=True)
+    )
     pairs, clusters, used_masks = [], [], set()
-    for number, (cluster, scene) in enumerate(zip(organised["clusters"], scenes, strict=True), 1):
+    for number, (cluster, counted) in enumerate(zip(found, affected, strict=True), 1):
         original = cluster["original"]
         members = sorted(cluster["members"] - {original}, key=lambda k: pictures[k].path)
         for member in members:
@@ -782,7 +962,8 @@ def document(
                 "id": number,
                 "original": pictures[original].path,
                 "members": [pictures[original].path] + [pictures[k].path for k in members],
-                "scene": scene,
+                "affected": counted,
+                "scene": scene_of.get(original),
             }
         )
     if masks_dir is not None:
@@ -795,8 +976,8 @@ def document(
         "errors": [{"path": p.path, "error": p.error} for p in collection.pictures if p.error],
         "pairs": pairs,
         "clusters": clusters,
-        "photos_affected": len(clusters),
-        "scenes": len(set(scenes)),
+        "photos_affected": len(originals),
+        "scenes": len(set(scene_of.values())),
         "files": [
             {"path": p.path, "sha256": p.sha256, "context": p.context} for p in collection.pictures
         ],
