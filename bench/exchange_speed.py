@@ -8,7 +8,8 @@ their median, so about half are set and they look random to an index); what is t
 index, not hashing. Each query is planted: a copy of an indexed hash with 31 bits flipped
 (Meta's threshold, the hardest case for a multi-index), or a fresh random hash that matches
 nothing. Every answer is checked against brute force on a sample. faiss's own binary indexes
-are timed on the same data for comparison: a flat scan and IndexBinaryMultiHash.
+are timed on the same data for comparison: a flat scan and IndexBinaryMultiHash (faiss is not a
+dependency of counterfake: `pip install -e '.[bench]'`, or pass --no-faiss).
 """
 
 from __future__ import annotations

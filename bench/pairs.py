@@ -43,7 +43,6 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import cv2
-import faiss
 import numpy as np
 
 from bench.accuracy import build_registry
@@ -262,7 +261,6 @@ def cpu_seconds() -> float:
 def run_scale(cases_dir: Path, size: int, queries: int) -> dict:
     """Per-image costs on one core with ``size`` images in the index (see the docstring)."""
     cv2.setNumThreads(1)
-    faiss.omp_set_num_threads(1)
     manifest = json.loads((cases_dir / "manifest.json").read_text())
     real = [str(cases_dir / c["path"]) for c in manifest["cases"][:300]]
     real += manifest["distractors"][:300]

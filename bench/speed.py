@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import resource
 import time
 from collections.abc import Callable
@@ -28,7 +27,6 @@ from functools import partial
 from pathlib import Path
 
 import cv2
-import faiss
 import numpy as np
 
 from counterfake.imaging import load_image
@@ -82,7 +80,7 @@ def time_extraction(paths: list[str]) -> dict:
     return out
 
 
-MASKS = 64  # a pool of bit-flip masks and jitters, so a synthetic signature costs little to make
+MASKS = 1024  # a pool of bit-flip masks and jitters, so a synthetic signature costs little to make
 
 
 class SyntheticRegistry:
@@ -93,27 +91,24 @@ class SyntheticRegistry:
         self.templates = [cfsig.dumps([t]) for t in templates]
         rng = np.random.default_rng(FLIP_SEED)
         rows = max(len(t.features) for t in templates)
-        self.flips = np.packbits(rng.random((MASKS, rows, 256)) < FLIP_RATE, axis=2)
+        self.flips = np.stack(
+            [np.packbits(rng.random((rows, 256)) < FLIP_RATE, axis=1) for _ in range(MASKS)]
+        )
         self.jitter = rng.normal(0, 4, (MASKS, rows, 2)).astype(np.float32)
 
     def _perturbed(self, features: LocalFeatures, photo_id: int, side: int) -> LocalFeatures:
         """The template's features with a mask and a jitter from the pools.
 
-        Template and mask alone repeat every ``period`` photo ids (800 with 100 templates), and
-        a large registry must not be the same 800 photos many times: each further period
-        rotates the mask's rows by one, then shifts to the next jitter, so that signatures stay
-        distinct up to period x rows x 64 photos (26 million with 100 templates).
+        Each (template, mask) pair serves one photo id up to len(templates) x MASKS / 2 photos
+        (153,600 with 300 templates): a registry of repeated signatures would pile identical
+        rows into the same buckets of the index.
         """
-        pick = (photo_id * 2 + side) % MASKS
-        rows = self.flips.shape[1]
-        step = photo_id // math.lcm(len(self.templates), MASKS // 2)
-        mask = np.roll(self.flips[pick], step % rows, axis=0)
-        jitter = self.jitter[(pick + step // rows) % MASKS]
+        pick = (photo_id // len(self.templates) * 2 + side) % MASKS
         n = len(features)
         return dataclasses.replace(
             features,
-            descriptors=features.descriptors ^ mask[:n],
-            xy=features.xy + jitter[:n],
+            descriptors=features.descriptors ^ self.flips[pick, :n],
+            xy=features.xy + self.jitter[pick, :n],
         )
 
     def __call__(self, photo_id: int) -> Signature:
@@ -207,7 +202,6 @@ def main() -> None:
     )
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    faiss.omp_set_num_threads(1)
 
     people = sorted(str(p) for p in (args.data / "people").glob("*.jpg"))
     extraction = time_extraction(people[:100])

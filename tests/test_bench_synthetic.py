@@ -13,8 +13,7 @@ from counterfake.signature.extract import make_signature
 def test_synthetic_signatures_are_reproducible_distinct_and_flip_fifteen_percent(photo, unrelated):
     templates = [make_signature(photo, "a", ""), make_signature(unrelated, "b", "")]
     synthetic = SyntheticRegistry({}, templates)
-    period = 64  # lcm(2 templates, 32 mask pairs)
-    ids = [7 + period * k for k in (0, 1, 2, 1000, 40_000)]  # same template, same mask pick
+    ids = [7 + 2 * k for k in (0, 1, 2, 300, 1000)]  # the same template, each its own mask
     made = [synthetic(i).features.descriptors.tobytes() for i in ids]
     assert len(set(made)) == len(ids)
     assert synthetic(ids[3]).features.descriptors.tobytes() == made[3]

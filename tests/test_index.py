@@ -3,13 +3,18 @@ photos added between searches are found, and the index still answers after a reb
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from counterfake.index.memory import (
+    HASH_TABLES,
     INDEXED_FEATURES,
     MAX_DISTANCE,
     CandidateIndex,
+    _key,
+    _keys,
 )
 from counterfake.signature.extract import Signature
 from counterfake.signature.features import DESCRIPTOR_BYTES, LocalFeatures
@@ -148,3 +153,30 @@ def test_empty_index_and_empty_query_give_no_candidates(photos):
     assert index.candidates(photos[1].features.descriptors, 10) == []
     index.add(1, photos[1])
     assert index.candidates(np.zeros((0, DESCRIPTOR_BYTES), np.uint8), 10) == []
+
+
+def test_each_key_is_the_slice_the_compiled_search_reads():
+    rng = np.random.default_rng(8)
+    descriptors = rng.integers(0, 256, (50, DESCRIPTOR_BYTES), dtype=np.uint8)
+    words = descriptors.view(np.uint64).reshape(-1, DESCRIPTOR_BYTES // 8)
+    keys = _keys(descriptors)
+    for table in range(HASH_TABLES):
+        assert [_key(words, row, table) for row in range(50)] == list(keys[table])
+
+
+def test_clutter_near_many_photos_does_not_bury_a_small_copy():
+    """A phone interface or watermark text is near rows of many photos; only each scanned
+    descriptor's nearest rows vote, so a few dozen close descriptors of the right photo win."""
+    rng = np.random.default_rng(9)
+    clutter = rng.integers(0, 256, (600, DESCRIPTOR_BYTES), dtype=np.uint8)
+    index = CandidateIndex()
+    crowd = {photo_id: signature(rng) for photo_id in range(1, 41)}
+    for photo_id, sig in crowd.items():  # every crowd photo holds a noisy copy of the clutter
+        descriptors = sig.features.descriptors.copy()
+        descriptors[:250] = noisy(clutter[:250] if photo_id % 2 else clutter[250:500], 20, rng)
+        index.add(photo_id, replace(sig, features=features(descriptors)))
+    target = signature(rng)
+    index.add(99, target)
+    query = np.concatenate([clutter, noisy(target.features.descriptors[:40], 6, rng)])
+    best = index.candidates(query, 1)[0]
+    assert (best.photo_id, best.mirrored) == (99, False)

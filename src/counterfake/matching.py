@@ -39,6 +39,7 @@ from counterfake.signature.grid import (
     dequantise,
     grid_work_size,
 )
+from counterfake.signature.hamming import two_nearest
 
 _FIT_TOLERANCE = (4.0, 3.0, 3.0, 3.0)  # L, a, b, contrast: cells this close "agree" for the fit
 
@@ -48,7 +49,7 @@ class Thresholds:
     """The operating point. Set on negatives only; see bench/README section of the README."""
 
     candidates: int = 10  # (photo, orientation) pairs verified per image
-    min_votes: float = 1.0  # weighted index votes below which a candidate is not worth verifying
+    min_votes: float = 0.3  # weighted index votes below which a candidate is not worth verifying
     max_descriptor_distance: int = 64  # of 256 bits, for a tentative pair
     ransac_pixels: float = 3.0  # inlier distance in the photo's 512-px frame
     min_inliers: int = 14
@@ -195,9 +196,7 @@ def _tentative_pairs(
     """
     if len(query) < 2 or len(reference) == 0:
         return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-    distance, nearest = cv2.batchDistance(
-        reference.descriptors, query.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2
-    )
+    distance, nearest = two_nearest(reference.descriptors, query.descriptors)
     first, second = distance[:, 0], distance[:, 1]
     strong = 0.75 * t.max_descriptor_distance
     keep_first = (first <= t.max_descriptor_distance) & (

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import cv2
-import faiss
 
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, decode_image, read_bytes
 from counterfake.index.memory import CandidateIndex
@@ -113,14 +112,8 @@ def _run_job(item: Any) -> Any:
 
 
 def _worker_start(initializer: Callable[[], None]) -> None:
-    """Ctrl-C is the parent's to handle: it stops the pool and keeps what was finished.
-
-    Each worker searches the index single-threaded: the processes are the parallelism, and
-    OpenMP's thread pool, inherited through ``fork`` once faiss has searched in the parent, has
-    no threads behind it in the child, so its next parallel region would wait for them forever.
-    """
+    """Ctrl-C is the parent's to handle: it stops the pool and keeps what was finished."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    faiss.omp_set_num_threads(1)
     initializer()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import cv2
-import faiss
 
 from counterfake.imaging import DEFAULT_MAX_PIXELS
 from counterfake.keys import KeyStore
@@ -36,10 +35,8 @@ class Service:
     """Database, keys, registry connections, matching engine, review store, webhooks, limits."""
 
     def __init__(self, settings: ServiceSettings) -> None:
-        # Requests already run in parallel threads; OpenMP inside each faiss search and OpenCV's
-        # own threads on top of that oversubscribe the cores (a signature match took 83 ms
-        # instead of 45 ms on 2 cores under load).
-        faiss.omp_set_num_threads(1)
+        # Requests already run in parallel threads; OpenCV's own threads on top of that
+        # oversubscribe the cores.
         cv2.setNumThreads(1)
         self.settings = settings
         self.registry = Registry(settings.db)  # a RegistryError names an unusable database
