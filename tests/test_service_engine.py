@@ -49,6 +49,19 @@ def test_a_loaded_worker_keeps_no_signature_of_its_registered_photos(
         engine.registry.close()
 
 
+def test_a_loaded_worker_has_sorted_its_index_before_its_first_match(
+    registry_target, photo_signature
+):
+    with Registry(registry_target) as registry:
+        registry.register("alice", [photo_signature])
+    engine = MatchingEngine(Registry(registry_target))
+    try:
+        assert len(engine) == 1
+        assert engine.index.unsorted == 0  # a large registry's sort must not fall in a request
+    finally:
+        engine.registry.close()
+
+
 def test_a_worker_started_on_a_filled_registry_matches_and_looks_up_what_it_holds(
     registry_target, photo_signature, unrelated
 ):

@@ -132,6 +132,11 @@ class CandidateIndex:
         return photo_id in self._where or photo_id in self._pending
 
     @property
+    def unsorted(self) -> int:
+        """Photos added since the tables were last sorted: the next search sorts them first."""
+        return len(self._pending)
+
+    @property
     def nbytes(self) -> int:
         """Memory held by the searchable tables (what a registry of this size costs)."""
         self.prepare()
