@@ -28,14 +28,14 @@ re-sorts the whole index. A withdrawn photo's rows are marked dead at once; they
 the dead rows make up half the index.
 
 **Why the inner loop is compiled (numba).** A lookup touches about half a million rows at 100,000
-photos; each costs one random read of a 32-byte descriptor. Vectorised numpy spends about
-300 ns per row on the gathers and temporaries around that read, the compiled loop about a third
+photos; each costs one random read of a 32-byte descriptor. Vectorised numpy spent about
+300 ns per row on the gathers and temporaries around that read, the compiled loop about half
 of that, which is what keeps the shortlist within tens of milliseconds at that size. faiss's
 binary multi-index hash does the same search but keeps a C++ hash map node per bucket (about
 90 kB of memory per photo at 10,000 photos) and scans buckets of a fixed, shorter key.
 
 Memory per indexed descriptor: 32 bytes of descriptor, 8 of owner, 1 of liveness and 4 per table,
-plus the offsets: about 48 kB per photo (2 x 256 descriptors) in a large registry.
+plus the offsets; bench/speed.py measured 63 kB per photo (2 x 256 descriptors) at 100,000.
 """
 
 from __future__ import annotations
