@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -21,6 +23,16 @@ from counterfake.signature.extract import Signature, make_signature
 @pytest.fixture(scope="module")
 def photo_signature(photo) -> Signature:
     return make_signature(photo, "photo.jpg", "photo.jpg")
+
+
+@contextmanager
+def worker(registry_target: str) -> Iterator[MatchingEngine]:
+    """A worker's engine loaded from the registry; its connection is closed afterwards."""
+    engine = MatchingEngine(Registry(registry_target))
+    try:
+        yield engine
+    finally:
+        engine.registry.close()
 
 
 def live_signatures() -> int:
@@ -37,16 +49,13 @@ def test_a_loaded_worker_keeps_no_signature_of_its_registered_photos(
             (dataclasses.replace(photo_signature, sha256=f"copy-{i}") for i in range(40)),
         )
     held_before = live_signatures()
-    engine = MatchingEngine(Registry(registry_target))
-    try:
+    with worker(registry_target) as engine:
         assert len(engine) == 40
         assert live_signatures() == held_before  # the index keeps descriptors, not signatures
         _, found = engine.match_signature(photo_signature)
         assert found
         cached = live_signatures() - held_before
         assert 0 < cached <= min(SIGNATURE_CACHE, 40)  # only the verified candidates
-    finally:
-        engine.registry.close()
 
 
 def test_a_loaded_worker_has_sorted_its_index_before_its_first_match(
@@ -54,12 +63,9 @@ def test_a_loaded_worker_has_sorted_its_index_before_its_first_match(
 ):
     with Registry(registry_target) as registry:
         registry.register("alice", [photo_signature])
-    engine = MatchingEngine(Registry(registry_target))
-    try:
+    with worker(registry_target) as engine:
         assert len(engine) == 1
         assert engine.index.unsorted == 0  # a large registry's sort must not fall in a request
-    finally:
-        engine.registry.close()
 
 
 def test_a_worker_started_on_a_filled_registry_matches_and_looks_up_what_it_holds(
@@ -69,15 +75,12 @@ def test_a_worker_started_on_a_filled_registry_matches_and_looks_up_what_it_hold
     with Registry(registry_target) as registry:
         registry.register("alice", [photo_signature])
         registry.add_pdq_hashes([PdqRecord(imported, 90, "t-1")], source="partner")
-    engine = MatchingEngine(Registry(registry_target))
-    try:
+    with worker(registry_target) as engine:
         _, found = engine.match_signature(photo_signature)
         assert [(f.photo.subject, f.photo.label) for f in found] == [("alice", "photo.jpg")]
         own = engine.lookup_pdq(photo_signature.pdq["original"].hex(), 31)
         assert [key for key, _ in own] == [f"photo:{found[0].photo.photo_id}"]
         assert [key.split(":")[0] for key, _ in engine.lookup_pdq(imported, 31)] == ["imported"]
-    finally:
-        engine.registry.close()
 
 
 def test_a_photo_withdrawn_before_the_feed_caught_up_is_neither_reported_nor_an_error(
@@ -85,9 +88,10 @@ def test_a_photo_withdrawn_before_the_feed_caught_up_is_neither_reported_nor_an_
 ):
     with Registry(registry_target) as registry:
         registry.register("alice", [photo_signature])
-    verified_before = MatchingEngine(Registry(registry_target))  # has the signature cached
-    never_verified = MatchingEngine(Registry(registry_target))  # must read it from the registry
-    try:
+    with (
+        worker(registry_target) as verified_before,  # will have the signature cached
+        worker(registry_target) as never_verified,  # must read it from the registry
+    ):
         assert verified_before.match_signature(photo_signature)[1]
         with Registry(registry_target) as other_worker:
             assert other_worker.withdraw("alice") == 1
@@ -96,6 +100,3 @@ def test_a_photo_withdrawn_before_the_feed_caught_up_is_neither_reported_nor_an_
             assert engine.match_signature(photo_signature)[1] == []
             engine.sync()
             assert len(engine) == 0
-    finally:
-        verified_before.registry.close()
-        never_verified.registry.close()

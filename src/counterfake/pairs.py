@@ -42,7 +42,7 @@ from PIL import Image as PILImage
 
 from counterfake import __version__
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError
-from counterfake.index.memory import CandidateIndex
+from counterfake.index.memory import Candidate, CandidateIndex
 from counterfake.matching import Instance, Match, Thresholds, decide, verify, with_face
 from counterfake.scan import Item, expand, in_parallel, read_image
 from counterfake.signature.extract import (
@@ -253,6 +253,18 @@ class PairFinder:
                 if relation is not None:
                     collection.relations[relation.source, relation.derivative] = relation
 
+    def _shortlist(self, query: Query, key: int) -> Iterator[Candidate]:
+        """The candidates worth verifying for image ``key``, best first, itself excluded."""
+        t = self.thresholds
+        taken = 0
+        for candidate in self.index.candidates(query.features.descriptors, t.candidates + 1):
+            if candidate.photo_id == key:
+                continue
+            if candidate.votes < t.min_votes or taken == t.candidates:
+                return
+            taken += 1
+            yield candidate
+
     def _tentatives(self, picture: Picture) -> tuple[int, list[int], list[Tentative]]:
         """(image, candidates verified, alignments that pass without the face check)."""
         query = self._query(picture)
@@ -260,14 +272,8 @@ class PairFinder:
             return picture.key, [], []
         t = self.thresholds
         shortlist, found = [], {}
-        for candidate in self.index.candidates(query.features.descriptors, t.candidates + 1):
-            if candidate.photo_id == picture.key:
-                continue
-            if (
-                candidate.votes < t.min_votes
-                or len(shortlist) == t.candidates
-                or len(found) == RELATIONS_PER_QUERY
-            ):
+        for candidate in self._shortlist(query, picture.key):
+            if len(found) == RELATIONS_PER_QUERY:
                 break
             shortlist.append(candidate.photo_id)
             signature = self.signatures[candidate.photo_id]
@@ -391,17 +397,9 @@ class PairFinder:
         self, picture: Picture, query: Query, masks_dir: str | os.PathLike | None = None
     ) -> tuple[list[int], list[Relation]]:
         """(the candidates verified, the relations found) for one prepared image."""
-        t = self.thresholds
-        candidates = self.index.candidates(query.features.descriptors, t.candidates + 1)
         shortlist, relations = [], {}
-        for candidate in candidates:
-            if candidate.photo_id == picture.key:
-                continue
-            if (
-                candidate.votes < t.min_votes
-                or len(shortlist) == t.candidates
-                or len(relations) == RELATIONS_PER_QUERY
-            ):
+        for candidate in self._shortlist(query, picture.key):
+            if len(relations) == RELATIONS_PER_QUERY:
                 break
             shortlist.append(candidate.photo_id)
             relation = self._verify(
