@@ -13,6 +13,11 @@ bytes (.cfsig) every time the matcher asks for it, so the match time pays what r
 signature from the registry costs. Candidate recall is the share of the sampled queries made
 from a registered photo whose photo is on the index's shortlist (what verification gets to
 see), and index memory is how much the process's resident memory grew per photo added.
+
+``--profile`` then matches the same queries once more with each stage's CPU time recorded:
+the index's shortlist, signature reads, verification and the decision (which draws a
+manipulated match's mask at the scanned image's size), so that the README can say where a
+match's time goes, on average and in its slowest queries.
 """
 
 from __future__ import annotations
@@ -22,13 +27,16 @@ import dataclasses
 import json
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from unittest import mock
 
 import cv2
 import numpy as np
 
+from counterfake import matching
 from counterfake.imaging import load_image
 from counterfake.index.memory import CandidateIndex
 from counterfake.matching import Matcher, Thresholds
@@ -129,12 +137,77 @@ def resident_bytes() -> int:
     return pages * resource.getpagesize()
 
 
+STAGES = ("index", "read", "verify", "decide")
+
+
+class StageClock:
+    """CPU milliseconds each stage of a match spent, for the query being profiled."""
+
+    def __init__(self) -> None:
+        self.spent = dict.fromkeys(STAGES, 0.0)
+        self.verified = 0
+
+    def timing(self, stage: str, work: Callable) -> Callable:
+        def timed_work(*args, **kwargs):
+            started = time.process_time()
+            try:
+                return work(*args, **kwargs)
+            finally:
+                self.spent[stage] += (time.process_time() - started) * 1000
+                self.verified += stage == "verify"
+
+        return timed_work
+
+
+@contextmanager
+def staged(index: CandidateIndex, clock: StageClock) -> Iterator[None]:
+    """Route the matcher's calls to the index, verification and decision through ``clock``.
+
+    The real functions run; only their CPU time is recorded (the matcher calls them by name,
+    so they are wrapped where it looks them up).
+    """
+    with (
+        mock.patch.object(index, "candidates", clock.timing("index", index.candidates)),
+        mock.patch.object(matching, "verify", clock.timing("verify", matching.verify)),
+        mock.patch.object(matching, "decide", clock.timing("decide", matching.decide)),
+    ):
+        yield
+
+
+def profile_matching(
+    index: CandidateIndex, signatures: Callable[[int], Signature], queries: list
+) -> dict:
+    """Per stage, CPU ms per query: mean, p50, p99, and the mean over the slowest 1% of queries."""
+    per_query = []
+    for query in queries:
+        clock = StageClock()
+        matcher = Matcher(index, clock.timing("read", signatures), Thresholds())
+        with staged(index, clock):
+            started = time.process_time()
+            matcher.match(query)
+            total = (time.process_time() - started) * 1000
+        rest = total - sum(clock.spent.values())
+        per_query.append([*clock.spent.values(), rest, total, clock.verified])
+    spent = np.array(per_query)
+    slowest = spent[np.argsort(spent[:, -2])[-max(1, len(spent) // 100) :]]
+    out = {}
+    for column, name in enumerate([*STAGES, "rest", "total", "verified"]):
+        out[name] = {
+            "mean": float(spent[:, column].mean()),
+            "p50": float(np.percentile(spent[:, column], 50)),
+            "p99": float(np.percentile(spent[:, column], 99)),
+            "slowest_1pct_mean": float(slowest[:, column].mean()),
+        }
+    return out
+
+
 def time_matching(
     registry_sizes: list[int],
     real: dict[int, Signature],
     templates: list[Signature],
     queries: list,
     owners: list[int | None],
+    profile: bool = False,
 ) -> list[dict]:
     """Match times per registry size; ``owners`` names each query's registered photo, if any."""
     rows = []
@@ -187,6 +260,8 @@ def time_matching(
                 "fill_seconds": fill,
             }
         )
+        if profile:
+            rows[-1]["profile"] = profile_matching(index, signatures, queries)
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -199,6 +274,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=400)
     parser.add_argument(
         "--extraction-only", action="store_true", help="time signature extraction, skip matching"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="also break each match's CPU time down by stage"
     )
     args = parser.parse_args()
     cv2.setNumThreads(1)
@@ -226,8 +304,8 @@ def main() -> None:
     owners = [photo_id[c["source_path"]] if c["registered"] else None for c in sampled]
     owners += [None] * 50
     queries = [make_query(load_image(p)) for p in query_paths]
-    matching = time_matching(args.sizes, real, templates, queries, owners)
-    out = {"extraction": extraction, "matching": matching}
+    timings = time_matching(args.sizes, real, templates, queries, owners, args.profile)
+    out = {"extraction": extraction, "matching": timings}
     (args.cases.parent / "speed.json").write_text(json.dumps(out, indent=1))
     print(table(out))
 
@@ -265,6 +343,22 @@ def table(out: dict) -> str:
             f"({row['positive_queries']} queries) | {row['index_bytes_per_photo'] / 1024:.1f} kB | "
             f"{row['max_rss_gb']:.1f} GB |"
         )
+    profiled = [row for row in out["matching"] if "profile" in row]
+    if profiled:
+        lines += [
+            "",
+            "| registered photos; CPU ms per query: mean / p50 / p99 (slowest 1%: mean) "
+            + "".join(f"| {name} " for name in (*STAGES, "rest", "total"))
+            + "| candidates verified |",
+            "|---:|" + "---:|" * (len(STAGES) + 3),
+        ]
+        for row in profiled:
+            cells = "".join(
+                f"| {p['mean']:.1f} / {p['p50']:.1f} / {p['p99']:.1f} "
+                f"({p['slowest_1pct_mean']:.1f}) "
+                for p in row["profile"].values()
+            )
+            lines.append(f"| {row['registered_photos']:,} {cells}|")
     return "\n".join(lines)
 
 

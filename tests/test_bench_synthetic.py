@@ -1,13 +1,16 @@
-"""The benchmarks' synthetic signatures (bench/speed.py): a distractor's signature with 15% of
-its descriptor bits flipped, always the same for a photo id, and distinct across a large
-registry rather than a few hundred signatures repeated."""
+"""The speed benchmark's parts (bench/speed.py): synthetic signatures (a distractor's signature
+with 15% of its descriptor bits flipped, always the same for a photo id, and distinct across a
+large registry rather than a few hundred signatures repeated) and the per-stage profile."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from bench.speed import FLIP_RATE, SyntheticRegistry
-from counterfake.signature.extract import make_signature
+from bench.speed import FLIP_RATE, STAGES, SyntheticRegistry, profile_matching
+from counterfake import matching
+from counterfake.index.memory import CandidateIndex
+from counterfake.signature.extract import make_query, make_signature
 
 
 def test_synthetic_signatures_are_reproducible_distinct_and_flip_fifteen_percent(photo, unrelated):
@@ -20,3 +23,20 @@ def test_synthetic_signatures_are_reproducible_distinct_and_flip_fifteen_percent
     template = templates[ids[0] % 2].features.descriptors
     flipped = np.unpackbits(synthetic(ids[4]).features.descriptors ^ template).mean()
     assert abs(flipped - FLIP_RATE) < 0.01
+
+
+def test_profile_splits_each_match_into_stages_and_leaves_the_matcher_as_it_was(photo, unrelated):
+    signature = make_signature(photo, "a", "")
+    index = CandidateIndex()
+    index.add(1, signature)
+    queries = [make_query(photo), make_query(unrelated)]
+    verify, decide = matching.verify, matching.decide
+
+    profile = profile_matching(index, {1: signature}.__getitem__, queries)
+
+    assert profile["verified"]["mean"] >= 0.5  # the registered photo's own copy was verified
+    stages = sum(profile[stage]["mean"] for stage in (*STAGES, "rest"))
+    assert stages == pytest.approx(profile["total"]["mean"])
+    assert profile["index"]["mean"] > 0 and profile["verify"]["mean"] > 0
+    assert (matching.verify, matching.decide) == (verify, decide)
+    assert "candidates" not in vars(index)
