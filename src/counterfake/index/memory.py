@@ -319,17 +319,19 @@ def _nearest_rows(
     segment's rows that share one of its keys. A small segment's buckets hold several keys; the
     key is checked so that the answer does not depend on how the rows happen to be segmented.
     Row numbers are offset by ``first_row`` so that a row met again through another table, or
-    another segment's row, is told apart."""
+    another segment's row, is told apart. Liveness is read only for a row near enough to be
+    kept: most rows fail the distance test, and reading their liveness first cost one more
+    random memory access per row."""
     neighbours = best_row.shape[1]
     for q in range(query.shape[0]):
         for table in range(buckets.shape[0]):
             key, bucket = keys[table, q], buckets[table, q]
             for i in range(offsets[table, bucket], offsets[table, bucket + 1]):
                 row = rows[table, i]
-                if not alive[row] or _key(codes, row, table) != key:
+                if _key(codes, row, table) != key:
                     continue
                 distance = hamming.distance(codes, row, query, q)
-                if distance >= best_distance[q, neighbours - 1]:
+                if distance >= best_distance[q, neighbours - 1] or not alive[row]:
                     continue
                 numbered = first_row + row
                 seen = False
