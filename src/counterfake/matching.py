@@ -510,6 +510,9 @@ def altered_mask(
 
     The cell map is carried by one affine map, cell grid -> photo frame -> scanned working frame
     -> scanned image, and interpolated on the way, so its boundary is smooth rather than blocky.
+    The maps are warped as bytes (255 = altered, cut at half): the scanned image can have
+    millions of pixels, and warping float maps of that size cost a manipulated match's decision
+    about three times as much (bench/speed.py --profile).
     """
     cells_to_photo = np.array(
         [
@@ -523,17 +526,18 @@ def altered_mask(
     cells_to_image = (work_to_image @ photo_to_work @ cells_to_photo)[:2]
     height, width = query.shape
     soft = cv2.warpAffine(
-        instance.altered_cells.astype(np.float32),
+        instance.altered_cells.astype(np.uint8) * np.uint8(255),
         cells_to_image,
         (width, height),
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
     inside = cv2.warpAffine(
-        np.ones((GRID_ROWS, GRID_COLS), np.float32),
+        np.full((GRID_ROWS, GRID_COLS), 255, np.uint8),
         cells_to_image,
         (width, height),
         flags=cv2.INTER_NEAREST,
         borderMode=cv2.BORDER_CONSTANT,
     )
-    return np.where((soft >= 0.5) & (inside > 0), 255, 0).astype(np.uint8)
+    _, altered = cv2.threshold(soft, 127, 255, cv2.THRESH_BINARY)
+    return cv2.bitwise_and(altered, inside)
