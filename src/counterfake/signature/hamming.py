@@ -45,19 +45,34 @@ def distance(a: np.ndarray, i: int, b: np.ndarray, j: int) -> np.uint64:
 def two_nearest(reference: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each reference descriptor, its two nearest query descriptors, nearer first:
     (distances, indices), both (n, 2) int32. Needs at least two query descriptors."""
-    reference_words, query_words = as_words(reference), as_words(query)
+    reference_words = as_words(reference)
+    query_by_word = np.ascontiguousarray(as_words(query).T)
     distances = np.empty((len(reference_words), 2), np.int32)
     nearest = np.empty((len(reference_words), 2), np.int32)
-    _two_nearest(reference_words, query_words, distances, nearest)
+    _two_nearest(reference_words, query_by_word, distances, nearest)
     return distances, nearest
 
 
 @numba.njit(cache=True, nogil=True)
-def _two_nearest(reference, query, distances, nearest):  # pragma: no cover - compiled
+def _two_nearest(reference, query_by_word, distances, nearest):  # pragma: no cover - compiled
+    """The query is stored word by word ((4, m): each word of all descriptors together), so the
+    distances from one reference descriptor to all of them are one branch-free loop over
+    contiguous arrays, which the compiler vectorises; picking the two smallest is a second
+    pass. One loop doing both, over (m, 4) rows, took about 1.5 times as long."""
+    q0, q1, q2, q3 = query_by_word[0], query_by_word[1], query_by_word[2], query_by_word[3]
+    found = np.empty(query_by_word.shape[1], np.int32)
     for i in range(reference.shape[0]):
+        r0, r1, r2, r3 = reference[i, 0], reference[i, 1], reference[i, 2], reference[i, 3]
+        for j in range(found.shape[0]):
+            found[j] = (
+                popcount(r0 ^ q0[j])
+                + popcount(r1 ^ q1[j])
+                + popcount(r2 ^ q2[j])
+                + popcount(r3 ^ q3[j])
+            )
         best, second, best_j, second_j = 1 << 30, 1 << 30, -1, -1
-        for j in range(query.shape[0]):
-            d = distance(reference, i, query, j)
+        for j in range(found.shape[0]):
+            d = found[j]
             if d < second:
                 if d < best:
                     best, second, best_j, second_j = d, best, j, best_j
