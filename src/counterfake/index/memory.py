@@ -51,7 +51,7 @@ from counterfake.signature.extract import Signature
 from counterfake.signature.features import DESCRIPTOR_BYTES
 
 INDEXED_FEATURES = 256  # per orientation
-QUERY_FEATURES = 1000  # of a scanned image's spread-ordered descriptors, used to vote
+QUERY_FEATURES = 600  # of a scanned image's spread-ordered descriptors, used to vote
 NEIGHBOURS = 2  # nearest rows kept per scanned descriptor
 MAX_DISTANCE = 48  # of 256 bits; farther rows do not vote
 HASH_TABLES = 10
