@@ -21,7 +21,7 @@ from counterfake.signature.extract import Signature
 from counterfake.signature.features import DESCRIPTOR_BYTES, LocalFeatures
 from counterfake.signature.grid import GRID_CHANNELS, GRID_COLS, GRID_ROWS
 
-QUERY_FEATURES = 1000  # what a scanned image brings at most
+SCANNED_FEATURES = 1000  # what a scanned image brings at most
 
 
 def features(descriptors: np.ndarray) -> LocalFeatures:
@@ -93,7 +93,7 @@ def test_a_mirrored_copy_names_the_mirrored_orientation(index, photos):
 
 def test_unrelated_descriptors_get_no_candidates(index):
     rng = np.random.default_rng(3)
-    query = rng.integers(0, 256, (QUERY_FEATURES, DESCRIPTOR_BYTES), dtype=np.uint8)
+    query = rng.integers(0, 256, (SCANNED_FEATURES, DESCRIPTOR_BYTES), dtype=np.uint8)
     assert index.candidates(query, 10) == []
 
 
