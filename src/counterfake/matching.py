@@ -170,9 +170,7 @@ def verify(
         if fitted is None:
             break
         transform, inlier, residual = fitted
-        inliers = min(
-            len(np.unique(query_xy[inlier], axis=0)), len(np.unique(photo_xy[inlier], axis=0))
-        )
+        inliers = min(_distinct_points(query_xy[inlier]), _distinct_points(photo_xy[inlier]))
         if inliers < t.min_inliers or residual > t.max_median_residual:
             break
         if isinstance(query, SignatureQuery):
@@ -185,6 +183,12 @@ def verify(
         outside = ~_inside_photo(query_xy, transform, signature)
         query_xy, photo_xy = query_xy[outside], photo_xy[outside]
     return instances
+
+
+def _distinct_points(xy: np.ndarray) -> int:
+    """How many different points there are (float32 (n, 2) rows compared bit for bit, as
+    ``np.unique(axis=0)`` compares them; one 64-bit word per point sorts about 8x faster)."""
+    return len(np.unique(np.ascontiguousarray(xy, np.float32).view(np.int64)))
 
 
 def _tentative_pairs(
@@ -474,10 +478,14 @@ def _robust_linear_fit(
     for _ in range(3):
         residual = np.abs(gain * source + offset - target)
         use = visible & (residual <= max(tolerance, 2.5 * _noise(residual[visible])))
-        x, y = source[use], target[use]
-        if len(x) < 8 or float(np.var(x)) < 1e-6:
+        x, y = source[use].astype(np.float64), target[use].astype(np.float64)
+        centred = x - x.mean()
+        spread = float(centred @ centred)
+        if len(x) < 8 or spread < 1e-6 * len(x):
             break
-        gain = float(np.clip(np.polyfit(x, y, 1)[0], 0.5, 2.0))
+        # the least-squares slope in closed form: np.polyfit's general solver cost several
+        # times as much, four channels of every verified alignment
+        gain = float(np.clip(centred @ (y - y.mean()) / spread, 0.5, 2.0))
         offset = float(np.mean(y - gain * x))
     return gain * source + offset
 
