@@ -298,11 +298,13 @@ def _slanted(
     by at most ``max_perspective`` (a steeper slant is not a repost any more).
     """
     flat = np.vstack([affine, [0.0, 0.0, 1.0]])
-    near = _residuals(affine, query_xy, photo_xy) <= 4 * t.ransac_pixels
-    if near.sum() < t.min_inliers:
+    residuals = _residuals(affine, query_xy, photo_xy)
+    before = (residuals <= t.ransac_pixels).sum()
+    near = residuals <= 4 * t.ransac_pixels
+    if before < t.min_inliers:  # a coincidental fit: not worth a costlier search
         return flat
     homography, _ = cv2.findHomography(
-        query_xy[near], photo_xy[near], cv2.RANSAC, t.ransac_pixels, maxIters=2000
+        query_xy[near], photo_xy[near], cv2.RANSAC, t.ransac_pixels, maxIters=500
     )
     if homography is None or abs(np.linalg.det(homography)) < 1e-12:
         return flat
@@ -313,7 +315,6 @@ def _slanted(
     if depth.min() <= 0 or depth.max() > t.max_perspective * depth.min():
         return flat
     explained = (_residuals(homography, query_xy, photo_xy) <= t.ransac_pixels).sum()
-    before = (_residuals(affine, query_xy, photo_xy) <= t.ransac_pixels).sum()
     return homography if explained >= t.perspective_gain * before else flat
 
 
