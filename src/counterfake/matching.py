@@ -45,6 +45,7 @@ from counterfake.signature.grid import (
 from counterfake.signature.hamming import two_nearest
 
 _FIT_TOLERANCE = (4.0, 3.0, 3.0, 3.0)  # L, a, b, contrast: cells this close "agree" for the fit
+_PERSPECTIVE_ROUNDS = 3  # least-squares refits of a perspective map on the pairs near it
 _MONOCHROME_SPREAD = 2.0  # Lab chroma units: a copy whose cells vary less has lost its colour
 
 
@@ -298,16 +299,17 @@ def _slanted(
     by at most ``max_perspective`` (a steeper slant is not a repost any more).
     """
     flat = np.vstack([affine, [0.0, 0.0, 1.0]])
-    residuals = _residuals(affine, query_xy, photo_xy)
-    before = (residuals <= t.ransac_pixels).sum()
-    near = residuals <= 4 * t.ransac_pixels
-    if before < t.min_inliers:  # a coincidental fit: not worth a costlier search
+    before = (_residuals(affine, query_xy, photo_xy) <= t.ransac_pixels).sum()
+    if before < t.min_inliers:  # a coincidental fit: nothing to refine
         return flat
-    homography, _ = cv2.findHomography(
-        query_xy[near], photo_xy[near], cv2.RANSAC, t.ransac_pixels, maxIters=500
-    )
-    if homography is None or abs(np.linalg.det(homography)) < 1e-12:
-        return flat
+    homography = flat
+    for _ in range(_PERSPECTIVE_ROUNDS):  # the affine map already sorted the pairs: no RANSAC
+        near = _residuals(homography, query_xy, photo_xy) <= 2 * t.ransac_pixels
+        if near.sum() < t.min_inliers:
+            return flat
+        homography, _ = cv2.findHomography(query_xy[near], photo_xy[near], 0)
+        if homography is None or abs(np.linalg.det(homography)) < 1e-12:
+            return flat
     homography = homography / homography[2, 2]
     corners = np.concatenate([query_xy[near].min(axis=0), query_xy[near].max(axis=0)])
     box = corners[[0, 1, 2, 1, 2, 3, 0, 3]].reshape(4, 2)
