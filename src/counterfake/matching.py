@@ -318,7 +318,15 @@ def localise_grid(
     t: Thresholds,
 ) -> Instance | None:
     """Like :func:`localise`, with the scanned side's grid warped into the photo's grid."""
-    scanned_sig = query.signature
+    warped, visible = grid_in_frame(query.signature, signature, transform)
+    return _compared(signature, warped, visible, transform, inliers, residual, t)
+
+
+def grid_in_frame(
+    scanned: Signature, signature: Signature, transform: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(``scanned``'s grid warped into ``signature``'s cells, the cells it covers) under
+    ``transform`` (scanned frame -> photo frame, as ``verify`` finds it)."""
 
     def pixels_to_cells(width: int, height: int) -> np.ndarray:
         return np.array([[GRID_COLS / width, 0, -0.5], [0, GRID_ROWS / height, -0.5], [0, 0, 1]])
@@ -326,14 +334,13 @@ def localise_grid(
     warp = (
         pixels_to_cells(signature.frame_width, signature.frame_height)
         @ np.vstack([transform, [0, 0, 1]])
-        @ np.linalg.inv(pixels_to_cells(scanned_sig.frame_width, scanned_sig.frame_height))
+        @ np.linalg.inv(pixels_to_cells(scanned.frame_width, scanned.frame_height))
     )[:2]
     size = (GRID_COLS, GRID_ROWS)
-    warped = cv2.warpAffine(dequantise(scanned_sig.grid), warp, size, flags=cv2.INTER_LINEAR)
+    warped = cv2.warpAffine(dequantise(scanned.grid), warp, size, flags=cv2.INTER_LINEAR)
     ones = np.ones((GRID_ROWS, GRID_COLS), np.float32)
     valid = cv2.warpAffine(ones, warp, size, flags=cv2.INTER_LINEAR)
-    visible = valid > 0.95
-    return _compared(signature, warped, visible, transform, inliers, residual, t)
+    return warped, valid > 0.95
 
 
 def _compared(
@@ -405,6 +412,24 @@ def _compare_cells(
     are within the absolute thresholds. Both are needed: when an alignment is a coincidence,
     every cell differs, the "noise" is huge, and nothing would stand out as altered.
     """
+    colour, texture = cell_differences(photo, scanned, visible)
+    altered = visible & (
+        (colour > max(t.colour_difference, t.noise_multiple * _noise(colour[visible])))
+        | (texture > max(t.texture_difference, t.noise_multiple * _noise(texture[visible])))
+    )
+    agreeing = visible & (colour <= t.colour_difference) & (texture <= t.texture_difference)
+    return _keep_regions(altered, t.min_region_cells) & visible, agreeing
+
+
+def cell_differences(
+    photo: np.ndarray, scanned: np.ndarray, visible: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(colour, texture) difference of each cell once global changes are fitted away.
+
+    Colour is the CIE Lab distance, texture the |log| ratio of the local contrasts, both after
+    a robust per-channel gain and offset (recompression, colour grading, a semi-transparent
+    watermark over the whole image change every cell alike).
+    """
     fitted = np.empty_like(scanned)
     for channel, tolerance in enumerate(_FIT_TOLERANCE):
         fitted[:, :, channel] = _robust_linear_fit(
@@ -412,12 +437,7 @@ def _compare_cells(
         )
     colour = np.linalg.norm(fitted[:, :, :3] - photo[:, :, :3], axis=-1)
     texture = np.abs(np.log((fitted[:, :, 3] + 3.0) / (photo[:, :, 3] + 3.0)))
-    altered = visible & (
-        (colour > max(t.colour_difference, t.noise_multiple * _noise(colour[visible])))
-        | (texture > max(t.texture_difference, t.noise_multiple * _noise(texture[visible])))
-    )
-    agreeing = visible & (colour <= t.colour_difference) & (texture <= t.texture_difference)
-    return _keep_regions(altered, t.min_region_cells) & visible, agreeing
+    return colour, texture
 
 
 def _robust_linear_fit(
