@@ -184,6 +184,7 @@ class PairFinder:
         self._faces: dict[int, np.ndarray] = {}  # face boxes, computed only where needed
         self._files: dict[int, str] = {}
         self._contests: dict[tuple, dict[int, int]] = {}  # organise asks twice
+        self._transforms: dict[tuple[int, int], np.ndarray | None] = {}  # image -> contender
 
     def close(self) -> None:
         """Delete the temporary file that holds the signatures."""
@@ -427,10 +428,17 @@ class PairFinder:
         if key == reference_key:
             return dequantise(reference.grid), np.ones(reference.grid.shape[:2], bool)
         signature = self.signatures[key]
+        if (key, reference_key) not in self._transforms:
+            self._transforms[key, reference_key] = self._transform(signature, reference)
+        transform = self._transforms[key, reference_key]
+        return None if transform is None else grid_in_frame(signature, reference, transform)
+
+    def _transform(self, signature: Signature, reference: Signature) -> np.ndarray | None:
+        """Where ``signature``'s frame lies in the reference's, verified either way round."""
         for mirrored in (False, True):
-            instances = verify(SignatureQuery(signature), reference, mirrored, self.thresholds)
-            if instances:
-                return grid_in_frame(signature, reference, instances[0].transform)
+            found = verify(SignatureQuery(signature), reference, mirrored, self.thresholds)
+            if found:
+                return found[0].transform
         return None
 
     def _query(self, picture: Picture) -> Query | None:
@@ -861,33 +869,43 @@ def overlay_contest(
     win; as their pixels are the same, either is the photo.
     ``grids`` maps each image to (its cells in the common frame, the cells it covers).
     """
+    differences = {
+        (image, contender): _cell_difference(
+            cells, grids[contender][0], seen & grids[contender][1], thresholds
+        )
+        for contender in contenders
+        for image, (cells, seen) in grids.items()
+        if image != contender
+    }
     wins: dict[int, int] = defaultdict(int)
     for number, a in enumerate(contenders):
         for b in contenders[number + 1 :]:
-            sides = _sides(a, b, grids, thresholds)
+            sides = _sides(a, b, grids, differences)
             if sides:
                 wins[a if sides > 0 else b] += 1
     return wins
 
 
 def _sides(
-    a: int, b: int, grids: Mapping[int, tuple[np.ndarray, np.ndarray]], thresholds: Thresholds
+    a: int,
+    b: int,
+    grids: Mapping[int, tuple[np.ndarray, np.ndarray]],
+    differences: Mapping[tuple[int, int], np.ndarray],
 ) -> int:
     """Witnesses nearer to ``a`` than to ``b`` over the cells the two dispute, less the
-    reverse."""
-    (cells_a, seen_a), (cells_b, seen_b) = grids[a], grids[b]
-    both = seen_a & seen_b
+    reverse. ``differences[image, contender]``: each cell's difference between the two."""
+    both = grids[a][1] & grids[b][1]
     if not both.any():
         return 0
-    apart = _cell_difference(cells_b, cells_a, both, thresholds)
+    apart = differences[b, a]
     disputed = both & (apart > DISPUTE_MULTIPLE * float(np.median(apart[both])))
     sides = 0
-    for witness, (cells, seen) in grids.items():
+    for witness, (_, seen) in grids.items():
         where = disputed & seen
         if witness in (a, b) or where.sum() < MIN_DISPUTED:
             continue
-        to_a = _cell_difference(cells, cells_a, both & seen, thresholds)[where].mean()
-        to_b = _cell_difference(cells, cells_b, both & seen, thresholds)[where].mean()
+        to_a = differences[witness, a][where].mean()
+        to_b = differences[witness, b][where].mean()
         sides += int(to_a < to_b) - int(to_b < to_a)
     return sides
 
