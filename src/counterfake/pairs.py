@@ -780,12 +780,16 @@ def organise(collection: Collection, contest: Contest | None = None) -> dict[str
         members[find(key)].add(key)
     joined: dict[int, set[int]] = defaultdict(set)  # group -> images made from it, not in it
     derived: set[int] = set()  # images made from another group than their own
+    unmeasured: list[tuple[int, int]] = []  # (source, derivative) worth verifying that way
     for pair, (vote, _) in edges.items():
         a, b = sorted(pair)
         if find(a) == find(b):
             continue
         if not vote:  # the one that holds the other in less of its frame is the derivative
             vote = 1 if _cover(b, a, collection) <= _cover(a, b, collection) else -1
+            holder, held = (a, b) if _cover(b, a, collection) < _cover(a, b, collection) else (b, a)
+            if (held, holder) not in collection.relations:
+                unmeasured.append((held, holder))
         source, derivative = (a, b) if vote > 0 else (b, a)
         joined[find(source)].add(derivative)
         derived.add(derivative)
@@ -799,10 +803,10 @@ def organise(collection: Collection, contest: Contest | None = None) -> dict[str
         contenders = _untouched(group_members - derived, collection, rank)
         original = max(contenders, key=rank)
         if contest is not None:
-            original = _contested(contenders, group_members, rank, evidence, contest)
+            original = _contested(group_members - derived, group_members, rank, evidence, contest)
         clusters.append({"original": original, "members": everyone})
     clusters.sort(key=lambda c: pictures[c["original"]].path)
-    return {"edges": edges, "clusters": clusters, "pictures": pictures}
+    return {"edges": edges, "clusters": clusters, "pictures": pictures, "unmeasured": unmeasured}
 
 
 def _untouched(keys: set[int], collection: Collection, rank: Callable) -> set[int]:
@@ -1083,6 +1087,11 @@ def document(
     organised = organise(collection, finder.contest)
     if finder.bridge(collection, organised["clusters"], masks_dir):
         organised = organise(collection, finder.contest)
+    if organised["unmeasured"]:  # the seam that tells a composition from a crop, measured
+        before = len(collection.relations)
+        finder.confirm(collection, organised["unmeasured"], masks_dir)
+        if len(collection.relations) > before:
+            organised = organise(collection, finder.contest)
     wanted = [
         (cluster["original"], member)
         for cluster in organised["clusters"]
