@@ -335,9 +335,11 @@ class PairFinder:
 
         An image stops verifying after RELATIONS_PER_QUERY relations, so edits of one photo that
         found each other first can miss the photo they were made from and form a cluster of
-        their own: the same photo counted twice. Each original asks the index again and
-        verifies, as their derivative, its candidates outside its cluster that nothing relates
-        to it yet. Returns the number of relations added.
+        their own: the same photo counted twice, and a collage can find the photo's crops and
+        other collages first and be left outside its cluster. Each original asks the index
+        again, past its own cluster's members (its best candidates), and verifies, as their
+        derivative, up to ``candidates`` images outside its cluster that nothing relates to it
+        yet. Returns the number of relations added.
         """
         t = self.thresholds
         pictures = {p.key: p for p in collection.pictures}
@@ -348,7 +350,9 @@ class PairFinder:
             if query is None:
                 return []
             found, tried = [], 0
-            for candidate in self.index.candidates(query.features.descriptors, t.candidates + 1):
+            # its own members come first: ask past them for t.candidates others
+            wanted = len(cluster["members"]) + t.candidates + 1
+            for candidate in self.index.candidates(query.features.descriptors, wanted):
                 if candidate.votes < t.min_votes or tried == t.candidates:
                     break
                 other = candidate.photo_id
