@@ -69,3 +69,30 @@ def test_a_face_box_added_after_localising_decides_as_localising_with_it(registe
         )
     assert decisions["other"][0] is not None and decisions["other"][1] is None
     assert decisions["derivative"][1].kind == "manipulated"
+
+
+def greyscale(rgb: np.ndarray) -> np.ndarray:
+    return np.asarray(Image.fromarray(rgb).convert("L").convert("RGB"))
+
+
+def test_greyscale_copy_is_a_repost(registered):
+    """A black-and-white repost keeps no colour: the face and garments must not read as altered."""
+    photo, matcher = registered
+    [match] = matcher.match(make_query(jpeg(greyscale(photo), 80)))
+    assert match.kind == "repost"
+
+
+def test_greyscale_copy_of_a_derivative_is_manipulated_and_masked(registered):
+    photo, matcher = registered
+    garment = np.asarray(Image.open(SHARED_DATA / "people" / "0123_mask.png")) > 127
+    [match] = matcher.match(make_query(jpeg(greyscale(blur_region(photo, garment, 12)), 80)))
+    assert match.kind == "manipulated"
+    found = match.mask > 0
+    assert (found & garment).sum() / (found | garment).sum() > 0.5
+
+
+def test_greyscale_copy_of_another_woman_at_the_same_spot_is_not_a_match(registered):
+    """Comparing lightness only must not let the hard negative through."""
+    _, matcher = registered
+    other = greyscale(load_image(SHARED_DATA / "distractors" / "0253.jpg"))
+    assert matcher.match(make_query(jpeg(other, 80))) == []

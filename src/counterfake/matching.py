@@ -12,7 +12,8 @@ For a scanned image the steps are:
    the same photo (the "before" beside the "after" in a collage) is searched for among the rest.
 3. **Localise.** The image is warped into the photo's frame and summarised with the same coarse
    grid as the signature. A robust per-channel fit absorbs global changes (recompression, colour
-   grading, a semi-transparent watermark); cells that still differ clearly, in colour or in
+   grading, a semi-transparent watermark), and a copy with no colour left is compared with the
+   photo as a greyscale conversion would leave it; cells that still differ clearly, in colour or in
    texture, are the altered region. Isolated cells (text) are removed; what remains is mapped
    back into the scanned image's own pixels as the mask.
 4. **Decide.** Almost nothing altered: ``repost``. A solid altered region: ``manipulated``.
@@ -42,6 +43,7 @@ from counterfake.signature.grid import (
 from counterfake.signature.hamming import two_nearest
 
 _FIT_TOLERANCE = (4.0, 3.0, 3.0, 3.0)  # L, a, b, contrast: cells this close "agree" for the fit
+_MONOCHROME_SPREAD = 2.0  # Lab chroma units: a copy whose cells vary less has lost its colour
 
 
 @dataclass(frozen=True)
@@ -428,8 +430,11 @@ def cell_differences(
 
     Colour is the CIE Lab distance, texture the |log| ratio of the local contrasts, both after
     a robust per-channel gain and offset (recompression, colour grading, a semi-transparent
-    watermark over the whole image change every cell alike).
+    watermark over the whole image change every cell alike). A copy with no colour left is
+    compared with the photo as a greyscale conversion would leave it.
     """
+    if _monochrome(scanned, visible) and not _monochrome(photo, visible):
+        photo = _as_grey(photo)
     fitted = np.empty_like(scanned)
     for channel, tolerance in enumerate(_FIT_TOLERANCE):
         fitted[:, :, channel] = _robust_linear_fit(
@@ -438,6 +443,35 @@ def cell_differences(
     colour = np.linalg.norm(fitted[:, :, :3] - photo[:, :, :3], axis=-1)
     texture = np.abs(np.log((fitted[:, :, 3] + 3.0) / (photo[:, :, 3] + 3.0)))
     return colour, texture
+
+
+def _monochrome(cells: np.ndarray, visible: np.ndarray) -> bool:
+    """Whether the visible cells carry no colour beyond one flat tint (a greyscale copy)."""
+    if not visible.any():
+        return False
+    chroma = cells[:, :, 1:3][visible]
+    spread = np.hypot(*(chroma - np.median(chroma, axis=0)).T)
+    return float(np.percentile(spread, 95)) <= _MONOCHROME_SPREAD
+
+
+def _as_grey(cells: np.ndarray) -> np.ndarray:
+    """The photo's cells as a greyscale conversion would leave them.
+
+    A greyscale copy keeps luma (0.299 R + 0.587 G + 0.114 B, what image libraries and phone
+    filters compute), not CIE lightness: a saturated blue garment turns darker than its
+    lightness says. Comparing lightness alone would call such cells altered; so the photo's
+    cell colours go through the same conversion, and its chroma becomes neutral like the copy's.
+    The contrast channel is kept: within a cell, luma and lightness vary nearly together.
+    """
+    lab = cells[:, :, :3].astype(np.float32) - np.float32([0, 128, 128])
+    lab[:, :, 0] *= 100 / 255
+    rgb = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1)
+    luma = rgb @ np.float32([0.299, 0.587, 0.114])
+    grey_lab = cv2.cvtColor(np.repeat(luma[:, :, None], 3, axis=2), cv2.COLOR_RGB2Lab)
+    grey = cells.copy()
+    grey[:, :, 0] = grey_lab[:, :, 0] * 255 / 100
+    grey[:, :, 1:3] = 128
+    return grey
 
 
 def _robust_linear_fit(
