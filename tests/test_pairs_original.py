@@ -19,7 +19,7 @@ from conftest import SHARED_DATA, read_rgb
 
 from bench.cases import apply_edit, edit_region, head_mask
 from counterfake.matching import Thresholds
-from counterfake.pairs import PairFinder, overlay_contest
+from counterfake.pairs import Collection, PairFinder, Picture, Relation, organise, overlay_contest
 
 
 def stamped(rgb: np.ndarray) -> np.ndarray:
@@ -98,3 +98,35 @@ def test_the_copy_the_witnesses_side_with_beats_the_one_with_an_overlay():
     wins = overlay_contest([with_overlay, clean, resaved], grids, Thresholds())
     assert wins.get(with_overlay, 0) == 0
     assert wins[clean] >= 1 and wins[resaved] >= 1  # each beat the overlay
+
+
+def _relation(source: int, derivative: int, shown: float, covered: float) -> Relation:
+    return Relation(
+        source=source,
+        derivative=derivative,
+        kind="repost",
+        score=0.9,
+        altered_fraction=0.0,
+        inliers=60,
+        mask=None,
+        shown=shown,
+        covered=covered,
+        resolution=1.0,
+        seam=False,
+        mirrored=False,
+        agreeing=0.9,
+    )
+
+
+def test_a_relation_measured_only_in_the_smaller_image_is_asked_for_the_other_way():
+    """A photo (0, with its copy 1) and an image (2) that holds it in under half of its frame:
+    a collage of it, or a photo it was cropped from. Measured only in the photo's frame (the
+    photo was verified to hold image 2), no seam could be seen; only image 2's pixels can show
+    one, so organise asks for (photo, image 2) to be verified with image 2 as the derivative."""
+    pictures = [Picture(key, f"{key}.jpg", f"{key}.jpg") for key in range(3)]
+    collection = Collection(pictures)
+    collection.relations[0, 1] = _relation(0, 1, 1.0, 1.0)
+    collection.relations[2, 0] = _relation(2, 0, shown=0.46, covered=1.0)
+    assert organise(collection)["unmeasured"] == [(0, 2)]
+    collection.relations[0, 2] = _relation(0, 2, shown=1.0, covered=0.46)
+    assert organise(collection)["unmeasured"] == []
