@@ -789,7 +789,10 @@ def organise(collection: Collection, contest: Contest | None = None) -> dict[str
         a, b = sorted(pair)
         if find(a) == find(b):
             continue
-        if not vote:  # the one that holds the other in less of its frame is the derivative
+        if not vote:
+            # only the seam in the pixels of the one that holds the other in less of its frame
+            # tells a composition from a crop: ask for it; until then, guess a crop (the one
+            # filled by the other was cut from it)
             vote = 1 if _cover(b, a, collection) <= _cover(a, b, collection) else -1
             holder, held = (a, b) if _cover(b, a, collection) < _cover(a, b, collection) else (b, a)
             if (held, holder) not in collection.relations:
