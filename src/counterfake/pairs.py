@@ -740,6 +740,8 @@ def organise(collection: Collection, contest: Contest | None = None) -> dict[str
     its relatives show (``_consensus``); then most votes won, the finer JPEG quantisation, the
     larger file per pixel. With ``contest`` (``PairFinder.contest``), the best untouched copies
     that the geometric evidence cannot tell apart are then compared directly (``_contested``).
+    ``unmeasured`` lists the (source, derivative) verifications that would direct an edge
+    between groups that nothing directs yet (see ``document``).
     """
     pictures = {p.key: p for p in collection.pictures}
     edges: dict[frozenset, tuple[int, str]] = {}
