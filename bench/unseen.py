@@ -301,13 +301,16 @@ def source_cases(job: Job) -> list[dict]:
     return cases
 
 
-def build(data: Path, out: Path, workers: int) -> dict:
+def build(
+    data: Path, out: Path, workers: int, sources: int = SOURCES, distractors: int = DISTRACTORS
+) -> dict:
+    """Write every case and manifest.json under ``out``; return the manifest."""
     data = data.resolve()
     rng = random.Random(SEED)
     people = sorted(p.stem for p in (data / "people").glob("[0-9][0-9][0-9][0-9].jpg"))
-    chosen = sorted(rng.sample(people, SOURCES))
-    registered = set(rng.sample(chosen, SOURCES // 2))
-    distractors = sorted(rng.sample(sorted((data / "distractors").glob("*.jpg")), DISTRACTORS))
+    chosen = sorted(rng.sample(people, sources))
+    registered = set(rng.sample(chosen, sources // 2))
+    others = sorted(rng.sample(sorted((data / "distractors").glob("*.jpg")), distractors))
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     jobs = [Job(data, out, s, s in registered, i % len(TRANSFORMS)) for i, s in enumerate(chosen)]
@@ -321,7 +324,7 @@ def build(data: Path, out: Path, workers: int) -> dict:
             for s in chosen
         ],
         "cases": cases,
-        "distractors": [str(p) for p in distractors],
+        "distractors": [str(p) for p in others],
         "negative_cases": [case["id"] for case in cases if not case["registered"]],
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))

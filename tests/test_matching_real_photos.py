@@ -1,9 +1,11 @@
-"""Matching on real photos from ../shared/data: the hard negative, and a derivative of it."""
+"""Matching on real photos from ../shared/data: hard negatives, and derivatives that keep no colour
+or were photographed at a slant."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 from conftest import SHARED_DATA, blur_region, jpeg
@@ -96,3 +98,38 @@ def test_greyscale_copy_of_another_woman_at_the_same_spot_is_not_a_match(registe
     _, matcher = registered
     other = greyscale(load_image(SHARED_DATA / "distractors" / "0253.jpg"))
     assert matcher.match(make_query(jpeg(other, 80))) == []
+
+
+def slanted(rgb: np.ndarray, pull: float = 0.06) -> np.ndarray:
+    """The photo as a camera pointed at a screen a little askew sees it: one corner pulled in."""
+    height, width = rgb.shape[:2]
+    corners = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
+    moved = corners.copy()
+    moved[1] += np.float32([-width * pull, height * pull])
+    matrix = cv2.getPerspectiveTransform(corners, moved)
+    return cv2.warpPerspective(rgb, matrix, (width, height), borderMode=cv2.BORDER_REFLECT)
+
+
+def test_slanted_copy_is_a_repost(registered):
+    """No affine map fits a perspective copy within the residual that verification allows."""
+    photo, matcher = registered
+    [match] = matcher.match(make_query(jpeg(slanted(photo), 85)))
+    assert match.kind == "repost"
+    assert np.abs(match.instances[0].transform[2, :2]).max() > 1e-6  # a perspective map
+
+
+def test_slanted_copy_of_a_derivative_is_manipulated_and_masked(registered):
+    photo, matcher = registered
+    garment = np.asarray(Image.open(SHARED_DATA / "people" / "0123_mask.png")) > 127
+    [match] = matcher.match(make_query(jpeg(slanted(blur_region(photo, garment, 12)), 85)))
+    truth = slanted(garment.astype(np.uint8) * 255) > 127
+    assert match.kind == "manipulated"
+    found = match.mask > 0
+    assert (found & truth).sum() / (found | truth).sum() > 0.5
+
+
+def test_slanted_copy_of_another_woman_at_the_same_spot_is_not_a_match(registered):
+    """The perspective map's freedom must not let the hard negative through."""
+    _, matcher = registered
+    other = slanted(load_image(SHARED_DATA / "distractors" / "0253.jpg"))
+    assert matcher.match(make_query(jpeg(other, 85))) == []

@@ -6,7 +6,9 @@ For a scanned image the steps are:
    local features with the image.
 2. **Verify.** Descriptors of the candidate and the image are paired, and RANSAC looks for one
    similarity transform (scale, rotation, shift; a mirrored photo uses its mirrored features)
-   that carries many of the pairs onto each other. Enough inliers, landing within a couple of
+   that carries many of the pairs onto each other, refined to a modest stretch or perspective
+   when that explains clearly more of them (a copy resized to other proportions, a photo of a
+   screen taken at a slant). Enough inliers, landing within a couple of
    pixels of where the transform puts them, prove that the image contains *this* photo and not
    another photo of the same scene, whose parallax leaves larger residuals. A second instance of
    the same photo (the "before" beside the "after" in a collage) is searched for among the rest.
@@ -43,6 +45,7 @@ from counterfake.signature.grid import (
 from counterfake.signature.hamming import two_nearest
 
 _FIT_TOLERANCE = (4.0, 3.0, 3.0, 3.0)  # L, a, b, contrast: cells this close "agree" for the fit
+_PERSPECTIVE_ROUNDS = 3  # least-squares refits of a perspective map on the pairs near it
 _MONOCHROME_SPREAD = 2.0  # Lab chroma units: a copy whose cells vary less has lost its colour
 
 
@@ -57,6 +60,8 @@ class Thresholds:
     min_inliers: int = 14
     max_median_residual: float = 1.6  # pixels; a different photo of the same scene lands wider
     max_stretch: float = 1.3  # most anisotropy of the affine map (a resize to other proportions)
+    max_perspective: float = 1.3  # most a perspective map's scale varies across the photo
+    perspective_gain: float = 1.1  # how many more pairs a perspective map must explain
     min_visible: float = 0.3  # share of the photo that must lie inside the scanned image
     colour_difference: float = 10.0  # CIE Lab units, after the global fit
     texture_difference: float = 0.45  # |log| contrast ratio, after the global fit
@@ -72,7 +77,7 @@ class Thresholds:
 class Instance:
     """One verified appearance of a registered photo in a scanned image."""
 
-    transform: np.ndarray  # 2x3 affine: scanned working frame -> photo frame
+    transform: np.ndarray  # 3x3 homography: scanned working frame -> photo frame
     inliers: int
     residual: float
     visible: float
@@ -212,13 +217,14 @@ def _tentative_pairs(
 def _fit_transform(
     query_xy: np.ndarray, photo_xy: np.ndarray, mirrored: bool, t: Thresholds
 ) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """Scanned points -> photo points: (2x3 affine, inlier mask, median inlier residual).
+    """Scanned points -> photo points: (3x3 homography, inlier mask, median inlier residual).
 
     RANSAC first finds a similarity (scale, rotation, shift): few parameters, so a coincidence
     rarely fits. A mirrored appearance is a similarity composed with a reflection, which
     OpenCV's similarity estimator cannot express, so the scanned points are reflected first and
     the reflection is folded back in. The similarity is then refined to a general affine map
-    when that explains more pairs with a modest stretch: a copy resized to other proportions.
+    when that explains more pairs with a modest stretch (a copy resized to other proportions),
+    and that to a perspective map when it explains clearly more (see ``_slanted``).
     """
     source = query_xy.copy()
     if mirrored:
@@ -236,7 +242,7 @@ def _fit_transform(
         return None
     if mirrored:
         transform = transform @ np.diag([-1.0, 1.0, 1.0])
-    transform = _stretched(transform, query_xy, photo_xy, t)
+    transform = _slanted(_stretched(transform, query_xy, photo_xy, t), query_xy, photo_xy, t)
     residuals = _residuals(transform, query_xy, photo_xy)
     inlier = residuals <= t.ransac_pixels
     if inlier.sum() < 3:
@@ -244,8 +250,16 @@ def _fit_transform(
     return transform, inlier, float(np.median(residuals[inlier]))
 
 
+def project(transform: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Points (n, 2) carried by a 2x3 affine or a 3x3 homography."""
+    moved = xy @ transform[:2, :2].T + transform[:2, 2]
+    if transform.shape[0] == 2:
+        return moved
+    return moved / (xy @ transform[2, :2] + transform[2, 2])[:, None]
+
+
 def _residuals(transform: np.ndarray, query_xy: np.ndarray, photo_xy: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(query_xy @ transform[:, :2].T + transform[:, 2] - photo_xy, axis=1)
+    return np.linalg.norm(project(transform, query_xy) - photo_xy, axis=1)
 
 
 def _stretched(
@@ -271,9 +285,44 @@ def _stretched(
     )
 
 
+def _slanted(
+    affine: np.ndarray, query_xy: np.ndarray, photo_xy: np.ndarray, t: Thresholds
+) -> np.ndarray:
+    """The affine map as a 3x3 homography, refined to a perspective map when that explains
+    ``perspective_gain`` times as many pairs and bends little.
+
+    A photo of a screen taken at a slant, or a "keystone" correction, leaves residuals that
+    grow towards one side under any affine map: its inliers thin out there and their median
+    residual rises, so such a copy can fail the very test that tells the same photo from
+    another photo of the same scene. The perspective map has more freedom, so it must earn its
+    place by explaining clearly more pairs, and its scale may vary across the matched points
+    by at most ``max_perspective`` (a steeper slant is not a repost any more).
+    """
+    flat = np.vstack([affine, [0.0, 0.0, 1.0]])
+    before = (_residuals(affine, query_xy, photo_xy) <= t.ransac_pixels).sum()
+    if before < t.min_inliers:  # a coincidental fit: nothing to refine
+        return flat
+    homography = flat
+    for _ in range(_PERSPECTIVE_ROUNDS):  # the affine map already sorted the pairs: no RANSAC
+        near = _residuals(homography, query_xy, photo_xy) <= 2 * t.ransac_pixels
+        if near.sum() < t.min_inliers:
+            return flat
+        homography, _ = cv2.findHomography(query_xy[near], photo_xy[near], 0)
+        if homography is None or abs(np.linalg.det(homography)) < 1e-12:
+            return flat
+    homography = homography / homography[2, 2]
+    corners = np.concatenate([query_xy[near].min(axis=0), query_xy[near].max(axis=0)])
+    box = corners[[0, 1, 2, 1, 2, 3, 0, 3]].reshape(4, 2)
+    depth = box @ homography[2, :2] + 1.0
+    if depth.min() <= 0 or depth.max() > t.max_perspective * depth.min():
+        return flat
+    explained = (_residuals(homography, query_xy, photo_xy) <= t.ransac_pixels).sum()
+    return homography if explained >= t.perspective_gain * before else flat
+
+
 def _inside_photo(query_xy: np.ndarray, transform: np.ndarray, signature: Signature) -> np.ndarray:
     """Which scanned points fall inside the photo's frame under the transform."""
-    projected = query_xy @ transform[:, :2].T + transform[:, 2]
+    projected = project(transform, query_xy)
     return (
         (projected[:, 0] >= 0)
         & (projected[:, 0] < signature.frame_width)
@@ -293,7 +342,7 @@ def localise(
     """Compare the aligned scanned image with the photo's grid; None if too little is visible."""
     width, height = grid_work_size(signature.frame_width, signature.frame_height)
     to_grid = np.diag([width / signature.frame_width, height / signature.frame_height, 1.0])
-    warp = to_grid @ np.vstack([transform, [0, 0, 1]])
+    warp = to_grid @ transform
     source = query.work
     shrink = float(np.sqrt(abs(np.linalg.det(warp[:2, :2]))))
     if shrink < 0.9:  # reduce first: warping straight down would alias the texture statistic
@@ -303,9 +352,9 @@ def localise(
             [query.work.shape[1] / source.shape[1], query.work.shape[0] / source.shape[0], 1.0]
         )
         warp = warp @ enlarge  # reduced pixels -> working pixels -> grid frame
-    warped = cv2.warpAffine(source, warp[:2], (width, height), flags=cv2.INTER_LINEAR)
+    warped = cv2.warpPerspective(source, warp, (width, height), flags=cv2.INTER_LINEAR)
     ones = np.ones(source.shape[:2], np.float32)
-    valid = cv2.warpAffine(ones, warp[:2], (width, height), flags=cv2.INTER_LINEAR)
+    valid = cv2.warpPerspective(ones, warp, (width, height), flags=cv2.INTER_LINEAR)
     scanned = cell_statistics(warped, valid)
     visible = scanned[:, :, 4] > 0.95
     return _compared(signature, scanned[:, :, :4], visible, transform, inliers, residual, t)
@@ -335,13 +384,13 @@ def grid_in_frame(
 
     warp = (
         pixels_to_cells(signature.frame_width, signature.frame_height)
-        @ np.vstack([transform, [0, 0, 1]])
+        @ transform
         @ np.linalg.inv(pixels_to_cells(scanned.frame_width, scanned.frame_height))
-    )[:2]
+    )
     size = (GRID_COLS, GRID_ROWS)
-    warped = cv2.warpAffine(dequantise(scanned.grid), warp, size, flags=cv2.INTER_LINEAR)
+    warped = cv2.warpPerspective(dequantise(scanned.grid), warp, size, flags=cv2.INTER_LINEAR)
     ones = np.ones((GRID_ROWS, GRID_COLS), np.float32)
-    valid = cv2.warpAffine(ones, warp, size, flags=cv2.INTER_LINEAR)
+    valid = cv2.warpPerspective(ones, warp, size, flags=cv2.INTER_LINEAR)
     return warped, valid > 0.95
 
 
@@ -562,7 +611,7 @@ def altered_mask(
 ) -> np.ndarray:
     """The altered cells drawn in the scanned image's own pixels (uint8, 255 = altered).
 
-    The cell map is carried by one affine map, cell grid -> photo frame -> scanned working frame
+    The cell map is carried by one map, cell grid -> photo frame -> scanned working frame
     -> scanned image, and interpolated on the way, so its boundary is smooth rather than blocky.
     """
     cells_to_photo = np.array(
@@ -572,18 +621,18 @@ def altered_mask(
             [0, 0, 1],
         ]
     )
-    photo_to_work = np.linalg.inv(np.vstack([instance.transform, [0, 0, 1]]))
+    photo_to_work = np.linalg.inv(instance.transform)
     work_to_image = np.diag([1 / query.scale, 1 / query.scale, 1.0])
-    cells_to_image = (work_to_image @ photo_to_work @ cells_to_photo)[:2]
+    cells_to_image = work_to_image @ photo_to_work @ cells_to_photo
     height, width = query.shape
-    soft = cv2.warpAffine(
+    soft = cv2.warpPerspective(
         instance.altered_cells.astype(np.float32),
         cells_to_image,
         (width, height),
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
-    inside = cv2.warpAffine(
+    inside = cv2.warpPerspective(
         np.ones((GRID_ROWS, GRID_COLS), np.float32),
         cells_to_image,
         (width, height),

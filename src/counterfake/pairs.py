@@ -51,6 +51,7 @@ from counterfake.matching import (
     cell_differences,
     decide,
     grid_in_frame,
+    project,
     verify,
     with_face,
 )
@@ -601,17 +602,17 @@ def _frame_corners(width: float, height: float) -> np.ndarray:
 def _geometry(query: Query, transform: np.ndarray, signature: Signature) -> Geometry:
     """How the source lies in the derivative under ``transform`` (see ``Geometry``)."""
     shown, covered = _overlap(transform, query, signature)
-    stretch = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
+    stretch = float(np.sqrt(abs(np.linalg.det(transform[:2, :2]))))
     resolution = 1.0 / (stretch * query.scale) / (signature.width / signature.frame_width)
     seam = covered < COMPOSITION_COVER and _seam(query, transform, signature)
-    mirrored = float(np.linalg.det(transform[:, :2])) < 0
+    mirrored = float(np.linalg.det(transform[:2, :2])) < 0
     return Geometry(shown, covered, resolution, seam, mirrored)
 
 
 def _overlap(transform: np.ndarray, query: Query, signature: Signature) -> tuple[float, float]:
     """(share of the source's frame inside the derivative, share of the derivative covered)."""
     height, width = query.work.shape[:2]
-    derivative = _frame_corners(width, height) @ transform[:, :2].T + transform[:, 2]
+    derivative = project(transform, _frame_corners(width, height))
     source = _frame_corners(signature.frame_width, signature.frame_height)
     area, _ = cv2.intersectConvexConvex(
         np.ascontiguousarray(derivative, np.float32), np.ascontiguousarray(source)
@@ -630,9 +631,8 @@ def _seam(query: Query, transform: np.ndarray, signature: Signature) -> bool:
     is sampled; a point is on a seam when the step across the outline exceeds the step just
     inside it by SEAM_CONTRAST grey levels.
     """
-    inverse = cv2.invertAffineTransform(transform)
     corners = _frame_corners(signature.frame_width, signature.frame_height)
-    outline = corners @ inverse[:, :2].T + inverse[:, 2]
+    outline = project(np.linalg.inv(transform), corners)
     grey = cv2.cvtColor(query.work, cv2.COLOR_RGB2GRAY).astype(np.float32)
     height, width = grey.shape
     centre = outline.mean(axis=0)
