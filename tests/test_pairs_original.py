@@ -20,6 +20,7 @@ from conftest import SHARED_DATA, read_rgb
 from bench.cases import apply_edit, edit_region, head_mask
 from counterfake.matching import Thresholds
 from counterfake.pairs import Collection, PairFinder, Picture, Relation, organise, overlay_contest
+from counterfake.signature.extract import make_signature
 
 
 def stamped(rgb: np.ndarray) -> np.ndarray:
@@ -130,3 +131,22 @@ def test_a_relation_measured_only_in_the_smaller_image_is_asked_for_the_other_wa
     assert organise(collection)["unmeasured"] == [(0, 2)]
     collection.relations[0, 2] = _relation(0, 2, shown=1.0, covered=0.46)
     assert organise(collection)["unmeasured"] == []
+
+
+def test_a_copy_resized_down_loses_the_contest_to_the_photo(tmp_path):
+    """Even when no relation between them measured it, and with no witness to compare them:
+    the contest sees that the photo has twice the half-size copy's pixels (linear) of what
+    they share, and counts the copy as resized down."""
+    if not (SHARED_DATA / "people").is_dir():
+        pytest.skip(f"the benchmark photos live in {SHARED_DATA}, absent from this checkout")
+    photo = read_rgb(SHARED_DATA / "people" / "0007.jpg")
+    half = cv2.resize(photo, (photo.shape[1] // 2, photo.shape[0] // 2), cv2.INTER_AREA)
+    finder = PairFinder(workers=1)
+    try:
+        for key, rgb in enumerate((half, photo)):
+            path = _jpeg(tmp_path / f"{key}.jpg", rgb, 90)
+            finder.add(key, make_signature(rgb, path, str(key), exchange=False, face=False), path)
+        wins = finder.contest([0, 1], [])
+    finally:
+        finder.close()
+    assert wins[1] >= 1 and wins.get(0, 0) == 0

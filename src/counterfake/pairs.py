@@ -411,7 +411,11 @@ class PairFinder:
         """How many of the others each contender beats in ``overlay_contest``.
 
         Read from the signatures alone (no image is decoded): every image is aligned to the
-        first contender's frame by verifying its signature there.
+        first contender's frame by verifying its signature there. A contender that shows the
+        photo with RESOLUTION_STEP times fewer pixels (linear) than another was resized down,
+        as the resolution vote would have said had their relation been verified: it takes no
+        part in the comparison (a downscale blurs only what the grid does not keep), and loses
+        to each contender with that many more pixels.
         """
         asked = (tuple(contenders), tuple(witnesses))
         if asked not in self._contests:
@@ -422,8 +426,25 @@ class PairFinder:
                 if aligned is not None:
                     grids[key] = aligned
             present = [key for key in contenders if key in grids]
-            self._contests[asked] = overlay_contest(present, grids, self.thresholds)
+            density = {key: self._density(key, contenders[0], reference) for key in present}
+            finest = max(density.values(), default=0.0)
+            resized = [key for key in present if density[key] * RESOLUTION_STEP < finest]
+            present = [key for key in present if key not in resized]
+            wins = overlay_contest(present, grids, self.thresholds)
+            for key in present:  # each beats the copies resized down from its resolution
+                wins[key] += sum(density[key] >= RESOLUTION_STEP * density[r] for r in resized)
+            self._contests[asked] = dict(wins)
         return self._contests[asked]
+
+    def _density(self, key: int, reference_key: int, reference: Signature) -> float:
+        """Image ``key``'s pixels per reference pixel (linear) of the content they share."""
+        if key == reference_key:
+            return 1.0
+        signature = self.signatures[key]
+        transform = self._transforms[key, reference_key]
+        stretch = float(np.sqrt(abs(np.linalg.det(transform[:2, :2]))))  # key frame -> reference
+        own = signature.width / signature.frame_width  # image pixels per frame pixel
+        return own / stretch / (reference.width / reference.frame_width)
 
     def _aligned(
         self, key: int, reference_key: int, reference: Signature
