@@ -373,7 +373,15 @@ def localise_grid(
     t: Thresholds,
 ) -> Instance | None:
     """Like :func:`localise`, with the scanned side's grid warped into the photo's grid."""
-    scanned_sig = query.signature
+    warped, visible = grid_in_frame(query.signature, signature, transform)
+    return _compared(signature, warped, visible, transform, inliers, residual, t)
+
+
+def grid_in_frame(
+    scanned: Signature, signature: Signature, transform: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(``scanned``'s grid warped into ``signature``'s cells, the cells it covers) under
+    ``transform`` (scanned frame -> photo frame, as ``verify`` finds it)."""
 
     def pixels_to_cells(width: int, height: int) -> np.ndarray:
         return np.array([[GRID_COLS / width, 0, -0.5], [0, GRID_ROWS / height, -0.5], [0, 0, 1]])
@@ -381,14 +389,13 @@ def localise_grid(
     warp = (
         pixels_to_cells(signature.frame_width, signature.frame_height)
         @ transform
-        @ np.linalg.inv(pixels_to_cells(scanned_sig.frame_width, scanned_sig.frame_height))
+        @ np.linalg.inv(pixels_to_cells(scanned.frame_width, scanned.frame_height))
     )
     size = (GRID_COLS, GRID_ROWS)
-    warped = cv2.warpPerspective(dequantise(scanned_sig.grid), warp, size, flags=cv2.INTER_LINEAR)
+    warped = cv2.warpPerspective(dequantise(scanned.grid), warp, size, flags=cv2.INTER_LINEAR)
     ones = np.ones((GRID_ROWS, GRID_COLS), np.float32)
     valid = cv2.warpPerspective(ones, warp, size, flags=cv2.INTER_LINEAR)
-    visible = valid > 0.95
-    return _compared(signature, warped, visible, transform, inliers, residual, t)
+    return warped, valid > 0.95
 
 
 def _compared(
@@ -460,6 +467,25 @@ def _compare_cells(
     are within the absolute thresholds. Both are needed: when an alignment is a coincidence,
     every cell differs, the "noise" is huge, and nothing would stand out as altered.
     """
+    colour, texture = cell_differences(photo, scanned, visible)
+    altered = visible & (
+        (colour > max(t.colour_difference, t.noise_multiple * _noise(colour[visible])))
+        | (texture > max(t.texture_difference, t.noise_multiple * _noise(texture[visible])))
+    )
+    agreeing = visible & (colour <= t.colour_difference) & (texture <= t.texture_difference)
+    return _keep_regions(altered, t.min_region_cells) & visible, agreeing
+
+
+def cell_differences(
+    photo: np.ndarray, scanned: np.ndarray, visible: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(colour, texture) difference of each cell once global changes are fitted away.
+
+    Colour is the CIE Lab distance, texture the |log| ratio of the local contrasts, both after
+    a robust per-channel gain and offset (recompression, colour grading, a semi-transparent
+    watermark over the whole image change every cell alike). A copy with no colour left is
+    compared with the photo as a greyscale conversion would leave it.
+    """
     if _monochrome(scanned, visible) and not _monochrome(photo, visible):
         photo = _as_grey(photo)
     fitted = np.empty_like(scanned)
@@ -469,12 +495,7 @@ def _compare_cells(
         )
     colour = np.linalg.norm(fitted[:, :, :3] - photo[:, :, :3], axis=-1)
     texture = np.abs(np.log((fitted[:, :, 3] + 3.0) / (photo[:, :, 3] + 3.0)))
-    altered = visible & (
-        (colour > max(t.colour_difference, t.noise_multiple * _noise(colour[visible])))
-        | (texture > max(t.texture_difference, t.noise_multiple * _noise(texture[visible])))
-    )
-    agreeing = visible & (colour <= t.colour_difference) & (texture <= t.texture_difference)
-    return _keep_regions(altered, t.min_region_cells) & visible, agreeing
+    return colour, texture
 
 
 def _monochrome(cells: np.ndarray, visible: np.ndarray) -> bool:

@@ -43,7 +43,18 @@ from PIL import Image as PILImage
 from counterfake import __version__
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError
 from counterfake.index.memory import Candidate, CandidateIndex
-from counterfake.matching import Instance, Match, Thresholds, decide, project, verify, with_face
+from counterfake.matching import (
+    Instance,
+    Match,
+    SignatureQuery,
+    Thresholds,
+    cell_differences,
+    decide,
+    grid_in_frame,
+    project,
+    verify,
+    with_face,
+)
 from counterfake.scan import Item, expand, in_parallel, read_image
 from counterfake.signature.extract import (
     Query,
@@ -66,6 +77,10 @@ RELATIONS_PER_QUERY = 3  # verified relations after which an image stops verifyi
 RESOLUTION_STEP = 1.25  # a copy this much smaller (linear) than the other is the derivative
 SCENE_MIN_INLIERS = 40  # homography inliers between two originals of the same scene
 SCENE_PIXELS = 6.0  # RANSAC tolerance for the scene test, in the 512-px reference frame
+CONTENDERS = 6  # a group's best untouched copies compared cell by cell for its original
+WITNESSES = 8  # further copies of the group that say which of two contenders they resemble
+DISPUTE_MULTIPLE = 3.0  # cells where two contenders differ this many times their median
+MIN_DISPUTED = 3  # disputed cells a witness must see to take sides
 
 
 @dataclass
@@ -169,6 +184,8 @@ class PairFinder:
         self.signatures = SpilledSignatures()
         self._faces: dict[int, np.ndarray] = {}  # face boxes, computed only where needed
         self._files: dict[int, str] = {}
+        self._contests: dict[tuple, dict[int, int]] = {}  # organise asks twice
+        self._transforms: dict[tuple[int, int], np.ndarray | None] = {}  # image -> contender
 
     def close(self) -> None:
         """Delete the temporary file that holds the signatures."""
@@ -319,9 +336,11 @@ class PairFinder:
 
         An image stops verifying after RELATIONS_PER_QUERY relations, so edits of one photo that
         found each other first can miss the photo they were made from and form a cluster of
-        their own: the same photo counted twice. Each original asks the index again and
-        verifies, as their derivative, its candidates outside its cluster that nothing relates
-        to it yet. Returns the number of relations added.
+        their own: the same photo counted twice, and a collage can find the photo's crops and
+        other collages first and be left outside its cluster. Each original asks the index
+        again, past its own cluster's members (its best candidates), and verifies, as their
+        derivative, up to ``candidates`` images outside its cluster that nothing relates to it
+        yet. Returns the number of relations added.
         """
         t = self.thresholds
         pictures = {p.key: p for p in collection.pictures}
@@ -332,7 +351,9 @@ class PairFinder:
             if query is None:
                 return []
             found, tried = [], 0
-            for candidate in self.index.candidates(query.features.descriptors, t.candidates + 1):
+            # its own members come first: ask past them for t.candidates others
+            wanted = len(cluster["members"]) + t.candidates + 1
+            for candidate in self.index.candidates(query.features.descriptors, wanted):
                 if candidate.votes < t.min_votes or tried == t.candidates:
                     break
                 other = candidate.photo_id
@@ -385,6 +406,66 @@ class PairFinder:
         for relations in in_parallel(check, sorted(by_derivative), self.workers, lambda: None):
             for relation in relations:
                 collection.relations[relation.source, relation.derivative] = relation
+
+    def contest(self, contenders: list[int], witnesses: list[int]) -> dict[int, int]:
+        """How many of the others each contender beats in ``overlay_contest``.
+
+        Read from the signatures alone (no image is decoded): every image is aligned to the
+        first contender's frame by verifying its signature there. A contender that shows the
+        photo with RESOLUTION_STEP times fewer pixels (linear) than another was resized down,
+        as the resolution vote would have said had their relation been verified: it takes no
+        part in the comparison (a downscale blurs only what the grid does not keep), and loses
+        to each contender with that many more pixels.
+        """
+        asked = (tuple(contenders), tuple(witnesses))
+        if asked not in self._contests:
+            reference = self.signatures[contenders[0]]
+            grids = {}
+            for key in (*contenders, *witnesses):
+                aligned = self._aligned(key, contenders[0], reference)
+                if aligned is not None:
+                    grids[key] = aligned
+            present = [key for key in contenders if key in grids]
+            density = {key: self._density(key, contenders[0], reference) for key in present}
+            finest = max(density.values(), default=0.0)
+            resized = [key for key in present if density[key] * RESOLUTION_STEP < finest]
+            present = [key for key in present if key not in resized]
+            wins = overlay_contest(present, grids, self.thresholds)
+            for key in present:  # each beats the copies resized down from its resolution
+                wins[key] += sum(density[key] >= RESOLUTION_STEP * density[r] for r in resized)
+            self._contests[asked] = dict(wins)
+        return self._contests[asked]
+
+    def _density(self, key: int, reference_key: int, reference: Signature) -> float:
+        """Image ``key``'s pixels per reference pixel (linear) of the content they share."""
+        if key == reference_key:
+            return 1.0
+        signature = self.signatures[key]
+        transform = self._transforms[key, reference_key]
+        stretch = float(np.sqrt(abs(np.linalg.det(transform[:2, :2]))))  # key frame -> reference
+        own = signature.width / signature.frame_width  # image pixels per frame pixel
+        return own / stretch / (reference.width / reference.frame_width)
+
+    def _aligned(
+        self, key: int, reference_key: int, reference: Signature
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(image ``key``'s grid in the reference's cells, the cells it covers); None when its
+        signature is not verified in the reference, either way round."""
+        if key == reference_key:
+            return dequantise(reference.grid), np.ones(reference.grid.shape[:2], bool)
+        signature = self.signatures[key]
+        if (key, reference_key) not in self._transforms:
+            self._transforms[key, reference_key] = self._transform(signature, reference)
+        transform = self._transforms[key, reference_key]
+        return None if transform is None else grid_in_frame(signature, reference, transform)
+
+    def _transform(self, signature: Signature, reference: Signature) -> np.ndarray | None:
+        """Where ``signature``'s frame lies in the reference's, verified either way round."""
+        for mirrored in (False, True):
+            found = verify(SignatureQuery(signature), reference, mirrored, self.thresholds)
+            if found:
+                return found[0].transform
+        return None
 
     def _query(self, picture: Picture) -> Query | None:
         try:
@@ -666,7 +747,10 @@ def _strong(relation: Relation | None) -> bool:
     return relation is not None and min(relation.shown, relation.covered) >= STRONG_OVERLAP
 
 
-def organise(collection: Collection) -> dict[str, Any]:
+Contest = Callable[[list[int], list[int]], Mapping[int, int]]
+
+
+def organise(collection: Collection, contest: Contest | None = None) -> dict[str, Any]:
     """Group the images into clusters, each under its original (before the last pass).
 
     Copies that each show most of the other (reposts, edits, crops, resizes) form one group,
@@ -675,7 +759,10 @@ def organise(collection: Collection) -> dict[str, Any]:
     groups: a collage of two photos belongs to both their clusters. A group's original is its
     highest-ranked member: fewest direction votes lost; then the one that best stands for what
     its relatives show (``_consensus``); then most votes won, the finer JPEG quantisation, the
-    larger file per pixel.
+    larger file per pixel. With ``contest`` (``PairFinder.contest``), the best untouched copies
+    that the geometric evidence cannot tell apart are then compared directly (``_contested``).
+    ``unmeasured`` lists the (source, derivative) verifications that would direct an edge
+    between groups that nothing directs yet (see ``document``).
     """
     pictures = {p.key: p for p in collection.pictures}
     edges: dict[frozenset, tuple[int, str]] = {}
@@ -699,11 +786,16 @@ def organise(collection: Collection) -> dict[str, Any]:
 
     consensus = _consensus(collection)
 
+    def evidence(key: int) -> tuple:
+        """What geometry says of an image: direction votes lost, seen only inside
+        compositions, shown mirrored by most of its relatives."""
+        return -losses[key], *consensus[key][:2]
+
     def rank(key: int) -> tuple:
         picture = pictures[key]
         return (
-            -losses[key],
-            *consensus[key],
+            *evidence(key),
+            *consensus[key][2:],
             wins[key],
             -picture.quantisation,
             picture.bytes_per_pixel,
@@ -715,12 +807,19 @@ def organise(collection: Collection) -> dict[str, Any]:
         members[find(key)].add(key)
     joined: dict[int, set[int]] = defaultdict(set)  # group -> images made from it, not in it
     derived: set[int] = set()  # images made from another group than their own
+    unmeasured: list[tuple[int, int]] = []  # (source, derivative) worth verifying that way
     for pair, (vote, _) in edges.items():
         a, b = sorted(pair)
         if find(a) == find(b):
             continue
-        if not vote:  # the one that holds the other in less of its frame is the derivative
+        if not vote:
+            # only the seam in the pixels of the one that holds the other in less of its frame
+            # tells a composition from a crop: ask for it; until then, guess a crop (the one
+            # filled by the other was cut from it)
             vote = 1 if _cover(b, a, collection) <= _cover(a, b, collection) else -1
+            holder, held = (a, b) if _cover(b, a, collection) < _cover(a, b, collection) else (b, a)
+            if (held, holder) not in collection.relations:
+                unmeasured.append((held, holder))
         source, derivative = (a, b) if vote > 0 else (b, a)
         joined[find(source)].add(derivative)
         derived.add(derivative)
@@ -732,9 +831,12 @@ def organise(collection: Collection) -> dict[str, Any]:
         if len(everyone) < 2:
             continue
         contenders = _untouched(group_members - derived, collection, rank)
-        clusters.append({"original": max(contenders, key=rank), "members": everyone})
+        original = max(contenders, key=rank)
+        if contest is not None:
+            original = _contested(group_members - derived, group_members, rank, evidence, contest)
+        clusters.append({"original": original, "members": everyone})
     clusters.sort(key=lambda c: pictures[c["original"]].path)
-    return {"edges": edges, "clusters": clusters, "pictures": pictures}
+    return {"edges": edges, "clusters": clusters, "pictures": pictures, "unmeasured": unmeasured}
 
 
 def _untouched(keys: set[int], collection: Collection, rank: Callable) -> set[int]:
@@ -754,6 +856,102 @@ def _untouched(keys: set[int], collection: Collection, rank: Callable) -> set[in
     for key in keys:
         found[sets.find(key)].add(key)
     return max(found.values(), key=lambda group: (len(group), rank(max(group, key=rank))))
+
+
+def _contested(
+    contenders: set[int],
+    members: set[int],
+    rank: Callable[[int], tuple],
+    evidence: Callable[[int], tuple],
+    contest: Contest,
+) -> int:
+    """The original among a group's untouched copies, by a contest between the best of them.
+
+    The counts behind ``rank`` are read over whichever relations each image happens to have
+    (an image stops after RELATIONS_PER_QUERY), so they compare images on different evidence,
+    and a watermark is too thin to count as an alteration. So the best-ranked untouched copies
+    that geometry cannot tell apart (same ``evidence``) are compared directly, each pair in the
+    cells where the two differ, with the group's other copies as witnesses
+    (``overlay_contest``); the one that beats the most others is the original, the rank
+    breaking ties.
+    """
+    ranked = sorted(contenders, key=rank, reverse=True)
+    best = evidence(ranked[0])
+    tied = [key for key in ranked if evidence(key) == best][:CONTENDERS]
+    if len(tied) < 2:
+        return ranked[0]
+    witnesses = sorted(members - set(tied))[:WITNESSES]
+    wins = contest(tied, witnesses)
+    return max(tied, key=lambda key: (wins.get(key, 0), rank(key)))
+
+
+def overlay_contest(
+    contenders: list[int],
+    grids: Mapping[int, tuple[np.ndarray, np.ndarray]],
+    thresholds: Thresholds,
+) -> dict[int, int]:
+    """How many of the other contenders each one beats, on grids aligned to one frame.
+
+    A copy is made from the original once: an overlay (a watermark, a caption, a logo, an
+    interface) or an edit is present in that copy alone, while the original and every other
+    copy made from it agree there. So for two contenders A and B, the cells where they differ
+    clearly (DISPUTE_MULTIPLE times their median difference) are disputed, and each other
+    image of the group (the rest of the contenders and the witnesses) takes the side of the
+    one it is nearer to over those cells: the one most sides with wins the pair, a sign test
+    over third parties rather than a mean over different relations. Between the photo and
+    a same-size re-save of it, the disputed cells are only compression noise, and either may
+    win; as their pixels are the same, either is the photo.
+    ``grids`` maps each image to (its cells in the common frame, the cells it covers).
+    """
+    differences = {
+        (image, contender): _cell_difference(
+            cells, grids[contender][0], seen & grids[contender][1], thresholds
+        )
+        for contender in contenders
+        for image, (cells, seen) in grids.items()
+        if image != contender
+    }
+    wins: dict[int, int] = defaultdict(int)
+    for number, a in enumerate(contenders):
+        for b in contenders[number + 1 :]:
+            sides = _sides(a, b, grids, differences)
+            if sides:
+                wins[a if sides > 0 else b] += 1
+    return wins
+
+
+def _sides(
+    a: int,
+    b: int,
+    grids: Mapping[int, tuple[np.ndarray, np.ndarray]],
+    differences: Mapping[tuple[int, int], np.ndarray],
+) -> int:
+    """Witnesses nearer to ``a`` than to ``b`` over the cells the two dispute, less the
+    reverse. ``differences[image, contender]``: each cell's difference between the two."""
+    both = grids[a][1] & grids[b][1]
+    if not both.any():
+        return 0
+    apart = differences[b, a]
+    disputed = both & (apart > DISPUTE_MULTIPLE * float(np.median(apart[both])))
+    sides = 0
+    for witness, (_, seen) in grids.items():
+        where = disputed & seen
+        if witness in (a, b) or where.sum() < MIN_DISPUTED:
+            continue
+        to_a = differences[witness, a][where].mean()
+        to_b = differences[witness, b][where].mean()
+        sides += int(to_a < to_b) - int(to_b < to_a)
+    return sides
+
+
+def _cell_difference(
+    scanned: np.ndarray, photo: np.ndarray, visible: np.ndarray, thresholds: Thresholds
+) -> np.ndarray:
+    """Each cell's difference, colour and texture each in units of the difference that
+    ``matching`` would call altered."""
+    colour, texture = cell_differences(photo, scanned, visible)
+    difference = colour / thresholds.colour_difference + texture / thresholds.texture_difference
+    return np.nan_to_num(difference, nan=0.0)
 
 
 def affected_clusters(clusters: list[dict[str, Any]]) -> list[bool]:
@@ -781,17 +979,20 @@ def affected_clusters(clusters: list[dict[str, Any]]) -> list[bool]:
     ]
 
 
-def _consensus(collection: Collection) -> dict[int, tuple[int, float, float, float]]:
+def _consensus(collection: Collection) -> dict[int, tuple[int, int, float, float]]:
     """How well each image stands for the photo its relatives show, as a rank (higher first).
 
     Over the images it is related to: whether all of them frame it as one part of a composition
-    (a photo seen only inside a collage with another is not what the others copy), the
-    share that show it mirrored (negated: a flip is an edit, made once, so the photo's other
-    copies show the flipped one mirrored), the share found unaltered against it (an edit is made
-    once, so an edited copy differs from every other version, while the untouched photo agrees
-    with each of its plain reposts), and the mean share of cells that agree, to a tenth (a
-    watermark is too thin to count as an alteration, but it disagrees a little with everything;
-    finer differences, such as between a photo and its re-save, are noise).
+    (a photo seen only inside a collage with another is not what the others copy), whether
+    most of them show it mirrored (a flip is an edit, made once, so the photo's other copies
+    all show the flipped one mirrored, while the photo is shown mirrored only by the flip:
+    a share would penalise whichever copy the flip happened to be related to), the share found
+    unaltered against it (an edit is made once, so an edited copy differs from every other
+    version, while the untouched photo agrees with each of its plain reposts), and the mean
+    share of cells that agree, to a tenth (a watermark is too thin to count as an alteration,
+    but it disagrees a little with everything; finer differences, such as between a photo and
+    its re-save, are noise). The last two are read over whichever relations each image has,
+    so they only order the contenders of ``_contested``.
     """
     by_pair: dict[frozenset, list[Relation]] = defaultdict(list)
     for (source, derivative), relation in collection.relations.items():
@@ -810,11 +1011,11 @@ def _consensus(collection: Collection) -> dict[int, tuple[int, float, float, flo
             unaltered[key] += any(r.kind == "repost" for r in relations)
             agreeing[key] += max(r.agreeing for r in relations)
     return defaultdict(
-        lambda: (0, 0.0, 0.0, 0.0),
+        lambda: (0, 0, 0.0, 0.0),
         {
             key: (
                 -(framed[key] == n),
-                -flipped[key] / n,
+                -int(2 * flipped[key] > n),
                 unaltered[key] / n,
                 round(agreeing[key] / n, 1),  # coarse: finer differences are noise
             )
@@ -913,9 +1114,14 @@ def document(
     collection: Collection, finder: PairFinder, masks_dir: str | os.PathLike | None
 ) -> dict[str, Any]:
     """The JSON document of ``counterfake pairs`` (its shape: docs/pairs.md)."""
-    organised = organise(collection)
+    organised = organise(collection, finder.contest)
     if finder.bridge(collection, organised["clusters"], masks_dir):
-        organised = organise(collection)
+        organised = organise(collection, finder.contest)
+    if organised["unmeasured"]:  # the seam that tells a composition from a crop, measured
+        before = len(collection.relations)
+        finder.confirm(collection, organised["unmeasured"], masks_dir)
+        if len(collection.relations) > before:
+            organised = organise(collection, finder.contest)
     wanted = [
         (cluster["original"], member)
         for cluster in organised["clusters"]

@@ -1,0 +1,152 @@
+"""Which of a photo's untouched copies is taken for the original of its cluster.
+
+Same-size copies say nothing by their geometry, and an overlay (a logo, a stamp, a caption)
+thin enough not to count as an alteration would win on the counts when it is re-saved finer
+than the photo. The contest compares the copies directly, with the rest of the group as
+witnesses: the overlay is in one copy alone, so the others side with the clean one.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import SHARED_DATA, read_rgb
+
+from bench.cases import apply_edit, edit_region, head_mask
+from counterfake.matching import Thresholds
+from counterfake.pairs import Collection, PairFinder, Picture, Relation, organise, overlay_contest
+from counterfake.signature.extract import make_signature
+
+
+def stamped(rgb: np.ndarray) -> np.ndarray:
+    """A channel's stamp: thin rings and a cross, semi-opaque white, in the upper left.
+
+    Made here, unlike the benchmark's text watermarks: the rule must hold for any overlay.
+    """
+    height, width = rgb.shape[:2]
+    layer = rgb.copy()
+    centre = (width // 4, height // 5)
+    radius = min(width, height) // 8
+    stroke = max(2, width // 150)
+    for ring in (radius, radius * 2 // 3):
+        cv2.circle(layer, centre, ring, (255, 255, 255), stroke, cv2.LINE_AA)
+    for dx, dy in ((1, 1), (1, -1)):
+        start = (centre[0] - dx * radius // 2, centre[1] - dy * radius // 2)
+        end = (centre[0] + dx * radius // 2, centre[1] + dy * radius // 2)
+        cv2.line(layer, start, end, (255, 255, 255), stroke, cv2.LINE_AA)
+    return cv2.addWeighted(layer, 0.7, rgb, 0.3, 0)
+
+
+def _jpeg(path: Path, rgb: np.ndarray, quality: int) -> str:
+    assert cv2.imwrite(str(path), rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return str(path)
+
+
+def test_a_stamped_copy_saved_finer_than_the_photo_is_not_taken_for_the_original(tmp_path):
+    """The photo, two plain re-saves, a half-size copy, an edit and a stamped copy saved at a
+    finer JPEG quality than any: the photo or a re-save of it is the original, and the stamped
+    copy is reported as its derivative."""
+    if not (SHARED_DATA / "people").is_dir():
+        pytest.skip(f"the benchmark photos live in {SHARED_DATA}, absent from this checkout")
+    stem = "0007"
+    source = str(shutil.copy(SHARED_DATA / "people" / f"{stem}.jpg", tmp_path / "photo.jpg"))
+    photo = read_rgb(Path(source))
+    garment = cv2.imread(str(SHARED_DATA / "people" / f"{stem}_mask.png"), 0) > 127
+    labels = cv2.imread(str(SHARED_DATA / "people_labels" / f"{stem}.png"), 0)
+    region = edit_region(garment, head_mask(labels), 0.3)
+    edited, _ = apply_edit(photo, region, "blur", random.Random(11), [])
+    half = cv2.resize(photo, (photo.shape[1] // 2, photo.shape[0] // 2), cv2.INTER_AREA)
+    stamp = _jpeg(tmp_path / "stamped.jpg", stamped(photo), 99)
+    plain = [_jpeg(tmp_path / f"resaved-{q}.jpg", photo, q) for q in (72, 80)]
+    others = [_jpeg(tmp_path / "half.jpg", half, 85), _jpeg(tmp_path / "edit.jpg", edited, 85)]
+    doc = PairFinder(workers=1).find([source, stamp, *plain, *others])
+    [cluster] = doc["clusters"]
+    assert cluster["original"] in (source, *plain)
+    [pair] = [p for p in doc["pairs"] if p["derivative"] == stamp]
+    assert pair["source"] == cluster["original"]
+
+
+def test_the_copy_the_witnesses_side_with_beats_the_one_with_an_overlay():
+    """On aligned grids: B is A with an overlay in a few cells, the witnesses are A with noise
+    of their own (and one with its own edit elsewhere). A and its re-save each beat B."""
+    rng = np.random.default_rng(5)
+    seen = np.ones((48, 48), bool)
+    base = rng.uniform(20, 230, (48, 48, 4)).astype(np.float32)
+    base[:, :, 3] = rng.uniform(2, 30, (48, 48))
+
+    def copy_of(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return cells + rng.normal(0, 0.7, cells.shape).astype(np.float32), seen
+
+    overlaid = base.copy()
+    overlaid[5:9, 5:20, 0] += 25.0  # a light band: a caption's strip
+    overlaid[5:9, 5:20, 3] += 12.0
+    edited = base.copy()
+    edited[30:45, 10:30, :3] = 128.0  # someone's edit, elsewhere
+    clean, with_overlay, resaved = 0, 1, 2
+    grids = {
+        clean: (base, seen),
+        with_overlay: (overlaid, seen),
+        resaved: copy_of(base),
+        3: copy_of(base),
+        4: copy_of(base),
+        5: copy_of(edited),
+    }
+    wins = overlay_contest([with_overlay, clean, resaved], grids, Thresholds())
+    assert wins.get(with_overlay, 0) == 0
+    assert wins[clean] >= 1 and wins[resaved] >= 1  # each beat the overlay
+
+
+def _relation(source: int, derivative: int, shown: float, covered: float) -> Relation:
+    return Relation(
+        source=source,
+        derivative=derivative,
+        kind="repost",
+        score=0.9,
+        altered_fraction=0.0,
+        inliers=60,
+        mask=None,
+        shown=shown,
+        covered=covered,
+        resolution=1.0,
+        seam=False,
+        mirrored=False,
+        agreeing=0.9,
+    )
+
+
+def test_a_relation_measured_only_in_the_smaller_image_is_asked_for_the_other_way():
+    """A photo (0, with its copy 1) and an image (2) that holds it in under half of its frame:
+    a collage of it, or a photo it was cropped from. Measured only in the photo's frame (the
+    photo was verified to hold image 2), no seam could be seen; only image 2's pixels can show
+    one, so organise asks for (photo, image 2) to be verified with image 2 as the derivative."""
+    pictures = [Picture(key, f"{key}.jpg", f"{key}.jpg") for key in range(3)]
+    collection = Collection(pictures)
+    collection.relations[0, 1] = _relation(0, 1, 1.0, 1.0)
+    collection.relations[2, 0] = _relation(2, 0, shown=0.46, covered=1.0)
+    assert organise(collection)["unmeasured"] == [(0, 2)]
+    collection.relations[0, 2] = _relation(0, 2, shown=1.0, covered=0.46)
+    assert organise(collection)["unmeasured"] == []
+
+
+def test_a_copy_resized_down_loses_the_contest_to_the_photo(tmp_path):
+    """Even when no relation between them measured it, and with no witness to compare them:
+    the contest sees that the photo has twice the half-size copy's pixels (linear) of what
+    they share, and counts the copy as resized down."""
+    if not (SHARED_DATA / "people").is_dir():
+        pytest.skip(f"the benchmark photos live in {SHARED_DATA}, absent from this checkout")
+    photo = read_rgb(SHARED_DATA / "people" / "0007.jpg")
+    half = cv2.resize(photo, (photo.shape[1] // 2, photo.shape[0] // 2), cv2.INTER_AREA)
+    finder = PairFinder(workers=1)
+    try:
+        for key, rgb in enumerate((half, photo)):
+            path = _jpeg(tmp_path / f"{key}.jpg", rgb, 90)
+            finder.add(key, make_signature(rgb, path, str(key), exchange=False, face=False), path)
+        wins = finder.contest([0, 1], [])
+    finally:
+        finder.close()
+    assert wins[1] >= 1 and wins.get(0, 0) == 0
