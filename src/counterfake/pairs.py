@@ -1080,9 +1080,9 @@ class _DisjointSets:
 def same_scene(a: Signature, b: Signature) -> bool:
     """Whether two photos share much of their background: many features on one homography.
 
-    Looser than verification (a homography, not a similarity; a wide tolerance): another photo
-    of the same place passes, while one photo inside another is already a pair. Either
-    orientation counts.
+    Looser than verification (any homography, not a similarity or a mild slant; a wide
+    tolerance): another photo of the same place passes, while one photo inside another is
+    already a pair. Either orientation counts.
     """
     matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
     for reference in (b.features, b.mirrored):
