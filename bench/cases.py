@@ -30,9 +30,11 @@ import json
 import random
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from multiprocessing import Pool
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -662,11 +664,39 @@ def remove_previous(out: Path) -> None:
                 (out / relative).unlink(missing_ok=True)
 
 
-def run_jobs(jobs: list[SourceJob], workers: int) -> list[list[dict]]:
+def run_jobs(make: Callable[[Any], list[dict]], jobs: list, workers: int) -> list[dict]:
+    """Every source's cases, ``make(job)`` per source, in ``workers`` processes; flattened."""
     if workers <= 1:
-        return [source_cases(job) for job in jobs]
-    with Pool(workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
-        return pool.map(source_cases, jobs, chunksize=1)
+        per_source = [make(job) for job in jobs]
+    else:
+        with Pool(workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
+            per_source = pool.map(make, jobs, chunksize=1)
+    return [case for cases in per_source for case in cases]
+
+
+def write_manifest(
+    out: Path,
+    data: Path,
+    seed: int,
+    sources: list[str],
+    registered: set[str],
+    cases: list[dict],
+    distractors: list[Path],
+) -> dict:
+    """manifest.json, the file bench/accuracy.py and bench/pairs.py read; returns it."""
+    manifest = {
+        "seed": seed,
+        "data": str(data),
+        "sources": [
+            {"id": s, "path": str(data / "people" / f"{s}.jpg"), "registered": s in registered}
+            for s in sources
+        ],
+        "cases": cases,
+        "distractors": [str(p) for p in distractors],
+        "negative_cases": [case["id"] for case in cases if not case["registered"]],
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
 
 
 def build(
@@ -691,20 +721,10 @@ def build(
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     jobs = [SourceJob(data, out, s, s in registered, offsets[s], seed, distractors) for s in chosen]
-    cases = [case for cases in run_jobs(jobs, workers) for case in cases]
-    manifest = {
-        "seed": seed,
-        "data": str(data),
-        "sources": [
-            {"id": s, "path": str(data / "people" / f"{s}.jpg"), "registered": s in registered}
-            for s in chosen
-        ],
-        "cases": cases,
-        "distractors": [str(p) for p in distractors[:limit_distractors]],
-        "negative_cases": [case["id"] for case in cases if not case["registered"]],
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return manifest
+    cases = run_jobs(source_cases, jobs, workers)
+    return write_manifest(
+        out, data, seed, chosen, registered, cases, list(distractors[:limit_distractors])
+    )
 
 
 def main() -> None:

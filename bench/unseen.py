@@ -29,18 +29,27 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import random
 import time
 from dataclasses import dataclass
-from multiprocessing import Pool
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from bench.cases import edit_region, feather_alpha, font, head_mask, read_rgb, resize, resize_mask
+from bench.cases import (
+    edit_region,
+    feather_alpha,
+    font,
+    head_mask,
+    read_rgb,
+    remove_previous,
+    resize,
+    resize_mask,
+    run_jobs,
+    write_manifest,
+)
 
 SEED = 20261130
 EDITS = ("mosaic", "smooth", "clone", "stripes")
@@ -311,24 +320,12 @@ def build(
     chosen = sorted(rng.sample(people, sources))
     registered = set(rng.sample(chosen, sources // 2))
     others = sorted(rng.sample(sorted((data / "distractors").glob("*.jpg")), distractors))
+    remove_previous(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     jobs = [Job(data, out, s, s in registered, i % len(TRANSFORMS)) for i, s in enumerate(chosen)]
-    with Pool(workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
-        cases = [case for cases in pool.map(source_cases, jobs, chunksize=1) for case in cases]
-    manifest = {
-        "seed": SEED,
-        "data": str(data),
-        "sources": [
-            {"id": s, "path": str(data / "people" / f"{s}.jpg"), "registered": s in registered}
-            for s in chosen
-        ],
-        "cases": cases,
-        "distractors": [str(p) for p in others],
-        "negative_cases": [case["id"] for case in cases if not case["registered"]],
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return manifest
+    cases = run_jobs(source_cases, jobs, workers)
+    return write_manifest(out, data, SEED, chosen, registered, cases, others)
 
 
 def main() -> None:
