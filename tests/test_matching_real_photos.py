@@ -30,22 +30,34 @@ def registered():
     return photo, Matcher(index, {1: signature}.__getitem__)
 
 
-def test_another_woman_photographed_at_the_same_spot_is_not_a_match(registered):
+@pytest.fixture(scope="module")
+def garment() -> np.ndarray:
+    return np.asarray(Image.open(SHARED_DATA / "people" / "0123_mask.png")) > 127
+
+
+def other_woman() -> np.ndarray:
     """distractors/0253 shares the whole background of people/0123; only the person differs."""
+    return load_image(SHARED_DATA / "distractors" / "0253.jpg")
+
+
+def mask_iou(mask: np.ndarray, truth: np.ndarray) -> float:
+    found = mask > 0
+    return (found & truth).sum() / (found | truth).sum()
+
+
+def test_another_woman_photographed_at_the_same_spot_is_not_a_match(registered):
     _, matcher = registered
-    assert matcher.match(make_query(load_image(SHARED_DATA / "distractors" / "0253.jpg"))) == []
+    assert matcher.match(make_query(other_woman())) == []
 
 
-def test_body_replaced_but_face_kept_is_manipulated(registered):
+def test_body_replaced_but_face_kept_is_manipulated(registered, garment):
     photo, matcher = registered
-    garment = np.asarray(Image.open(SHARED_DATA / "people" / "0123_mask.png")) > 127
     [match] = matcher.match(make_query(jpeg(blur_region(photo, garment, sigma=12), 80)))
     assert match.kind == "manipulated"
-    found = match.mask > 0
-    assert (found & garment).sum() / (found | garment).sum() > 0.5
+    assert mask_iou(match.mask, garment) > 0.5
 
 
-def test_a_face_box_added_after_localising_decides_as_localising_with_it(registered):
+def test_a_face_box_added_after_localising_decides_as_localising_with_it(registered, garment):
     """Pairs localise a candidate before its face box exists and add the box afterwards
     (``with_face``): the other woman at the same spot, accepted without the box, must be refused
     with it exactly as when the box is there from the start, and a derivative still accepted."""
@@ -54,8 +66,7 @@ def test_a_face_box_added_after_localising_decides_as_localising_with_it(registe
     faceless = replace(full, face=np.zeros(0, np.int32))
     assert len(full.face) == 4
     t = Thresholds()
-    garment = np.asarray(Image.open(SHARED_DATA / "people" / "0123_mask.png")) > 127
-    other = make_query(load_image(SHARED_DATA / "distractors" / "0253.jpg"))
+    other = make_query(other_woman())
     derivative = make_query(jpeg(blur_region(photo, garment, sigma=12), 80))
     decisions = {}
     for name, query in (("other", other), ("derivative", derivative)):
@@ -84,20 +95,17 @@ def test_greyscale_copy_is_a_repost(registered):
     assert match.kind == "repost"
 
 
-def test_greyscale_copy_of_a_derivative_is_manipulated_and_masked(registered):
+def test_greyscale_copy_of_a_derivative_is_manipulated_and_masked(registered, garment):
     photo, matcher = registered
-    garment = np.asarray(Image.open(SHARED_DATA / "people" / "0123_mask.png")) > 127
     [match] = matcher.match(make_query(jpeg(greyscale(blur_region(photo, garment, 12)), 80)))
     assert match.kind == "manipulated"
-    found = match.mask > 0
-    assert (found & garment).sum() / (found | garment).sum() > 0.5
+    assert mask_iou(match.mask, garment) > 0.5
 
 
 def test_greyscale_copy_of_another_woman_at_the_same_spot_is_not_a_match(registered):
     """Comparing lightness only must not let the hard negative through."""
     _, matcher = registered
-    other = greyscale(load_image(SHARED_DATA / "distractors" / "0253.jpg"))
-    assert matcher.match(make_query(jpeg(other, 80))) == []
+    assert matcher.match(make_query(jpeg(greyscale(other_woman()), 80))) == []
 
 
 def slanted(rgb: np.ndarray, pull: float = 0.06) -> np.ndarray:
@@ -118,18 +126,14 @@ def test_slanted_copy_is_a_repost(registered):
     assert np.abs(match.instances[0].transform[2, :2]).max() > 1e-6  # a perspective map
 
 
-def test_slanted_copy_of_a_derivative_is_manipulated_and_masked(registered):
+def test_slanted_copy_of_a_derivative_is_manipulated_and_masked(registered, garment):
     photo, matcher = registered
-    garment = np.asarray(Image.open(SHARED_DATA / "people" / "0123_mask.png")) > 127
     [match] = matcher.match(make_query(jpeg(slanted(blur_region(photo, garment, 12)), 85)))
-    truth = slanted(garment.astype(np.uint8) * 255) > 127
     assert match.kind == "manipulated"
-    found = match.mask > 0
-    assert (found & truth).sum() / (found | truth).sum() > 0.5
+    assert mask_iou(match.mask, slanted(garment.astype(np.uint8) * 255) > 127) > 0.5
 
 
 def test_slanted_copy_of_another_woman_at_the_same_spot_is_not_a_match(registered):
     """The perspective map's freedom must not let the hard negative through."""
     _, matcher = registered
-    other = slanted(load_image(SHARED_DATA / "distractors" / "0253.jpg"))
-    assert matcher.match(make_query(jpeg(other, 85))) == []
+    assert matcher.match(make_query(jpeg(slanted(other_woman()), 85))) == []
