@@ -1,7 +1,7 @@
 """Pairs benchmark: source -> derivative pairs found in a shuffled collection, with no registry.
 
     python -m bench.cases --data ../shared/data --out bench/out/cases
-    python -m bench.pairs --cases bench/out/cases [--limit-sources N] [--workers 2]
+    python -m bench.pairs --cases bench/out/cases [--skip-sources N --limit-sources M] [--workers 2]
     python -m bench.pairs --cases bench/out/cases --scale 100000 --skip-collection
 
 The collection is the people photos (the sources), every case bench/cases.py made from them
@@ -84,12 +84,20 @@ def peak_memory_gb() -> dict[str, float]:
 
 
 def collection(
-    manifest: dict, cases_dir: Path, limit: int | None, distractors: int | None = None
+    manifest: dict,
+    cases_dir: Path,
+    limit: int | None,
+    distractors: int | None = None,
+    skip: int = 0,
 ) -> tuple[list[str], dict]:
     """The shuffled file list and the truth: for each file, the photo it shows (``main``), the
     set of photos whose pixels it holds, and whether it is a faithful copy of its photo (the
-    source file, or a case neither edited nor transformed: a same-size re-save)."""
-    sources = manifest["sources"][:limit]
+    source file, or a case neither edited nor transformed: a same-size re-save).
+
+    The sources are the manifest's ``skip + 1`` to ``skip + limit``: a window other than the
+    first sources measures what was not looked at while tuning. The distractors are the first
+    ``distractors`` whatever the window."""
+    sources = manifest["sources"][skip:][:limit]
     chosen = {s["id"] for s in sources}
     holds: dict[str, set[str]] = {}
     main: dict[str, str] = {}
@@ -209,14 +217,14 @@ def score(doc: dict, truth: dict, files: list[str]) -> dict:
 
 
 def run_collection(
-    cases_dir: Path, limit: int | None, distractors: int | None, workers: int
+    cases_dir: Path, limit: int | None, distractors: int | None, workers: int, skip: int = 0
 ) -> dict:
     manifest = json.loads((cases_dir / "manifest.json").read_text())
     if any("donor" not in case for case in manifest["cases"]):
         raise SystemExit(
             f"{cases_dir}/manifest.json predates donor records: rebuild it with bench.cases"
         )
-    files, truth = collection(manifest, cases_dir, limit, distractors)
+    files, truth = collection(manifest, cases_dir, limit, distractors, skip)
     started, cpu = time.perf_counter(), cpu_seconds()
     doc = PairFinder(workers=workers).find(files)
     pairs_seconds, pairs_cpu = time.perf_counter() - started, cpu_seconds() - cpu
@@ -241,10 +249,12 @@ def run_collection(
     return result
 
 
-def rescore(saved: Path, cases_dir: Path, limit: int | None, distractors: int | None) -> dict:
+def rescore(
+    saved: Path, cases_dir: Path, limit: int | None, distractors: int | None, skip: int = 0
+) -> dict:
     """The accuracy figures of a document saved by an earlier run, scored again."""
     manifest = json.loads((cases_dir / "manifest.json").read_text())
-    files, truth = collection(manifest, cases_dir, limit, distractors)
+    files, truth = collection(manifest, cases_dir, limit, distractors, skip)
     run = json.loads(saved.read_text())
     if sorted(run["files"]) != sorted(files):
         raise SystemExit(f"{saved}: made from another collection than these options give")
@@ -419,6 +429,7 @@ def table(result: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=Path, default=Path("bench/out/cases"))
+    parser.add_argument("--skip-sources", type=int, default=0, help="start after N sources")
     parser.add_argument("--limit-sources", type=int, default=None)
     parser.add_argument("--limit-distractors", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2)
@@ -429,13 +440,15 @@ def main() -> None:
     args = parser.parse_args()
     result: dict = {}
     if args.rescore:
-        result = rescore(args.rescore, args.cases, args.limit_sources, args.limit_distractors)
+        result = rescore(
+            args.rescore, args.cases, args.limit_sources, args.limit_distractors, args.skip_sources
+        )
         print(json.dumps(result))
         print(table(result))
         return
     if not args.skip_collection:
         result = run_collection(
-            args.cases, args.limit_sources, args.limit_distractors, args.workers
+            args.cases, args.limit_sources, args.limit_distractors, args.workers, args.skip_sources
         )
         print(json.dumps(result), flush=True)
     if args.scale:
