@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -150,3 +151,130 @@ def test_a_copy_resized_down_loses_the_contest_to_the_photo(tmp_path):
     finally:
         finder.close()
     assert wins[1] >= 1 and wins.get(0, 0) == 0
+
+
+def _grids_with_overlay(rng: np.random.Generator) -> tuple[dict, np.ndarray, np.ndarray]:
+    """A photo's cells, the same with a light caption band, and the cells they cover."""
+    seen = np.ones((48, 48), bool)
+    base = rng.uniform(40, 160, (48, 48, 4)).astype(np.float32)
+    base[:, :, 3] = rng.uniform(2, 30, (48, 48))
+    captioned = base.copy()
+    captioned[5:9, 5:20, 0] += 25.0
+    return {"seen": seen}, base, captioned
+
+
+def _noisy(cells: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return cells + rng.normal(0, 0.7, cells.shape).astype(np.float32)
+
+
+def test_a_witness_altered_where_two_copies_differ_takes_no_side():
+    """Witnesses whose own edit lightened the band where B carries a light caption are
+    nearer to B there, but far from both: they say nothing of which copy is the photo's.
+    The two plain copies side with A, and A wins."""
+    rng = np.random.default_rng(9)
+    frame, base, captioned = _grids_with_overlay(rng)
+    seen = frame["seen"]
+    lightened = base.copy()
+    lightened[2:12, 2:26, 0] += 70.0  # someone's edit over the whole band, much lighter
+    clean, with_caption = 0, 1
+    grids = {clean: (base, seen), with_caption: (captioned, seen)}
+    grids |= {key: (_noisy(base, rng), seen) for key in (2, 3)}
+    grids |= {key: (_noisy(lightened, rng), seen) for key in (4, 5, 6, 7)}
+    wins = overlay_contest([clean, with_caption], grids, Thresholds())
+    assert wins.get(clean, 0) == 1 and wins.get(with_caption, 0) == 0
+
+
+def test_the_photo_and_its_resave_dispute_no_cell_so_neither_beats_the_other():
+    """A re-save moves every cell by a fraction of what matching calls altered: no cell is
+    disputed, no witness takes a side, and neither copy wins (the finer save decides later)."""
+    rng = np.random.default_rng(4)
+    frame, base, captioned = _grids_with_overlay(rng)
+    seen = frame["seen"]
+    photo, resave = 0, 1
+    grids = {photo: (base, seen), resave: (_noisy(base, rng), seen)}
+    grids |= {key: (_noisy(base, rng), seen) for key in (2, 3, 4)}
+    grids[5] = (captioned, seen)
+    wins = overlay_contest([photo, resave], grids, Thresholds())
+    assert wins.get(photo, 0) == 0 and wins.get(resave, 0) == 0
+
+
+def framed_on_screen(rgb: np.ndarray) -> np.ndarray:
+    """The photo enlarged twice onto a tall light-grey screen with dark bars above and below
+    (drawn here, unlike the benchmark's phone screenshots)."""
+    height, width = rgb.shape[:2]
+    enlarged = cv2.resize(rgb, (2 * width, 2 * height), interpolation=cv2.INTER_CUBIC)
+    screen = np.full((3 * height, 2 * width + 80, 3), 242, np.uint8)
+    screen[: height // 3] = (30, 34, 40)
+    screen[-height // 4 :] = (30, 34, 40)
+    top = (screen.shape[0] - 2 * height) // 2
+    screen[top : top + 2 * height, 40 : 40 + 2 * width] = enlarged
+    return screen
+
+
+def test_a_screen_that_enlarges_the_photo_does_not_win_by_its_pixel_count(tmp_path):
+    """The screenshot shows the photo with twice its pixels (linear), but in part of its frame:
+    an enlargement, not the photo the others were resized from. Only copies that show the
+    same frame are ranked by their pixels, as the resolution vote does."""
+    if not (SHARED_DATA / "people").is_dir():
+        pytest.skip(f"the benchmark photos live in {SHARED_DATA}, absent from this checkout")
+    photo = read_rgb(SHARED_DATA / "people" / "0012.jpg")
+    finder = PairFinder(workers=1)
+    try:
+        for key, rgb in enumerate((photo, framed_on_screen(photo))):
+            path = _jpeg(tmp_path / f"{key}.jpg", rgb, 90)
+            finder.add(key, make_signature(rgb, path, str(key), exchange=False, face=False), path)
+        wins = finder.contest([0, 1], [])
+    finally:
+        finder.close()
+    assert wins.get(1, 0) == 0
+
+
+def test_the_contest_winner_is_measured_against_the_runners_up_and_loses_if_it_frames_them():
+    """A photo (0), its re-save (3), a crop (2) and a screenshot (1) measured only against the
+    crop, which it holds with no seam around it (the photo continues beyond a crop's edge).
+    Suppose the screenshot wins the contest: organise asks for it to be verified as the
+    derivative of the runners-up, and once that shows the photo framed by a seam in it, the
+    screenshot has lost a direction vote and is no longer the original."""
+    pictures = [Picture(key, f"{key}.jpg", f"{key}.jpg") for key in range(4)]
+    collection = Collection(pictures)
+    collection.relations[0, 3] = _relation(0, 3, 1.0, 1.0)
+    collection.relations[0, 2] = _relation(0, 2, shown=0.82, covered=1.0)
+    collection.relations[2, 1] = _relation(2, 1, shown=1.0, covered=0.5)
+
+    def screenshot_wins(contenders: list[int], witnesses: list[int]) -> dict[int, int]:
+        return {key: 3 if key == 1 else 0 for key in contenders}
+
+    first = organise(collection, screenshot_wins)
+    [cluster] = first["clusters"]
+    assert cluster["original"] == 1
+    assert {(0, 1), (3, 1)} & set(first["unmeasured"])
+    collection.relations[0, 1] = replace(_relation(0, 1, 1.0, 0.55), seam=True)
+    [cluster] = organise(collection, screenshot_wins)["clusters"]
+    assert cluster["original"] in (0, 3)
+
+
+def test_of_the_photo_and_its_resaves_the_finest_save_is_the_original(tmp_path):
+    """The photo saved at quality 93, three re-saves of it at 70-85, a copy with a ring stamp
+    and a blurred edit. Nothing in the grid tells the photo from a re-save, and every
+    re-save is coarser: the photo is the original, and each re-save its derivative."""
+    if not (SHARED_DATA / "people").is_dir():
+        pytest.skip(f"the benchmark photos live in {SHARED_DATA}, absent from this checkout")
+    stem = "0150"
+    photo = read_rgb(SHARED_DATA / "people" / f"{stem}.jpg")
+    source = _jpeg(tmp_path / "photo.jpg", photo, 93)
+    decoded = read_rgb(Path(source))
+    resaves = [_jpeg(tmp_path / f"resaved-{q}.jpg", decoded, q) for q in (70, 78, 85)]
+    garment = cv2.imread(str(SHARED_DATA / "people" / f"{stem}_mask.png"), 0) > 127
+    labels = cv2.imread(str(SHARED_DATA / "people_labels" / f"{stem}.png"), 0)
+    edited, _ = apply_edit(
+        decoded, edit_region(garment, head_mask(labels), 0.3), "blur", random.Random(3), []
+    )
+    others = [
+        _jpeg(tmp_path / "stamped.jpg", stamped(decoded), 88),
+        _jpeg(tmp_path / "edit.jpg", edited, 85),
+    ]
+    doc = PairFinder(workers=1).find([source, *resaves, *others])
+    [cluster] = doc["clusters"]
+    assert cluster["original"] == source
+    sources = {p["derivative"]: p["source"] for p in doc["pairs"]}
+    assert all(sources[resave] == source for resave in resaves)

@@ -81,6 +81,7 @@ CONTENDERS = 6  # a group's best untouched copies compared cell by cell for its 
 WITNESSES = 8  # further copies of the group that say which of two contenders they resemble
 DISPUTE_MULTIPLE = 3.0  # cells where two contenders differ this many times their median
 MIN_DISPUTED = 3  # disputed cells a witness must see to take sides
+RUNNERS_UP = 2  # a contest's winner is verified as the derivative of this many runners-up
 
 
 @dataclass
@@ -411,11 +412,14 @@ class PairFinder:
         """How many of the others each contender beats in ``overlay_contest``.
 
         Read from the signatures alone (no image is decoded): every image is aligned to the
-        first contender's frame by verifying its signature there. A contender that shows the
-        photo with RESOLUTION_STEP times fewer pixels (linear) than another was resized down,
-        as the resolution vote would have said had their relation been verified: it takes no
-        part in the comparison (a downscale blurs only what the grid does not keep), and loses
-        to each contender with that many more pixels.
+        first contender's frame by verifying its signature there. Among the contenders that
+        show the same frame as that one (each shows nearly all of the other), one that shows
+        the photo with RESOLUTION_STEP times fewer pixels (linear) than another was resized
+        down, as the resolution vote would have said had their relation been verified: it
+        takes no part in the comparison (a downscale blurs only what the grid does not keep),
+        and loses to each contender with that many more pixels. A contender whose frame holds
+        more than the photo (a screenshot, a border) is not compared by its pixel count: a
+        screen enlarges the photo it shows, and the resolution vote asks the same.
         """
         asked = (tuple(contenders), tuple(witnesses))
         if asked not in self._contests:
@@ -426,15 +430,32 @@ class PairFinder:
                 if aligned is not None:
                     grids[key] = aligned
             present = [key for key in contenders if key in grids]
-            density = {key: self._density(key, contenders[0], reference) for key in present}
+            density = {
+                key: self._density(key, contenders[0], reference)
+                for key in present
+                if self._same_frame(key, contenders[0], reference)
+            }
             finest = max(density.values(), default=0.0)
-            resized = [key for key in present if density[key] * RESOLUTION_STEP < finest]
+            resized = [key for key in density if density[key] * RESOLUTION_STEP < finest]
             present = [key for key in present if key not in resized]
             wins = overlay_contest(present, grids, self.thresholds)
-            for key in present:  # each beats the copies resized down from its resolution
+            for key in density.keys() - resized:  # each beats the copies resized down from it
                 wins[key] += sum(density[key] >= RESOLUTION_STEP * density[r] for r in resized)
             self._contests[asked] = dict(wins)
         return self._contests[asked]
+
+    def _same_frame(self, key: int, reference_key: int, reference: Signature) -> bool:
+        """Whether image ``key`` and the reference each show nearly all of the other."""
+        if key == reference_key:
+            return True
+        signature = self.signatures[key]
+        shown, covered = _frame_overlap(
+            self._transforms[key, reference_key],
+            signature.frame_width,
+            signature.frame_height,
+            reference,
+        )
+        return min(shown, covered) >= COMPOSITION_COVER
 
     def _density(self, key: int, reference_key: int, reference: Signature) -> float:
         """Image ``key``'s pixels per reference pixel (linear) of the content they share."""
@@ -633,6 +654,14 @@ def _geometry(query: Query, transform: np.ndarray, signature: Signature) -> Geom
 def _overlap(transform: np.ndarray, query: Query, signature: Signature) -> tuple[float, float]:
     """(share of the source's frame inside the derivative, share of the derivative covered)."""
     height, width = query.work.shape[:2]
+    return _frame_overlap(transform, width, height, signature)
+
+
+def _frame_overlap(
+    transform: np.ndarray, width: float, height: float, signature: Signature
+) -> tuple[float, float]:
+    """``_overlap`` for a derivative frame of ``width`` x ``height`` (``transform`` maps it
+    into the source's frame)."""
     derivative = project(transform, _frame_corners(width, height))
     source = _frame_corners(signature.frame_width, signature.frame_height)
     area, _ = cv2.intersectConvexConvex(
@@ -762,7 +791,10 @@ def organise(collection: Collection, contest: Contest | None = None) -> dict[str
     larger file per pixel. With ``contest`` (``PairFinder.contest``), the best untouched copies
     that the geometric evidence cannot tell apart are then compared directly (``_contested``).
     ``unmeasured`` lists the (source, derivative) verifications that would direct an edge
-    between groups that nothing directs yet (see ``document``).
+    between groups that nothing directs yet, and those of each contest's winner as the
+    derivative of its runners-up: a screenshot measured only against crops of the photo holds
+    more than they do with no seam around them, and only a whole copy shows its seam
+    (see ``document``).
     """
     pictures = {p.key: p for p in collection.pictures}
     edges: dict[frozenset, tuple[int, str]] = {}
@@ -833,7 +865,22 @@ def organise(collection: Collection, contest: Contest | None = None) -> dict[str
         contenders = _untouched(group_members - derived, collection, rank)
         original = max(contenders, key=rank)
         if contest is not None:
-            original = _contested(group_members - derived, group_members, rank, evidence, contest)
+            order = _contested(
+                group_members - derived,
+                group_members,
+                rank,
+                evidence,
+                contest,
+                lambda key: -pictures[key].quantisation,
+            )
+            original = order[0]
+            # the winner measured in its own pixels against the runners-up: only there does a
+            # screenshot or a border show the seam around the photo (see _direction)
+            unmeasured += [
+                (runner_up, original)
+                for runner_up in order[1 : 1 + RUNNERS_UP]
+                if (runner_up, original) not in collection.relations
+            ]
         clusters.append({"original": original, "members": everyone})
     clusters.sort(key=lambda c: pictures[c["original"]].path)
     return {"edges": edges, "clusters": clusters, "pictures": pictures, "unmeasured": unmeasured}
@@ -864,25 +911,29 @@ def _contested(
     rank: Callable[[int], tuple],
     evidence: Callable[[int], tuple],
     contest: Contest,
-) -> int:
-    """The original among a group's untouched copies, by a contest between the best of them.
+    finer: Callable[[int], float],
+) -> list[int]:
+    """The best of a group's untouched copies, by a contest between them: the original first.
 
     The counts behind ``rank`` are read over whichever relations each image happens to have
     (an image stops after RELATIONS_PER_QUERY), so they compare images on different evidence,
     and a watermark is too thin to count as an alteration. So the best-ranked untouched copies
     that geometry cannot tell apart (same ``evidence``) are compared directly, each pair in the
     cells where the two differ, with the group's other copies as witnesses
-    (``overlay_contest``); the one that beats the most others is the original, the rank
-    breaking ties.
+    (``overlay_contest``); the one that beats the most others is the original. Between
+    copies that beat as many (the photo and its re-saves: nothing in the grid tells them
+    apart), the one saved more finely (``finer``) is nearer to what they were all made from:
+    a re-save can only lose detail. The rank breaks the remaining ties. The others follow in
+    the same order: the runners-up.
     """
     ranked = sorted(contenders, key=rank, reverse=True)
     best = evidence(ranked[0])
     tied = [key for key in ranked if evidence(key) == best][:CONTENDERS]
     if len(tied) < 2:
-        return ranked[0]
+        return ranked[:1]
     witnesses = sorted(members - set(tied))[:WITNESSES]
     wins = contest(tied, witnesses)
-    return max(tied, key=lambda key: (wins.get(key, 0), rank(key)))
+    return sorted(tied, key=lambda key: (wins.get(key, 0), finer(key), rank(key)), reverse=True)
 
 
 def overlay_contest(
@@ -926,13 +977,26 @@ def _sides(
     grids: Mapping[int, tuple[np.ndarray, np.ndarray]],
     differences: Mapping[tuple[int, int], np.ndarray],
 ) -> int:
-    """Witnesses nearer to ``a`` than to ``b`` over the cells the two dispute, less the
-    reverse. ``differences[image, contender]``: each cell's difference between the two."""
+    """Witnesses that resemble ``a`` over the cells the two dispute, less those that resemble
+    ``b``. ``differences[image, contender]``: each cell's difference between the two, in units
+    of what matching calls altered.
+
+    The disputed cells differ clearly: DISPUTE_MULTIPLE times the two's median difference, and
+    at least by one unit. Between the photo and a re-save of it, no cell differs that much
+    (recompression moves cells by a fraction of a unit, and all of them a little), so neither
+    wins: nothing in the grid tells which was saved first.
+
+    A witness testifies only when it lies nearer to one of the two than halfway between them:
+    one altered there itself (an edit, a flip aligned a little off, a screenshot's rescaling)
+    is far from both, and which of the two it happens to be nearer to says nothing of them
+    (a white caption over a dark garment is nearer to any lightened edit of that garment).
+    """
     both = grids[a][1] & grids[b][1]
     if not both.any():
         return 0
     apart = differences[b, a]
-    disputed = both & (apart > DISPUTE_MULTIPLE * float(np.median(apart[both])))
+    clearly = max(DISPUTE_MULTIPLE * float(np.median(apart[both])), 1.0)
+    disputed = both & (apart > clearly)
     sides = 0
     for witness, (_, seen) in grids.items():
         where = disputed & seen
@@ -940,7 +1004,8 @@ def _sides(
             continue
         to_a = differences[witness, a][where].mean()
         to_b = differences[witness, b][where].mean()
-        sides += int(to_a < to_b) - int(to_b < to_a)
+        if min(to_a, to_b) < apart[where].mean() / 2:
+            sides += int(to_a < to_b) - int(to_b < to_a)
     return sides
 
 
