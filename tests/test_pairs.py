@@ -28,7 +28,7 @@ from bench.cases import (
     screenshot,
 )
 from counterfake.cli import main
-from counterfake.pairs import PairFinder, affected_clusters
+from counterfake.pairs import Collection, PairFinder, Picture, Relation, affected_clusters, organise
 from counterfake.reports.evidence import verify_evidence
 
 SOURCES = ("0003", "0007")
@@ -235,3 +235,78 @@ def test_an_original_counts_when_an_image_was_made_from_it_alone():
         {"original": 7, "members": {7, 8}},
     ]
     assert affected_clusters(clusters) == [True, False, True, True]
+
+
+def _pasted_whole(rgb: np.ndarray, region: np.ndarray, texture: np.ndarray) -> np.ndarray:
+    """The region filled with the whole texture photo squeezed into its bounding box (unlike
+    the benchmark's paste, which tiles a crop of a landscape)."""
+    ys, xs = np.nonzero(region)
+    top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    squeezed = cv2.resize(texture, (right - left, bottom - top), interpolation=cv2.INTER_AREA)
+    edited = rgb.copy()
+    inside = region[top:bottom, left:right]
+    edited[top:bottom, left:right][inside] = squeezed[inside]
+    return edited
+
+
+def test_one_texture_pasted_into_edits_of_two_photos_keeps_the_photos_apart(tmp_path):
+    """The same landscape photo pasted over the garments of two women's photos: each edit is
+    related to its photo and to the landscape, which relates to both edits. The two photos stay
+    two clusters, each under its own original, and are counted twice."""
+    if not (SHARED_DATA / "people").is_dir():
+        pytest.skip(f"the benchmark photos live in {SHARED_DATA}, absent from this checkout")
+    texture_path = str(shutil.copy(SHARED_DATA / "distractors" / "0500.jpg", tmp_path / "t.jpg"))
+    texture = read_rgb(Path(texture_path))
+    files, photos = [texture_path], []
+    for stem in ("0012", "0021"):
+        photo = read_rgb(SHARED_DATA / "people" / f"{stem}.jpg")
+        photos.append(str(shutil.copy(SHARED_DATA / "people" / f"{stem}.jpg", tmp_path)))
+        half = cv2.resize(photo, (photo.shape[1] // 2, photo.shape[0] // 2), cv2.INTER_AREA)
+        files += [
+            photos[-1],
+            *(_jpeg(tmp_path / f"{stem}-{q}.jpg", photo, q) for q in (75, 85)),
+            _jpeg(tmp_path / f"{stem}-half.jpg", half, 85),
+            _jpeg(
+                tmp_path / f"{stem}-edit.jpg",
+                _pasted_whole(photo, _region(stem, 0.45), texture),
+                88,
+            ),
+        ]
+    doc = PairFinder(workers=1).find(files)
+    originals = {c["original"]: c for c in doc["clusters"] if c["affected"]}
+    assert set(originals) == set(photos) and doc["photos_affected"] == 2
+    for photo, other in (photos, photos[::-1]):
+        assert other not in originals[photo]["members"]
+
+
+def _related(source: int, derivative: int, covered: float = 1.0, seam: bool = False) -> Relation:
+    return Relation(
+        source=source,
+        derivative=derivative,
+        kind="repost",
+        score=0.9,
+        altered_fraction=0.0,
+        inliers=60,
+        mask=None,
+        shown=1.0,
+        covered=covered,
+        resolution=1.0,
+        seam=seam,
+        mirrored=False,
+        agreeing=0.95,
+    )
+
+
+def test_collages_of_two_photos_join_both_clusters_and_merge_neither():
+    """Photos 0 and 2 (each with a re-save, 1 and 3) stand side by side in a collage (4) and in
+    a re-save of it (5), each filling half of it, framed by a seam. The collages belong to
+    both clusters; the photos stay two clusters, though two images of each side relate to
+    two images of the other through copies of the collage."""
+    collection = Collection([Picture(key, f"{key}.jpg", f"{key}.jpg") for key in range(6)])
+    for source, derivative in ((0, 1), (2, 3), (4, 5)):
+        collection.relations[source, derivative] = _related(source, derivative)
+    for photo, collage_copy in ((0, 4), (2, 4), (1, 5), (3, 5)):
+        collection.relations[photo, collage_copy] = _related(photo, collage_copy, 0.5, seam=True)
+    clusters = organise(collection)["clusters"]
+    assert sorted(c["original"] in (0, 1) for c in clusters) == [False, True]
+    assert all({4, 5} <= c["members"] and len(c["members"]) == 4 for c in clusters)

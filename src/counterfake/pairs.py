@@ -813,8 +813,7 @@ def organise(collection: Collection, contest: Contest | None = None) -> dict[str
         wins[b] -= vote
         losses[a] += vote < 0
         losses[b] += vote > 0
-        if _strong(collection.relations.get((a, b))) or _strong(collection.relations.get((b, a))):
-            groups.join(a, b)
+    _join_copies(groups, collection)
 
     consensus = _consensus(collection)
 
@@ -884,6 +883,48 @@ def organise(collection: Collection, contest: Contest | None = None) -> dict[str
         clusters.append({"original": original, "members": everyone})
     clusters.sort(key=lambda c: pictures[c["original"]].path)
     return {"edges": edges, "clusters": clusters, "pictures": pictures, "unmeasured": unmeasured}
+
+
+def _join_copies(groups: _DisjointSets, collection: Collection) -> None:
+    """Join into one group the copies of one photo: images related strongly (``_strong``).
+
+    Two rules keep one image from joining two photos' groups. A composition (an image in
+    which a photo was found framed by a seam: a collage, a screenshot, a border) holds two
+    photos, or a photo and a screen: it joins the groups of what it holds (``organise``),
+    never merges them, however much of its frame each fills. And an image whose pasted
+    texture came from another photo of the collection is related to both photos, with no seam
+    around the paste: so two groups of several images merge only when at least two images of
+    each are related across, never through one image alone (the donor of a texture pasted
+    into edits of two photos, the partner that stands beside two photos in collages).
+    Relations are taken best corroborated first (the two images have the most relatives in
+    common, then agree the most): copies of one photo relate to many of each other, so each
+    photo's group has formed before a relation that only one image shares with another photo
+    is weighed.
+    """
+    composed = {derivative for (_, derivative), r in collection.relations.items() if r.seam}
+    strong = [
+        relation
+        for relation in collection.relations.values()
+        if _strong(relation)
+        and relation.source not in composed
+        and relation.derivative not in composed
+    ]
+    related: dict[int, set[int]] = defaultdict(set)
+    for relation in strong:
+        related[relation.source].add(relation.derivative)
+        related[relation.derivative].add(relation.source)
+    strong.sort(
+        key=lambda r: (-len(related[r.source] & related[r.derivative]), -r.agreeing, r.source)
+    )
+    for relation in strong:
+        first, second = groups.members(relation.source), groups.members(relation.derivative)
+        if first is second:
+            continue
+        if len(first) > 1 and len(second) > 1:
+            across = [(a, b) for a in first for b in related[a] & second]
+            if len({a for a, _ in across}) < 2 or len({b for _, b in across}) < 2:
+                continue
+        groups.join(relation.source, relation.derivative)
 
 
 def _untouched(keys: set[int], collection: Collection, rank: Callable) -> set[int]:
@@ -1124,6 +1165,7 @@ class _DisjointSets:
 
     def __init__(self, keys: Iterable[int]) -> None:
         self._parent = {key: key for key in keys}
+        self._members = {key: {key} for key in self._parent}  # of each root
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._parent)
@@ -1138,8 +1180,17 @@ class _DisjointSets:
             key = parent[key]
         return key
 
+    def members(self, key: int) -> set[int]:
+        """The keys of ``key``'s group (the same set object for every key of the group)."""
+        return self._members[self.find(key)]
+
     def join(self, a: int, b: int) -> None:
-        self._parent[self.find(a)] = self.find(b)
+        a, b = self.find(a), self.find(b)
+        if a != b:
+            if len(self._members[a]) > len(self._members[b]):
+                a, b = b, a
+            self._parent[a] = b
+            self._members[b] |= self._members.pop(a)
 
 
 def same_scene(a: Signature, b: Signature) -> bool:
