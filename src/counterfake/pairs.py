@@ -783,13 +783,14 @@ def organise(collection: Collection, contest: Contest | None = None) -> dict[str
     """Group the images into clusters, each under its original (before the last pass).
 
     Copies that each show most of the other (reposts, edits, crops, resizes) form one group,
-    joined through any chain of such relations. An image that holds another only in part of its
-    frame (a collage, a screenshot, a tight crop) joins the group of its source without merging
-    groups: a collage of two photos belongs to both their clusters. A group's original is its
-    highest-ranked member: fewest direction votes lost; then the one that best stands for what
-    its relatives show (``_consensus``); then most votes won, the finer JPEG quantisation, the
-    larger file per pixel. With ``contest`` (``PairFinder.contest``), the best untouched copies
-    that the geometric evidence cannot tell apart are then compared directly (``_contested``).
+    joined through chains of such relations (``_join_copies`` says which). An image that holds
+    another only in part of its frame (a collage, a screenshot, a tight crop) joins the group
+    of its source without merging groups: a collage of two photos belongs to both clusters.
+    A group's original is its highest-ranked member: fewest direction votes lost; then the one
+    that best stands for what its relatives show (``_consensus``); then most votes won, the
+    finer JPEG quantisation, the larger file per pixel. With ``contest``
+    (``PairFinder.contest``), the best untouched copies that the geometric evidence cannot
+    tell apart are then compared directly (``_contested``).
     ``unmeasured`` lists the (source, derivative) verifications that would direct an edge
     between groups that nothing directs yet, and those of each contest's winner as the
     derivative of its runners-up: a screenshot measured only against crops of the photo holds
