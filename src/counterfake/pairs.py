@@ -341,25 +341,40 @@ class PairFinder:
         other collages first and be left outside its cluster. Each original asks the index
         again, past its own cluster's members (its best candidates), and verifies, as their
         derivative, up to ``candidates`` images outside its cluster that nothing relates to it
-        yet. Returns the number of relations added.
+        yet. So does each composition (an image that holds a photo framed by a seam) that is in
+        one cluster or none: a collage holds two photos, and its relations can all have gone to
+        the photo beside and to other collages and screenshots, which never join a photo's
+        group (``_join_copies``), leaving it outside its own photo's cluster. Returns the
+        number of relations added.
         """
         t = self.thresholds
         pictures = {p.key: p for p in collection.pictures}
+        clusters_of: dict[int, list[set[int]]] = defaultdict(list)
+        for cluster in clusters:
+            for member in cluster["members"]:
+                clusters_of[member].append(cluster["members"])
+        composed = {d for (_, d), relation in collection.relations.items() if relation.seam}
+        askers = [(cluster["original"], cluster["members"]) for cluster in clusters] + [
+            (key, set().union({key}, *clusters_of[key]))
+            for key in sorted(composed)
+            if len(clusters_of[key]) <= 1
+        ]
 
-        def reach(cluster: dict[str, Any]) -> list[Relation]:
-            picture = pictures[cluster["original"]]
+        def reach(asker: tuple[int, set[int]]) -> list[Relation]:
+            key, members = asker
+            picture = pictures[key]
             query = self._query(picture)
             if query is None:
                 return []
             found, tried = [], 0
-            # its own members come first: ask past them for t.candidates others
-            wanted = len(cluster["members"]) + t.candidates + 1
+            # its own cluster's members come first: ask past them for t.candidates others
+            wanted = len(members) + t.candidates + 1
             for candidate in self.index.candidates(query.features.descriptors, wanted):
                 if candidate.votes < t.min_votes or tried == t.candidates:
                     break
                 other = candidate.photo_id
                 if (
-                    other in cluster["members"]
+                    other in members
                     or (other, picture.key) in collection.relations
                     or (picture.key, other) in collection.relations
                 ):
@@ -371,7 +386,7 @@ class PairFinder:
             return found
 
         added = 0
-        for relations in in_parallel(reach, clusters, self.workers, lambda: None):
+        for relations in in_parallel(reach, askers, self.workers, lambda: None):
             for relation in relations:
                 collection.relations[relation.source, relation.derivative] = relation
                 added += 1
