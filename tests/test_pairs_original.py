@@ -278,3 +278,29 @@ def test_of_the_photo_and_its_resaves_the_finest_save_is_the_original(tmp_path):
     assert cluster["original"] == source
     sources = {p["derivative"]: p["source"] for p in doc["pairs"]}
     assert all(sources[resave] == source for resave in resaves)
+
+
+def test_the_photo_and_its_resave_count_each_others_wins():
+    """The re-save covers the caption's upper rows in no cell; two reposts of the captioned
+    copy see only those rows. Against the captioned copy, the re-save wins (where it is seen,
+    only plain copies testify) while the photo's dispute is a tie (the two reposts side with
+    the caption). The photo and the re-save dispute no cell: one picture, whose wins each
+    counts."""
+    rng = np.random.default_rng(6)
+    frame, base, captioned = _grids_with_overlay(rng)
+    seen = frame["seen"]
+    partly = seen.copy()
+    partly[5:7, 5:20] = False
+    upper_rows = np.zeros_like(seen)
+    upper_rows[5:7, :] = True
+    photo, resave, with_caption = 0, 1, 2
+    grids = {
+        photo: (base, seen),
+        resave: (_noisy(base, rng), partly),
+        with_caption: (captioned, seen),
+        3: (_noisy(base, rng), seen),
+        4: (_noisy(captioned, rng), upper_rows),
+        5: (_noisy(captioned, rng), upper_rows),
+    }
+    wins = overlay_contest([photo, resave, with_caption], grids, Thresholds())
+    assert wins[photo] == wins[resave] == 1 and wins.get(with_caption, 0) == 0

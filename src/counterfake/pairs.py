@@ -1006,9 +1006,10 @@ def overlay_contest(
     clearly (DISPUTE_MULTIPLE times their median difference) are disputed, and each other
     image of the group (the rest of the contenders and the witnesses) takes the side of the
     one it is nearer to over those cells: the one most sides with wins the pair, a sign test
-    over third parties rather than a mean over different relations. Between the photo and
-    a same-size re-save of it, the disputed cells are only compression noise, and either may
-    win; as their pixels are the same, either is the photo.
+    over third parties rather than a mean over different relations. Two contenders that show
+    the same frame and dispute no cell (the photo and a re-save of it) are one picture: each
+    counts the wins of the other, so that the noise of the sign test between a third copy and
+    each of them cannot rank one re-save above the other (the finer save is chosen later).
     ``grids`` maps each image to (its cells in the common frame, the cells it covers).
     """
     differences = {
@@ -1020,12 +1021,16 @@ def overlay_contest(
         if image != contender
     }
     wins: dict[int, int] = defaultdict(int)
+    same = _DisjointSets(contenders)
     for number, a in enumerate(contenders):
         for b in contenders[number + 1 :]:
             sides = _sides(a, b, grids, differences)
-            if sides:
+            if sides is None:
+                same.join(a, b)
+            elif sides:
                 wins[a if sides > 0 else b] += 1
-    return wins
+    shared = {key: max(wins[other] for other in same.members(key)) for key in contenders}
+    return defaultdict(int, {key: count for key, count in shared.items() if count})
 
 
 def _sides(
@@ -1033,9 +1038,10 @@ def _sides(
     b: int,
     grids: Mapping[int, tuple[np.ndarray, np.ndarray]],
     differences: Mapping[tuple[int, int], np.ndarray],
-) -> int:
+) -> int | None:
     """Witnesses that resemble ``a`` over the cells the two dispute, less those that resemble
-    ``b``. ``differences[image, contender]``: each cell's difference between the two, in units
+    ``b``; None when the two show the same frame and dispute no cell.
+    ``differences[image, contender]``: each cell's difference between the two, in units
     of what matching calls altered.
 
     The disputed cells differ clearly: DISPUTE_MULTIPLE times the two's median difference, and
@@ -1054,6 +1060,8 @@ def _sides(
     apart = differences[b, a]
     clearly = max(DISPUTE_MULTIPLE * float(np.median(apart[both])), 1.0)
     disputed = both & (apart > clearly)
+    if disputed.sum() < MIN_DISPUTED and both.mean() >= COMPOSITION_COVER:
+        return None
     sides = 0
     for witness, (_, seen) in grids.items():
         where = disputed & seen
