@@ -280,11 +280,13 @@ def test_one_texture_pasted_into_edits_of_two_photos_keeps_the_photos_apart(tmp_
         assert other not in originals[photo]["members"]
 
 
-def _related(source: int, derivative: int, covered: float = 1.0, seam: bool = False) -> Relation:
+def _related(
+    source: int, derivative: int, covered: float = 1.0, seam: bool = False, agreeing: float = 0.95
+) -> Relation:
     return Relation(
         source=source,
         derivative=derivative,
-        kind="repost",
+        kind="repost" if agreeing > 0.9 else "manipulated",
         score=0.9,
         altered_fraction=0.0,
         inliers=60,
@@ -294,7 +296,7 @@ def _related(source: int, derivative: int, covered: float = 1.0, seam: bool = Fa
         resolution=1.0,
         seam=seam,
         mirrored=False,
-        agreeing=0.95,
+        agreeing=agreeing,
     )
 
 
@@ -356,3 +358,18 @@ def test_a_collage_whose_relations_went_to_the_photo_beside_and_to_screens_joins
     for source, collage_path in collages.items():
         assert collage_path in clusters[source]["members"]
     assert clusters[partner_path]["affected"] is False and doc["photos_affected"] == 2
+
+
+def test_edits_that_found_one_another_join_their_photo_through_one_relation_that_mostly_agrees():
+    """Two edits of a photo (2, 3) related only to each other, and the photo with its re-save
+    (0, 1): the one relation found later between an edit and the photo, two thirds of it in
+    agreement, is a copy's relation, and makes one cluster. A relation in which less than
+    half agrees (a pasted texture's) would need two images on each side."""
+    collection = Collection([Picture(key, f"{key}.jpg", f"{key}.jpg") for key in range(4)])
+    collection.relations[0, 1] = _related(0, 1)
+    collection.relations[2, 3] = _related(2, 3, agreeing=0.7)
+    collection.relations[0, 2] = _related(0, 2, agreeing=0.65)
+    [cluster] = organise(collection)["clusters"]
+    assert cluster["members"] == {0, 1, 2, 3}
+    collection.relations[0, 2] = _related(0, 2, agreeing=0.4)
+    assert len(organise(collection)["clusters"]) == 2

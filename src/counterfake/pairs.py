@@ -909,9 +909,12 @@ def _join_copies(groups: _DisjointSets, collection: Collection) -> None:
     photos, or a photo and a screen: it joins the groups of what it holds (``organise``),
     never merges them, however much of its frame each fills. And an image whose pasted
     texture came from another photo of the collection is related to both photos, with no seam
-    around the paste: so two groups of several images merge only when at least two images of
-    each are related across, never through one image alone (the donor of a texture pasted
-    into edits of two photos, the partner that stands beside two photos in collages).
+    around the paste, and agrees with the texture's photo only where the texture is: so a
+    relation in which less than half of the source agrees merges two groups of several images
+    only when at least two images of each are related across, never through one image alone
+    (the donor of a texture pasted into edits of two photos). A relation in which most of the
+    source agrees is a copy's, and merges the groups it joins (the edits of a photo that
+    found one another first, and the photo found by their original in ``bridge``).
     Relations are taken best corroborated first (the two images have the most relatives in
     common, then agree the most): copies of one photo relate to many of each other, so each
     photo's group has formed before a relation that only one image shares with another photo
@@ -936,7 +939,7 @@ def _join_copies(groups: _DisjointSets, collection: Collection) -> None:
         first, second = groups.members(relation.source), groups.members(relation.derivative)
         if first is second:
             continue
-        if len(first) > 1 and len(second) > 1:
+        if relation.agreeing < STRONG_OVERLAP and len(first) > 1 and len(second) > 1:
             across = [(a, b) for a in first for b in related[a] & second]
             if len({a for a, _ in across}) < 2 or len({b for _, b in across}) < 2:
                 continue
