@@ -187,6 +187,7 @@ class PairFinder:
         self._files: dict[int, str] = {}
         self._contests: dict[tuple, dict[int, int]] = {}  # organise asks twice
         self._transforms: dict[tuple[int, int], np.ndarray | None] = {}  # image -> contender
+        self._differences: dict[int, dict[tuple[int, int], np.ndarray]] = {}  # by reference
 
     def close(self) -> None:
         """Delete the temporary file that holds the signatures."""
@@ -453,7 +454,8 @@ class PairFinder:
             finest = max(density.values(), default=0.0)
             resized = [key for key in density if density[key] * RESOLUTION_STEP < finest]
             present = [key for key in present if key not in resized]
-            wins = overlay_contest(present, grids, self.thresholds)
+            known = self._differences.setdefault(contenders[0], {})  # on this one's grid
+            wins = overlay_contest(present, grids, self.thresholds, known)
             for key in density.keys() - resized:  # each beats the copies resized down from it
                 wins[key] += sum(density[key] >= RESOLUTION_STEP * density[r] for r in resized)
             self._contests[asked] = dict(wins)
@@ -1000,6 +1002,7 @@ def overlay_contest(
     contenders: list[int],
     grids: Mapping[int, tuple[np.ndarray, np.ndarray]],
     thresholds: Thresholds,
+    known: dict[tuple[int, int], np.ndarray] | None = None,
 ) -> dict[int, int]:
     """How many of the other contenders each one beats, on grids aligned to one frame.
 
@@ -1013,16 +1016,17 @@ def overlay_contest(
     the same frame and dispute no cell (the photo and a re-save of it) are one picture: each
     counts the wins of the other, so that the noise of the sign test between a third copy and
     each of them cannot rank one re-save above the other (the finer save is chosen later).
-    ``grids`` maps each image to (its cells in the common frame, the cells it covers).
+    ``grids`` maps each image to (its cells in the common frame, the cells it covers);
+    ``known`` keeps the cell differences of images with contenders measured on the same grids
+    by an earlier contest (a group is ranked again after each pass that adds relations).
     """
-    differences = {
-        (image, contender): _cell_difference(
-            cells, grids[contender][0], seen & grids[contender][1], thresholds
-        )
-        for contender in contenders
-        for image, (cells, seen) in grids.items()
-        if image != contender
-    }
+    differences = {} if known is None else known
+    for contender in contenders:
+        for image, (cells, seen) in grids.items():
+            if image != contender and (image, contender) not in differences:
+                differences[image, contender] = _cell_difference(
+                    cells, grids[contender][0], seen & grids[contender][1], thresholds
+                )
     wins: dict[int, int] = defaultdict(int)
     same = _DisjointSets(contenders)
     for number, a in enumerate(contenders):
