@@ -1,10 +1,12 @@
 """The matching engine inside one service process: an in-memory index that follows the registry.
 
 Every service process (worker) builds its candidate index and its PDQ index from the registry
-at start, then follows the registry's change feed in a background thread: a registration
-becomes matchable, and a withdrawal stops matching, in every worker, within one wait of the
-feed (PostgreSQL LISTEN/NOTIFY; a short poll on SQLite). The process that made a change also
-applies it before answering, so its own answer is already up to date.
+at start, then follows the registry's change feed in a background thread (PostgreSQL
+LISTEN/NOTIFY; a short poll on SQLite). The feed alone is not enough under load: its thread
+waits for the interpreter behind the matches, and a registration reached a busy worker's index
+only after up to a second. So every match first reads the feed's head (one indexed query) and
+applies what it has not seen: a registration or a withdrawal answered before a match request
+starts is in effect for that match, in every worker.
 
 A worker holds only its indexes and a small bounded cache: signatures and photo labels stay in
 the registry, and verification reads the few it needs (about ten candidates a query). Memory
@@ -185,7 +187,9 @@ class MatchingEngine:
         """Decode (with the pixel limit) and match an uploaded image; ImageError if unreadable."""
         with self._slots:
             rgb = decode_image(data, name, max_pixels=self.max_pixels)
-            found = self._found(self._matcher.match(make_query(rgb)))
+            query = make_query(rgb)
+            self._catch_up()
+            found = self._found(self._matcher.match(query))
             pdq_hex = pdq_hash(rgb).hex() if found else None
             return ScannedImage(hashlib.sha256(data).hexdigest(), pdq_hex), found
 
@@ -193,7 +197,13 @@ class MatchingEngine:
         """Match a signature made client-side (see matching.SignatureQuery)."""
         scanned = ScannedImage(signature.sha256, signature.pdq["original"].hex())
         with self._slots:
+            self._catch_up()
             return scanned, self._found(self._matcher.match(SignatureQuery(signature)))
+
+    def _catch_up(self) -> None:
+        """Apply the changes committed before this match that the feed has not brought yet."""
+        if self.registry.head_seq() != self._seq:
+            self.sync()
 
     def _found(self, matches: list[Match]) -> list[Found]:
         """The matched photos' registry entries, read now: a photo withdrawn while the match
