@@ -19,6 +19,10 @@ request's queueing included), and whether the first match request sent to B afte
 already found it; after a withdrawal, the same until B stops. At
 the end, every photo kept must match on both workers and every withdrawn one on neither.
 
+A worker's first few hundred matches on a freshly loaded index are slower (bench/speed.py's
+cold pass), so each worker first answers ``--warm-up`` signature matches of other cases,
+untimed, as a worker in service would have before the load this run measures.
+
 Reported: throughput and p50/p99 latency per kind, each worker's memory (RSS) after loading,
 memory per registered photo, time to become matchable / to stop matching on the other worker.
 """
@@ -312,6 +316,10 @@ def main() -> None:
     parser.add_argument("--phase-seconds", type=float, default=120)
     parser.add_argument("--single-requests", type=int, default=200)
     parser.add_argument("--churn-photos", type=int, default=45)
+    parser.add_argument(
+        "--warm-up", type=int, default=100,
+        help="signature matches of other cases each worker answers, untimed, after it starts",
+    )  # fmt: skip
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     db = str(args.out / "registry.db")
@@ -326,8 +334,13 @@ def main() -> None:
     templates = [make_signature(load_image(p), p, "") for p in manifest["distractors"][:100]]
     rng = random.Random(20261130)
     cases = [c for c in manifest["cases"] if c["registered"]]
-    query_paths = [args.cases / c["path"] for c in rng.sample(cases, 60)]
+    picked = rng.sample(cases, 60 + args.warm_up)
+    query_paths = [args.cases / c["path"] for c in picked[:60]]
     query_paths += [Path(p) for p in manifest["distractors"][-20:]]
+    warm_up = [
+        ("/match/signatures", cfsig.dumps([make_signature(load_image(path), path.name, "")]), "w")
+        for path in (args.cases / c["path"] for c in picked[60:])
+    ]
     images = [(p.name, p.read_bytes()) for p in query_paths]
     signatures = [
         (p.name, cfsig.dumps([make_signature(load_image(p), p.name, p.name)])) for p in query_paths
@@ -352,6 +365,7 @@ def main() -> None:
         b = start_worker(db, log)
         rss = [a.rss_mb(), b.rss_mb()]
         try:
+            load_phase([a, b], platform, warm_up * 2, args.phase_seconds, clients=2)
             image_requests = [
                 ("/match/image", images[i % len(images)][1], images[i % len(images)][0])
                 for i in range(args.image_requests)

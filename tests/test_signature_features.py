@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from counterfake.signature.extract import (
+    QUERY_FEATURES,
     QUERY_MIN_SIDE,
     QUERY_ORB,
     REFERENCE_FEATURES,
@@ -17,20 +18,24 @@ from counterfake.signature.extract import (
 from counterfake.signature.features import LEVEL_GROUPS, SPREAD_GRID, extract_features
 
 
-def buckets(features, shape) -> np.ndarray:
+def buckets(features, shape, levels: int = 8) -> np.ndarray:
     height, width = shape
     col = np.minimum((features.xy[:, 0] * SPREAD_GRID / width).astype(int), SPREAD_GRID - 1)
     row = np.minimum((features.xy[:, 1] * SPREAD_GRID / height).astype(int), SPREAD_GRID - 1)
-    group = np.minimum(features.octave.astype(int) * LEVEL_GROUPS // 8, LEVEL_GROUPS - 1)
+    group = np.minimum(features.octave.astype(int) * LEVEL_GROUPS // levels, LEVEL_GROUPS - 1)
     return (row * SPREAD_GRID + col) * LEVEL_GROUPS + group
+
+
+def rounds_of(bucket: np.ndarray) -> np.ndarray:
+    """A feature's round: how many of its bucket came before it."""
+    return np.array([(bucket[:i] == b).sum() for i, b in enumerate(bucket)])
 
 
 def test_features_are_dealt_round_robin_over_cells_and_scales(photo):
     gray = grey(photo)
     features = extract_features(gray, REFERENCE_FEATURES)
     bucket = buckets(features, gray.shape)
-    # A feature's round is how many of its bucket came before it: rounds never go back.
-    rounds = np.array([(bucket[:i] == b).sum() for i, b in enumerate(bucket)])
+    rounds = rounds_of(bucket)  # rounds never go back
     assert len(features) == REFERENCE_FEATURES
     assert (np.diff(rounds) >= 0).all()
     assert rounds[0] == 0 and len(np.unique(bucket[rounds == 0])) > SPREAD_GRID**2 // 2
@@ -48,6 +53,23 @@ def test_a_small_scanned_image_keeps_its_finest_scale(photo):
     work = grey(cv2.resize(photo, (384, QUERY_MIN_SIDE), interpolation=cv2.INTER_AREA))
     found, direct = query_features(work), extract_features(work, 1000, QUERY_ORB)
     assert (found.xy == direct.xy).all() and (found.descriptors == direct.descriptors).all()
+
+
+def test_a_scanned_image_keeps_the_features_orb_finds_for_it_in_spread_order(photo):
+    """No spares are detected for a scanned image: the QUERY_FEATURES that ORB itself keeps are
+    the features, still dealt out round-robin over cells and scales."""
+    work = grey(cv2.resize(photo, (384, QUERY_MIN_SIDE), interpolation=cv2.INTER_AREA))
+    found = query_features(work)
+    keypoints = cv2.ORB_create(
+        nfeatures=QUERY_FEATURES,
+        scaleFactor=QUERY_ORB.scale_factor,
+        nlevels=QUERY_ORB.levels,
+        edgeThreshold=15,
+        fastThreshold=QUERY_ORB.fast_threshold,
+    ).detect(work)
+    assert sorted(map(tuple, found.xy.tolist())) == sorted(k.pt for k in keypoints)
+    rounds = rounds_of(buckets(found, work.shape, QUERY_ORB.levels))
+    assert (np.diff(rounds) >= 0).all() and rounds[-1] > 0
 
 
 def test_a_large_scanned_image_has_features_over_its_whole_working_frame(photo):

@@ -33,7 +33,12 @@ QUERY_FEATURE_SHRINK = 1.5
 # A scanned image's pyramid steps by 1.3 over six levels: it spans the scales of the registered
 # photo's eight levels (1.2 apart), each level within a factor 1.1 of one of them, over 30% fewer
 # pixels. Its faintest corners (FAST 10-15) are left out: they survive recompression least.
-QUERY_ORB = OrbSettings(scale_factor=1.3, levels=6, fast_threshold=15)
+# ORB keeps just the QUERY_FEATURES a scanned image uses, with no spares for the spread
+# selection to choose among (a registered photo's stored features keep theirs): spares cost a
+# third of ORB's work per corner (Harris score, orientation, descriptor) and of reading the
+# keypoints, and the features kept are still dealt out in spread order, so those that vote in the
+# index (a prefix) stay spread over the image and its scales.
+QUERY_ORB = OrbSettings(scale_factor=1.3, levels=6, fast_threshold=15, detected_per_kept=1.0)
 
 
 @dataclass(frozen=True)
