@@ -354,7 +354,7 @@ class PairFinder:
         for cluster in clusters:
             for member in cluster["members"]:
                 clusters_of[member].append(cluster["members"])
-        composed = {d for (_, d), relation in collection.relations.items() if relation.seam}
+        composed = _compositions(collection)
         askers = [(cluster["original"], cluster["members"]) for cluster in clusters] + [
             (key, set().union({key}, *clusters_of[key]))
             for key in sorted(composed)
@@ -903,6 +903,11 @@ def organise(collection: Collection, contest: Contest | None = None) -> dict[str
     return {"edges": edges, "clusters": clusters, "pictures": pictures, "unmeasured": unmeasured}
 
 
+def _compositions(collection: Collection) -> set[int]:
+    """Images in which a photo was found framed by a seam: collages, screenshots, borders."""
+    return {derivative for (_, derivative), r in collection.relations.items() if r.seam}
+
+
 def _join_copies(groups: _DisjointSets, collection: Collection) -> None:
     """Join into one group the copies of one photo: images related strongly (``_strong``).
 
@@ -922,7 +927,7 @@ def _join_copies(groups: _DisjointSets, collection: Collection) -> None:
     photo's group has formed before a relation that only one image shares with another photo
     is weighed.
     """
-    composed = {derivative for (_, derivative), r in collection.relations.items() if r.seam}
+    composed = _compositions(collection)
     strong = [
         relation
         for relation in collection.relations.values()
