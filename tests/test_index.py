@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from counterfake.index.memory import (
+    CROWDED_ROWS,
     HASH_TABLES,
     INDEXED_FEATURES,
+    KEY_BYTES,
     MAX_DISTANCE,
     QUERY_FEATURES,
     CandidateIndex,
@@ -182,3 +184,30 @@ def test_clutter_near_many_photos_does_not_bury_a_small_copy():
     assert len(query) <= QUERY_FEATURES  # all of it votes
     best = index.candidates(query, 1)[0]
     assert (best.photo_id, best.mirrored) == (99, False)
+
+
+def only_first_key_kept(descriptors: np.ndarray) -> np.ndarray:
+    """The descriptors with one bit flipped in every slice but the first: each is 9 bits from
+    its original and can be found only through the first table's key."""
+    flipped = descriptors.copy()
+    for table in range(1, HASH_TABLES):
+        flipped[:, table * KEY_BYTES] ^= 1
+    return flipped
+
+
+@pytest.mark.parametrize("crowd", [CROWDED_ROWS // 2, CROWDED_ROWS + 10])
+def test_a_key_shared_by_a_crowd_of_rows_is_passed_over(crowd):
+    """Rows that share a scanned descriptor's key only through a bucket crowded with other
+    photos' rows do not vote; the same rows in a bucket of ordinary size do."""
+    rng = np.random.default_rng(10)
+    query = rng.integers(0, 256, (1, DESCRIPTOR_BYTES), dtype=np.uint8)
+    index = CandidateIndex()
+    for photo_id in range(1, crowd + 1):  # far from the query, but under its first key
+        crowder = signature(rng, n=1)
+        crowder.features.descriptors[:, :KEY_BYTES] = query[:, :KEY_BYTES]
+        index.add(photo_id, crowder)
+    target = signature(rng, n=1)
+    target.features.descriptors[:] = only_first_key_kept(query)
+    index.add(999, target)
+    found = [c.photo_id for c in index.candidates(query, 10)]
+    assert found == ([] if crowd > CROWDED_ROWS else [999])

@@ -8,8 +8,9 @@ import pytest
 from conftest import blur_region, jpeg
 
 from counterfake.index.memory import CandidateIndex
-from counterfake.matching import Matcher
+from counterfake.matching import Matcher, cell_differences
 from counterfake.signature.extract import make_query, make_signature
+from counterfake.signature.grid import GRID_CHANNELS, GRID_COLS, GRID_ROWS
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +91,20 @@ def test_withdrawn_photo_stops_matching(photo):
     assert matcher.match(query)
     index.remove(1)
     assert matcher.match(query) == []
+
+
+def test_a_flattened_cell_under_a_steep_contrast_fit_is_a_texture_difference_not_nan():
+    """A copy whose contrast was scaled down everywhere is fitted with a steep gain and a
+    negative offset; a cell it flattened to nothing (a blur) then gets a negative fitted
+    contrast, which must read as a large texture difference, not as an undefined one."""
+    rng = np.random.default_rng(11)
+    shape = (GRID_ROWS, GRID_COLS, GRID_CHANNELS)
+    scanned = np.full(shape, 128.0, np.float32)
+    scanned[:, :, 3] = rng.uniform(20, 60, shape[:2])
+    photo = scanned.copy()
+    photo[:, :, 3] = 2.0 * scanned[:, :, 3] - 20.0
+    scanned[:3, :3, 3] = 0.0  # blurred flat in the copy; still textured in the photo
+    visible = np.ones(shape[:2], bool)
+    _, texture = cell_differences(photo, scanned, visible)
+    assert np.isfinite(texture).all()
+    assert texture[:3, :3].min() > 1.0 > np.percentile(texture[3:, 3:], 90)

@@ -502,7 +502,8 @@ def cell_differences(
             scanned[:, :, channel], photo[:, :, channel], visible, tolerance
         )
     colour = np.linalg.norm(fitted[:, :, :3] - photo[:, :, :3], axis=-1)
-    texture = np.abs(np.log((fitted[:, :, 3] + 3.0) / (photo[:, :, 3] + 3.0)))
+    contrast = np.maximum(fitted[:, :, 3], 0.0)  # a fitted gain can push a flat cell below zero
+    texture = np.abs(np.log((contrast + 3.0) / (photo[:, :, 3] + 3.0)))
     return colour, texture
 
 
