@@ -195,19 +195,43 @@ def only_first_key_kept(descriptors: np.ndarray) -> np.ndarray:
     return flipped
 
 
-@pytest.mark.parametrize("crowd", [CROWDED_ROWS // 2, CROWDED_ROWS + 10])
-def test_a_key_shared_by_a_crowd_of_rows_is_passed_over(crowd):
-    """Rows that share a scanned descriptor's key only through a bucket crowded with other
-    photos' rows do not vote; the same rows in a bucket of ordinary size do."""
+def crowded_index(crowd: int, skip_crowded_keys: bool) -> tuple[CandidateIndex, np.ndarray]:
+    """An index in which ``crowd`` photos share a scanned descriptor's first key but are far
+    from it, and photo 999 is near it but found only through that key; and the descriptor."""
     rng = np.random.default_rng(10)
     query = rng.integers(0, 256, (1, DESCRIPTOR_BYTES), dtype=np.uint8)
-    index = CandidateIndex()
-    for photo_id in range(1, crowd + 1):  # far from the query, but under its first key
+    index = CandidateIndex(skip_crowded_keys=skip_crowded_keys)
+    for photo_id in range(1, crowd + 1):
         crowder = signature(rng, n=1)
         crowder.features.descriptors[:, :KEY_BYTES] = query[:, :KEY_BYTES]
         index.add(photo_id, crowder)
     target = signature(rng, n=1)
     target.features.descriptors[:] = only_first_key_kept(query)
     index.add(999, target)
+    return index, query
+
+
+@pytest.mark.parametrize("crowd", [CROWDED_ROWS // 2, CROWDED_ROWS + 10])
+def test_a_key_shared_by_a_crowd_of_rows_is_passed_over(crowd):
+    """A row found only through a bucket crowded with other photos' rows does not vote; the
+    same row in a bucket of ordinary size does."""
+    index, query = crowded_index(crowd, skip_crowded_keys=True)
     found = [c.photo_id for c in index.candidates(query, 10)]
     assert found == ([] if crowd > CROWDED_ROWS else [999])
+
+
+def test_an_index_of_a_collection_reads_crowded_keys_in_full():
+    index, query = crowded_index(CROWDED_ROWS + 10, skip_crowded_keys=False)
+    assert [c.photo_id for c in index.candidates(query, 10)] == [999]
+
+
+def test_a_hundred_copies_of_one_photo_find_each_other_in_a_collection(photos):
+    """A channel export may hold a hundred copies of one photo, which crowd all of its keys;
+    a collection's index must still find copies, and only copies."""
+    index = CandidateIndex(skip_crowded_keys=False)
+    for photo_id in range(1, 2 * CROWDED_ROWS):
+        index.add(photo_id, photos[1] if photo_id % 10 else photos[photo_id // 10 + 2])
+    rng = np.random.default_rng(12)
+    query = noisy(photos[1].features.descriptors[:INDEXED_FEATURES], 12, rng)
+    found = index.candidates(query, 3)
+    assert found and all(c.photo_id % 10 and not c.mirrored for c in found)

@@ -181,7 +181,7 @@ class PairFinder:
         self.thresholds = thresholds or Thresholds()
         self.max_pixels = max_pixels
         self.workers = workers
-        self.index = CandidateIndex()
+        self.index = CandidateIndex(skip_crowded_keys=False)  # copies of one photo crowd keys
         self.signatures = SpilledSignatures()
         self._faces: dict[int, np.ndarray] = {}  # face boxes, computed only where needed
         self._files: dict[int, str] = {}

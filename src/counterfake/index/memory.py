@@ -28,6 +28,9 @@ max(CROWDED_ROWS, CROWDED_MULTIPLE x its segment's average) rows is passed over,
 search passes over stop words; the descriptor is still found through its other nine keys.
 There, skipping them cut the lookup from 28 to 13 ms with the same candidate recall. The limit
 is per segment, so a key crowded in one large segment may still be read in a small new one.
+A registry's photos are distinct photos, so a crowded key is common ground; a collection
+searched for pairs (pairs.py) may hold a hundred copies of one photo, which crowd every one of
+that photo's keys, so its index reads crowded keys in full (``skip_crowded_keys=False``).
 
 **Layout.** Rows live in immutable segments. In a segment, each table is the segment's rows
 sorted by bucket, with a dense offset array per bucket (a bucket is the low bits of a key, as many
@@ -132,7 +135,8 @@ class _Segment:
 class CandidateIndex:
     """An in-process index over registered photos' descriptors; safe to share between threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, skip_crowded_keys: bool = True) -> None:
+        self.skip_crowded_keys = skip_crowded_keys
         self._lock = threading.Lock()
         self._segments: list[_Segment] = []
         self._pending: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -206,7 +210,7 @@ class CandidateIndex:
                 hamming.as_words(segment.codes),
                 segment.owners,
                 segment.alive,
-                segment.crowded,
+                segment.crowded if self.skip_crowded_keys else len(segment),
                 first_row,
                 nearest_owner,
                 nearest_distance,
