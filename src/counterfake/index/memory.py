@@ -40,8 +40,9 @@ half the size of the one before (as a log-structured merge does), so a stream of
 re-sorts the whole index. A withdrawn photo's rows are marked dead at once; they are reclaimed when
 the dead rows make up half the index.
 
-**Why the inner loop is compiled (numba).** A lookup touches about half a million rows at 100,000
-photos; each costs one random read of a 32-byte descriptor. Vectorised numpy spent about
+**Why the inner loop is compiled (numba).** A lookup meets about 300,000 rows at 100,000
+photos (about a third of them outside crowded buckets); each costs one random read of a 32-byte
+descriptor. Vectorised numpy spent about
 300 ns per row on the gathers and temporaries around that read, the compiled loop about half
 of that, which is what keeps the shortlist within tens of milliseconds at that size. faiss's
 binary multi-index hash does the same search but keeps a C++ hash map node per bucket (about
