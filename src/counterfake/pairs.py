@@ -446,10 +446,10 @@ class PairFinder:
                 if aligned is not None:
                     grids[key] = aligned
             present = [key for key in contenders if key in grids]
-            density = {
-                key: self._density(key, contenders[0], reference)
+            density = {  # of the contenders that show the first one's frame
+                key: d
                 for key in present
-                if self._same_frame(key, contenders[0], reference)
+                if (d := self._density(key, contenders[0], reference)) is not None
             }
             finest = max(density.values(), default=0.0)
             resized = [key for key in density if density[key] * RESOLUTION_STEP < finest]
@@ -461,25 +461,18 @@ class PairFinder:
             self._contests[asked] = dict(wins)
         return self._contests[asked]
 
-    def _same_frame(self, key: int, reference_key: int, reference: Signature) -> bool:
-        """Whether image ``key`` and the reference each show nearly all of the other."""
-        if key == reference_key:
-            return True
-        signature = self.signatures[key]
-        shown, covered = _frame_overlap(
-            self._transforms[key, reference_key],
-            signature.frame_width,
-            signature.frame_height,
-            reference,
-        )
-        return min(shown, covered) >= COMPOSITION_COVER
-
-    def _density(self, key: int, reference_key: int, reference: Signature) -> float:
-        """Image ``key``'s pixels per reference pixel (linear) of the content they share."""
+    def _density(self, key: int, reference_key: int, reference: Signature) -> float | None:
+        """Image ``key``'s pixels per reference pixel (linear) of the content they share; None
+        when the two do not show the same frame (each nearly all of the other)."""
         if key == reference_key:
             return 1.0
         signature = self.signatures[key]
         transform = self._transforms[key, reference_key]
+        shown, covered = _frame_overlap(
+            transform, signature.frame_width, signature.frame_height, reference
+        )
+        if min(shown, covered) < COMPOSITION_COVER:
+            return None
         stretch = float(np.sqrt(abs(np.linalg.det(transform[:2, :2]))))  # key frame -> reference
         own = signature.width / signature.frame_width  # image pixels per frame pixel
         return own / stretch / (reference.width / reference.frame_width)
