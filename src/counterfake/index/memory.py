@@ -21,16 +21,18 @@ the full stored signature: the index only decides what is verified, never what m
 
 **Crowded keys are skipped.** A slice that very many rows share (a flat patch, a plain edge,
 text) says little about which photo a descriptor came from, yet scanning its bucket is most of a
-lookup's cost: in bench/speed.py's 100,000-photo registry a bucket holds 3 rows on average, but
-the buckets scanned descriptors fall into hold 19 at the median, and those of more than 64 rows
-hold two thirds of all the rows a lookup scanned. A bucket holding more than
-max(CROWDED_ROWS, CROWDED_MULTIPLE x its segment's average) rows is passed over, as a text
-search passes over stop words; the descriptor is still found through its other nine keys.
-There, skipping them cut the lookup from 28 to 13 ms with the same candidate recall. The limit
-is per segment, so a key crowded in one large segment may still be read in a small new one.
-A registry's photos are distinct photos, so a crowded key is common ground; a collection
-searched for pairs (pairs.py) may hold a hundred copies of one photo, which crowd every one of
-that photo's keys, so its index reads crowded keys in full (``skip_crowded_keys=False``).
+lookup's cost. A bucket holding more than max(CROWDED_ROWS, CROWDED_MULTIPLE x its segment's
+average) rows is passed over, as a text search passes over stop words; the descriptor is still
+found through its other nine keys. (A one-off measurement over bench/speed.py's 100,000-photo
+registry, not part of bench/: a bucket held 3 rows on average, the buckets scanned descriptors
+fell into held 19 at the median, and those of more than 64 rows held two thirds of the rows a
+lookup read; skipping them took the lookup from 28 to 13 ms with the same candidate recall,
+where reading only their first 64 rows took 22 ms. bench/speed.py's profile shows the index
+stage at 100,000 photos going from 28.0 to 11.2 ms.) The limit is per segment, so a key crowded
+in one large segment may still be read in a small new one. A registry's photos are distinct
+photos, so a crowded key is common ground; a collection searched for pairs (pairs.py) may hold
+a hundred copies of one photo, which crowd every one of that photo's keys, so its index reads
+crowded keys in full (``skip_crowded_keys=False``).
 
 **Layout.** Rows live in immutable segments. In a segment, each table is the segment's rows
 sorted by bucket, with a dense offset array per bucket (a bucket is the low bits of a key, as many
@@ -41,12 +43,12 @@ re-sorts the whole index. A withdrawn photo's rows are marked dead at once; they
 the dead rows make up half the index.
 
 **Why the inner loop is compiled (numba).** A lookup meets about 300,000 rows at 100,000
-photos (about a third of them outside crowded buckets); each costs one random read of a 32-byte
-descriptor. Vectorised numpy spent about
-300 ns per row on the gathers and temporaries around that read, the compiled loop about half
-of that, which is what keeps the shortlist within tens of milliseconds at that size. faiss's
-binary multi-index hash does the same search but keeps a C++ hash map node per bucket (about
-90 kB of memory per photo at 10,000 photos) and scans buckets of a fixed, shorter key.
+photos (about a third of them outside crowded buckets); each costs one random read of a
+32-byte descriptor. Vectorised numpy spent about 300 ns per row on the gathers and temporaries
+around that read, the compiled loop about half of that, which is what keeps the shortlist
+within tens of milliseconds at that size. faiss's binary multi-index hash does the same search
+but keeps a C++ hash map node per bucket (about 90 kB of memory per photo at 10,000 photos)
+and scans buckets of a fixed, shorter key.
 
 Memory per indexed descriptor: 32 bytes of descriptor, 8 of owner, 1 of liveness and 4 per table,
 plus the offsets; bench/speed.py measured 63 kB per photo (2 x 256 descriptors) at 100,000.
@@ -251,9 +253,10 @@ def _read_every_page(*arrays: np.ndarray) -> None:
     """Read one byte of each memory page of freshly built tables.
 
     On this project's virtual machine, the first searches over a freshly built 100,000-photo
-    index took up to 25 times their later time, all of it user CPU time with no page fault;
-    reading each page once (about 1 s for that index) removed most of it (bench/speed.py's first
-    pass: p99 241 -> 64 ms in one paired run). Small segments cost next to nothing.
+    index took up to 25 times their later time, all of it user CPU time with no page fault
+    (bench/speed.py's cold pass: up to 655 ms). Reading each page once, about 1 s for that
+    index, removed it (the cold pass since: 77.5 ms at most); the cause was not found. Small
+    segments cost next to nothing.
     """
     for array in arrays:
         int(array.reshape(-1).view(np.uint8)[::_PAGE_BYTES].max(initial=0))
