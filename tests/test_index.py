@@ -14,8 +14,10 @@ from counterfake.index.memory import (
     INDEXED_FEATURES,
     KEY_BYTES,
     MAX_DISTANCE,
+    MAX_PHOTO_ID,
     QUERY_FEATURES,
     CandidateIndex,
+    _Additions,
     _key,
     _keys,
 )
@@ -165,6 +167,52 @@ def test_each_key_is_the_slice_the_compiled_search_reads():
     keys = _keys(descriptors)
     for table in range(HASH_TABLES):
         assert [_key(words, row, table) for row in range(50)] == list(keys[table])
+
+
+def test_each_table_lists_a_segments_rows_by_bucket_and_in_row_order():
+    """The counting sort files rows exactly as a stable sort of their buckets would."""
+    rng = np.random.default_rng(10)
+    additions = _Additions()
+    for photo_id in range(40):  # rows repeat, so buckets hold several rows
+        rows = rng.integers(0, 4, (int(rng.integers(1, 30)), DESCRIPTOR_BYTES), dtype=np.uint8)
+        additions.add(photo_id, rows[: len(rows) // 2], rows[len(rows) // 2 :])
+    segment = additions.segment()
+    buckets = _keys(segment.codes) & segment.bucket_mask
+    for table in range(HASH_TABLES):
+        order = np.argsort(buckets[table], kind="stable")
+        assert list(segment.rows[table]) == list(order)
+        counts = np.bincount(buckets[table], minlength=len(segment.offsets[table]) - 1)
+        assert list(segment.offsets[table]) == [0, *np.cumsum(counts)]
+
+
+def test_added_photos_keep_their_rows_and_orientations_across_blocks(photos):
+    """Additions are packed into blocks; a withdrawn addition leaves no rows behind, and each
+    row still names its photo and orientation."""
+    additions = _Additions()
+    for photo_id in (7, 8, 9):
+        sig = photos[photo_id]
+        additions.add(photo_id, sig.features.descriptors, sig.mirrored.descriptors[:100])
+    assert additions.discard(8) and not additions.discard(8)
+    segment = additions.segment()
+    assert set(segment.spans) == {7, 9}
+    for photo_id in (7, 9):
+        rows = segment.spans[photo_id]
+        sig = photos[photo_id]
+        expected = np.concatenate([sig.features.descriptors, sig.mirrored.descriptors[:100]])
+        assert np.array_equal(segment.codes[rows.start : rows.stop], expected)
+        owners = segment.owners[rows.start : rows.stop]
+        assert list(owners) == [photo_id * 2] * len(sig.features) + [photo_id * 2 + 1] * 100
+
+
+def test_a_photo_id_beyond_the_owner_range_is_refused(photos):
+    index = CandidateIndex()
+    index.add(MAX_PHOTO_ID, photos[1])
+    with pytest.raises(ValueError, match="outside the index's range"):
+        index.add(MAX_PHOTO_ID + 1, photos[1])
+    with pytest.raises(ValueError, match="outside the index's range"):
+        index.add(-1, photos[1])
+    hits = index.candidates(photos[1].features.descriptors, 1)
+    assert (hits[0].photo_id, hits[0].mirrored) == (MAX_PHOTO_ID, False)
 
 
 def test_clutter_near_many_photos_does_not_bury_a_small_copy():
