@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from counterfake.index import memory
 from counterfake.index.memory import (
     CROWDED_ROWS,
     HASH_TABLES,
@@ -151,6 +152,67 @@ def test_the_index_still_answers_after_withdrawals_force_a_rebuild(photos):
     assert len(index) == 5
     assert index.candidates(photos[18].features.descriptors, 1)[0].photo_id == 18
     assert index.candidates(photos[3].features.descriptors, 10) == []
+
+
+def test_a_service_index_joins_its_segments_only_when_compacted(photos):
+    """With merge_on_search=False a search only sorts the new additions into a small segment
+    of their own; compact() joins segments, and no answer depends on how they are joined."""
+    service = CandidateIndex(merge_on_search=False)
+    batch = CandidateIndex()
+    queries = [photos[photo_id].features.descriptors for photo_id in range(1, 13)]
+    for photo_id in range(1, 13):
+        service.add(photo_id, photos[photo_id])
+        batch.add(photo_id, photos[photo_id])
+        service.candidates(queries[0], 1)
+        batch.candidates(queries[0], 1)
+    assert len(service._segments) == 12
+    assert len(batch._segments) < 12
+    expected = [batch.candidates(query, 5) for query in queries]
+    assert [service.candidates(query, 5) for query in queries] == expected
+    service.compact()
+    assert len(service._segments) == 1  # twelve equal segments: each join makes the next due
+    assert [service.candidates(query, 5) for query in queries] == expected
+
+
+def test_a_photo_withdrawn_or_replaced_while_segments_are_joined_stays_so(photos, monkeypatch):
+    """compact() builds the joined segment outside the lock; a withdrawal and a replacement
+    made meanwhile hold once the joined segment is in place."""
+    index = CandidateIndex(merge_on_search=False)
+    for photo_id in range(1, 5):
+        index.add(photo_id, photos[photo_id])
+        index.candidates(photos[1].features.descriptors, 1)
+    build = memory._joined
+
+    def build_while_others_change_the_index(parts):
+        joined = build(parts)
+        if 2 in index:  # the first join only: the replacement makes the next join due
+            index.remove(2)
+            index.add(3, photos[50])
+        return joined
+
+    monkeypatch.setattr(memory, "_joined", build_while_others_change_the_index)
+    index.compact()
+    monkeypatch.setattr(memory, "_joined", build)
+    assert len(index) == 3
+    assert index.candidates(photos[2].features.descriptors, 10) == []
+    assert [c.photo_id for c in index.candidates(photos[3].features.descriptors, 10)] == []
+    assert index.candidates(photos[50].features.descriptors, 1)[0].photo_id == 3
+    assert index.candidates(photos[4].features.descriptors, 1)[0].photo_id == 4
+
+
+def test_compaction_reclaims_withdrawn_rows_once_half_are_dead(photos):
+    index = CandidateIndex(merge_on_search=False)
+    for photo_id in range(1, 21):
+        index.add(photo_id, photos[photo_id])
+    index.compact()
+    rows = sum(map(len, index._segments))
+    for photo_id in range(1, 12):
+        index.remove(photo_id)
+    assert sum(map(len, index._segments)) == rows  # only marked dead: no search waits
+    index.compact()
+    assert sum(map(len, index._segments)) == rows * 9 // 20
+    assert sum(s.dead for s in index._segments) == 0
+    assert index.candidates(photos[15].features.descriptors, 1)[0].photo_id == 15
 
 
 def test_empty_index_and_empty_query_give_no_candidates(photos):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -130,3 +131,26 @@ def test_a_photo_withdrawn_while_its_match_is_verified_is_neither_reported_nor_a
         assert len(engine) == 1  # the feed has not caught up: only the registry knows
         engine.sync()
         assert len(engine) == 0
+
+
+def test_a_started_worker_joins_the_segments_that_matches_leave(registry_target, photo_signature):
+    """Each match sorts the registrations it applies into a small segment of its own and never
+    waits for segments to be joined; the feed thread joins them, and the answer is the same."""
+    with worker(registry_target) as engine:
+        for i in range(6):
+            with Registry(registry_target) as other_worker:
+                copy = dataclasses.replace(photo_signature, sha256=f"copy-{i}")
+                other_worker.register(f"s{i}", [copy])
+            assert engine.match_signature(photo_signature)[1]
+        assert len(engine.index._segments) == 6
+        before = [f.photo.photo_id for f in engine.match_signature(photo_signature)[1]]
+        engine.start()
+        try:
+            deadline = time.monotonic() + 30
+            while len(engine.index._segments) > 1 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            engine.stop()
+        assert len(engine.index._segments) == 1
+        assert len(engine) == 6
+        assert [f.photo.photo_id for f in engine.match_signature(photo_signature)[1]] == before
