@@ -247,15 +247,18 @@ def test_each_table_lists_a_segments_rows_by_bucket_and_in_row_order():
         assert list(segment.offsets[table]) == [0, *np.cumsum(counts)]
 
 
-def test_added_photos_keep_their_rows_and_orientations_across_blocks(photos):
+def test_added_photos_keep_their_rows_and_orientations_across_blocks(photos, monkeypatch):
     """Additions are packed into blocks; a withdrawn addition leaves no rows behind, and each
     row still names its photo and orientation."""
+    monkeypatch.setattr(memory, "_BLOCK_ROWS", 500)  # one photo (400 rows) per block
     additions = _Additions()
     for photo_id in (7, 8, 9):
         sig = photos[photo_id]
         additions.add(photo_id, sig.features.descriptors, sig.mirrored.descriptors[:100])
+    assert len(additions._blocks) == 3
     assert additions.discard(8) and not additions.discard(8)
     segment = additions.segment()
+    assert len(additions) == 0 and additions._blocks == []
     assert set(segment.spans) == {7, 9}
     for photo_id in (7, 9):
         rows = segment.spans[photo_id]

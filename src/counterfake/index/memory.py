@@ -177,13 +177,25 @@ class _Additions:
         return self._photos.pop(photo_id, None) is not None
 
     def segment(self) -> _Segment:
-        """The added photos as a searchable segment, in the order they were added."""
-        places = list(self._photos.values())
-        parts = [self._blocks[block][first : first + count] for block, first, count, _ in places]
-        codes = np.concatenate(parts) if parts else np.zeros((0, DESCRIPTOR_BYTES), np.uint8)
+        """The added photos as a searchable segment, in the order they were added.
+
+        Each block is freed once its rows are copied, so that building a registry's first
+        segment needs little more memory than the segment itself. This empties the additions.
+        """
+        places = list(self._photos.values())  # in the order added, so blocks never go back
+        counts = np.array([count for _, _, count, _ in places], np.int64)
+        codes = np.empty((int(counts.sum()), DESCRIPTOR_BYTES), np.uint8)
+        blocks, self._blocks, self._used = self._blocks, [], 0
+        row = freed = 0
+        for block, first, count, _ in places:
+            while freed < block:
+                blocks[freed] = None
+                freed += 1
+            codes[row : row + count] = blocks[block][first : first + count]
+            row += count
+        del blocks
         owner = np.fromiter(self._photos, np.int64, len(places)) * _ORIENTATIONS
         mirrored = np.array([rows for *_, rows in places], np.int64)
-        counts = np.array([count for *_, count, _ in places], np.int64)
         owners = np.repeat(  # a photo's rows: its descriptors, then its mirror image's
             np.column_stack([owner, owner + 1]).ravel(),
             np.column_stack([counts - mirrored, mirrored]).ravel(),
@@ -193,6 +205,7 @@ class _Additions:
             photo_id: range(int(end - count), int(end))
             for photo_id, end, count in zip(self._photos, ends, counts, strict=True)
         }
+        self._photos = {}
         return _Segment(codes, owners, spans)
 
 
