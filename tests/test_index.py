@@ -200,6 +200,31 @@ def test_a_photo_withdrawn_or_replaced_while_segments_are_joined_stays_so(photos
     assert index.candidates(photos[4].features.descriptors, 1)[0].photo_id == 4
 
 
+def test_a_compaction_overtaken_by_a_search_that_joined_the_same_segments_is_dropped(
+    photos, monkeypatch
+):
+    index = CandidateIndex()  # merges on search too
+    index.add(1, photos[1])
+    index.candidates(photos[1].features.descriptors, 1)
+    index.add(2, photos[2])
+    index.prepare()  # two segments; adding a third photo makes a join due
+    index.add(3, photos[3])
+    build = memory._joined
+
+    def build_while_a_search_joins(parts):
+        joined = build(parts)
+        monkeypatch.setattr(memory, "_joined", build)
+        index.candidates(photos[1].features.descriptors, 1)
+        return joined
+
+    monkeypatch.setattr(memory, "_joined", build_while_a_search_joins)
+    index.compact()
+    assert len(index._segments) == 1
+    for photo_id in (1, 2, 3):
+        hits = index.candidates(photos[photo_id].features.descriptors, 1)
+        assert hits[0].photo_id == photo_id
+
+
 def test_compaction_reclaims_withdrawn_rows_once_half_are_dead(photos):
     index = CandidateIndex(merge_on_search=False)
     for photo_id in range(1, 21):
