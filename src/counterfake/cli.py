@@ -52,6 +52,13 @@ T = TypeVar("T")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -200,6 +207,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--timeout", type=float, default=60.0, help="seconds before a request is answered 503"
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="processes sharing one loaded index on this port (rate limits and /metrics are "
+        "per process)",
     )
     return parser
 
@@ -632,6 +646,10 @@ def _serve(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         request_timeout=args.timeout,
     )
+    if args.workers > 1:
+        from counterfake.service.workers import serve_workers
+
+        return serve_workers(settings, args.host, args.port, args.workers)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0
 

@@ -7,6 +7,7 @@ Every error is JSON, ``{"error": "<one line>"}``: 4xx for anything the client se
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,6 +26,7 @@ from counterfake.service import (
     routes_review,
 )
 from counterfake.service.context import Service, ServiceSettings
+from counterfake.service.engine import LoadedIndexes
 from counterfake.service.limits import BodyLimit, RequestTimeout
 from counterfake.service.metrics import MetricsMiddleware
 
@@ -39,9 +41,10 @@ ROUTERS = (
 )
 
 
-def create_app(settings: ServiceSettings) -> FastAPI:
-    """Build the service (opening the registry and indexing it) and its application."""
-    service = Service(settings)
+def create_app(settings: ServiceSettings, loaded: LoadedIndexes | None = None) -> FastAPI:
+    """Build the service (opening the registry, and indexing it unless ``loaded`` brings the
+    indexes) and its application."""
+    service = Service(settings, loaded)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,7 +67,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @app.get("/health", tags=["public"])
     async def health() -> dict:  # on the event loop: answers even when every thread is busy
-        return {"status": "ok", "photos": len(service.engine), "backend": service.db.backend}
+        return {
+            "status": "ok",
+            "photos": len(service.engine),
+            "backend": service.db.backend,
+            "worker": os.getpid(),  # which process answered, when several share the port
+        }
 
     @app.get("/metrics", tags=["public"], response_class=Response)
     def metrics() -> Response:

@@ -9,7 +9,7 @@ import cv2
 from counterfake.imaging import DEFAULT_MAX_PIXELS
 from counterfake.keys import KeyStore
 from counterfake.registry import Registry
-from counterfake.service.engine import MatchingEngine
+from counterfake.service.engine import LoadedIndexes, MatchingEngine
 from counterfake.service.limits import RateLimiter
 from counterfake.service.metrics import ServiceMetrics
 from counterfake.service.records import ReviewStore
@@ -34,7 +34,7 @@ class ServiceSettings:
 class Service:
     """Database, keys, registry connections, matching engine, review store, webhooks, limits."""
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServiceSettings, loaded: LoadedIndexes | None = None) -> None:
         # Requests already run in parallel threads; OpenCV's own threads on top of that
         # oversubscribe the cores.
         cv2.setNumThreads(1)
@@ -44,7 +44,10 @@ class Service:
         self.keys = KeyStore(self.db)
         self.reviews = ReviewStore(self.db)
         self.engine = MatchingEngine(
-            self.registry, max_pixels=settings.max_pixels, feed_wait=settings.feed_wait
+            self.registry,
+            max_pixels=settings.max_pixels,
+            feed_wait=settings.feed_wait,
+            loaded=loaded,
         )
         self.limiter = RateLimiter(settings.rate, settings.burst)
         self.metrics = ServiceMetrics(lambda: len(self.engine), self.engine.pdq_count)

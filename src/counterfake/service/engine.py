@@ -62,8 +62,45 @@ class Found:
     match: Match
 
 
+@dataclass
+class LoadedIndexes:
+    """A registry's indexes as loaded at ``seq``: what a worker starts from."""
+
+    index: CandidateIndex
+    pdq: PdqIndex
+    seq: int
+
+
+def load_indexes(registry: Registry) -> LoadedIndexes:
+    """Index everything registered; changes made meanwhile are applied by the next sync.
+
+    Signatures stream in pages and each is dropped once indexed, and the PDQ hashes come from
+    their own table, so a large registry never sits in memory whole. The candidate index is
+    sorted into its search tables here, before the worker answers `/health`: left to the first
+    search, sorting a large registry would fall inside that request (past a minute, the request
+    timeout, at 50,000 photos on two shared cores).
+    """
+    loaded = LoadedIndexes(CandidateIndex(merge_on_search=False), PdqIndex(), registry.head_seq())
+    for photo_id, signature in registry.signatures():
+        loaded.index.add(photo_id, signature)
+    loaded.index.prepare()
+    batch: list[tuple[str, str]] = []
+    for kind, ref, _quality, hex_hash in registry.pdq_hashes():
+        batch.append((f"{kind}:{ref}", hex_hash))
+        if len(batch) == _LOAD_BATCH:
+            loaded.pdq.add_many(batch)
+            batch = []
+    loaded.pdq.add_many(batch)
+    return loaded
+
+
 class MatchingEngine:
-    """Candidate and PDQ indexes over the registry, kept current by the change feed."""
+    """Candidate and PDQ indexes over the registry, kept current by the change feed.
+
+    The indexes are loaded from ``registry`` unless ``loaded`` brings them (service/workers.py
+    loads them once for several worker processes); the feed is then followed from where they
+    were loaded. The candidate index never joins segments during a search: the feed thread does.
+    """
 
     def __init__(
         self,
@@ -73,13 +110,13 @@ class MatchingEngine:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         feed_wait: float = 0.5,
         concurrent_matches: int | None = None,
+        loaded: LoadedIndexes | None = None,
     ) -> None:
         self.registry = registry
         self.max_pixels = max_pixels
         self.feed_wait = feed_wait
-        self.index = CandidateIndex(merge_on_search=False)  # the feed thread joins segments
-        self.pdq = PdqIndex()
-        self._seq = 0
+        loaded = loaded or load_indexes(registry)
+        self.index, self.pdq, self._seq = loaded.index, loaded.pdq, loaded.seq
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()
         # Matching is CPU-bound: more matches at once than cores only makes every one slower,
@@ -88,33 +125,9 @@ class MatchingEngine:
         self._follower: threading.Thread | None = None
         self._signatures = lru_cache(maxsize=SIGNATURE_CACHE)(self._signature)
         self._matcher = Matcher(self.index, self._signatures, thresholds or Thresholds())
-        self._load()
 
     def _signature(self, photo_id: int) -> Signature:
         return self.registry.signature(photo_id)
-
-    def _load(self) -> None:
-        """Index everything registered; changes made meanwhile are applied by the next sync.
-
-        Signatures stream in pages and each is dropped once indexed, and the PDQ hashes come
-        from their own table, so a large registry never sits in memory whole. The candidate
-        index is sorted into its search tables here, before the worker answers `/health`:
-        left to the first search, sorting a large registry would fall inside that request
-        (past a minute, the request timeout, at 50,000 photos on two shared cores).
-        """
-        registry = self.registry
-        with self._sync_lock:
-            self._seq = registry.head_seq()
-            for photo_id, signature in registry.signatures():
-                self.index.add(photo_id, signature)
-            self.index.prepare()
-            batch: list[tuple[str, str]] = []
-            for kind, ref, _quality, hex_hash in registry.pdq_hashes():
-                batch.append((f"{kind}:{ref}", hex_hash))
-                if len(batch) == _LOAD_BATCH:
-                    self.pdq.add_many(batch)
-                    batch = []
-            self.pdq.add_many(batch)
 
     def pdq_count(self) -> int:
         """PDQ hashes answerable by :meth:`lookup_pdq`: registered photos and imported ones."""
