@@ -105,6 +105,16 @@ def start_service(db: str, log_dir: Path, *options: str) -> RunningService:
     raise RuntimeError(f"the service did not start within 90 s: {log.read_text()}")
 
 
+def eventually(condition, seconds: float = 10.0) -> bool:
+    """Whether ``condition()`` became true within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
 def backend_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh registry on the backend named by ``request.param``."""
     if request.param == "sqlite":

@@ -15,7 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from service_support import backend_target, jpeg_bytes, register_photo, start_service
+from service_support import (
+    backend_target,
+    eventually,
+    jpeg_bytes,
+    register_photo,
+    start_service,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -28,15 +34,6 @@ def shared(request, tmp_path):
 
 def workers_of(pid: int) -> set[int]:
     return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
-
-
-def eventually(condition, seconds: float = 30.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_workers_forked_before_a_registration_match_it(shared, photo):
@@ -62,7 +59,7 @@ def test_a_worker_that_dies_is_replaced(shared, photo):
     time.sleep(10)  # older than MIN_LIFETIME: a death now is not a failure at start
     killed = min(before)
     os.kill(killed, signal.SIGKILL)
-    assert eventually(lambda: len(workers_of(shared.process.pid) - before) == 1)
+    assert eventually(lambda: len(workers_of(shared.process.pid) - before) == 1, 30)
     assert killed not in workers_of(shared.process.pid)
     with shared.as_("registrar") as registrar:
         assert register_photo(registrar, "alice", photo, "photo.jpg").status_code == 200

@@ -8,10 +8,8 @@ How fast the feed thread alone brings changes is measured in bench/service_load.
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from service_support import EXAMPLES, register_photo, start_service
+from service_support import EXAMPLES, eventually, register_photo, start_service
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -33,15 +31,6 @@ def matches(worker, data: bytes) -> list[dict]:
         answer = client.post("/match/image", files={"file": ("r.jpg", data)})
     assert answer.status_code == 200, answer.text
     return answer.json()["matches"]
-
-
-def eventually(condition, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_a_registration_and_a_withdrawal_reach_the_other_worker(two_workers, photo):
