@@ -54,10 +54,17 @@ def serve_workers(settings: ServiceSettings, host: str, port: int, workers: int)
             with contextlib.suppress(ProcessLookupError):  # reaped, not yet forgotten
                 os.kill(pid, signal.SIGTERM)
 
+    def spawn() -> None:
+        pid = _fork_worker(settings, loaded, listener)
+        started[pid] = time.monotonic()
+        if stopping:  # a stop that came while this worker was forked did not reach it
+            os.kill(pid, signal.SIGTERM)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for _ in range(workers):
-        started[_fork_worker(settings, loaded, listener)] = time.monotonic()
+        if not stopping:
+            spawn()
     status = 0
     while started:
         pid, _ = os.wait()
@@ -70,7 +77,7 @@ def serve_workers(settings: ServiceSettings, host: str, port: int, workers: int)
             stop(signal.SIGTERM, None)
             continue
         log.warning("worker %d exited; starting another", pid)
-        started[_fork_worker(settings, loaded, listener)] = time.monotonic()
+        spawn()
     listener.close()
     return status
 
