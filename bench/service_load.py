@@ -83,13 +83,14 @@ class Worker:
         self.process.wait(timeout=60)
 
 
-def start_worker(db: str, log: Path) -> Worker:
+def start_worker(db: str, log: Path, *options: str) -> Worker:
+    """``counterfake serve`` (with ``options``), once its /health answers."""
     port = free_port()
     started = time.perf_counter()
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "counterfake.cli", "serve", "--db", db, "--port", str(port),
-             "--rate-limit", "100000", "--burst", "100000"],
+             "--rate-limit", "100000", "--burst", "100000", *options],
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

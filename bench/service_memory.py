@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from bench.service_load import free_port
+from bench.service_load import start_worker
 from counterfake.db import connect
 from counterfake.keys import KeyStore
 from counterfake.registry import Registry
@@ -72,34 +69,20 @@ def main() -> None:
     with connect(args.db) as database:
         _, platform = KeyStore(database).create("platform", "bench-memory")
 
-    port = free_port()
-    started = time.perf_counter()
-    service = subprocess.Popen(
-        [sys.executable, "-m", "counterfake.cli", "serve", "--db", args.db, "--port", str(port),
-         "--workers", str(args.workers), "--rate-limit", "100000", "--burst", "100000"],
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    log = args.out.with_suffix(".log")
+    service = start_worker(args.db, log, "--workers", str(args.workers))
     try:
-        while True:
-            if service.poll() is not None:
-                raise SystemExit(f"the service exited ({service.returncode})")
-            try:
-                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(1)
         result = {"photos": photos, "workers": args.workers}
-        result["start_seconds"] = time.perf_counter() - started
-        result["loaded"] = snapshot(service.pid)
+        result["start_seconds"] = service.started_in
+        result["loaded"] = snapshot(service.process.pid)
         headers = {"Authorization": f"Bearer {platform}"}
-        with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+        with httpx.Client(base_url=service.url, headers=headers, timeout=120) as client:
             for i in range(args.matches):
                 files = {"file": ("q.cfsig", queries[i % len(queries)])}
                 assert client.post("/match/signatures", files=files).status_code == 200
-        result["after_matches"] = snapshot(service.pid)
+        result["after_matches"] = snapshot(service.process.pid)
     finally:
-        service.terminate()
-        service.wait(timeout=60)
+        service.stop()
     args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps(result))
     print("\n| photos | workers | when | total Pss | largest Rss | each: Rss / Pss / shared |")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from service_support import eventually
 
 from counterfake.exchange import PdqRecord
 from counterfake.registry import Registry
@@ -146,11 +146,8 @@ def test_a_started_worker_joins_the_segments_that_matches_leave(registry_target,
         before = [f.photo.photo_id for f in engine.match_signature(photo_signature)[1]]
         engine.start()
         try:
-            deadline = time.monotonic() + 30
-            while len(engine.index._segments) > 1 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            assert eventually(lambda: len(engine.index._segments) == 1, 30)
         finally:
             engine.stop()
-        assert len(engine.index._segments) == 1
         assert len(engine) == 6
         assert [f.photo.photo_id for f in engine.match_signature(photo_signature)[1]] == before

@@ -146,10 +146,10 @@ class _Additions:
 
     A worker adds its whole registry before the first sort. Kept as two small arrays per photo,
     those rows went to the allocator's heap, and after the sort freed them the heap kept their
-    pages: 22 kB per photo stayed in the process (measured at 20,000 photos, beside the 41.5 kB
-    per photo the index's rows then took). Blocks of 64 MB are given back to the system when
-    freed: glibc's malloc may serve requests of up to 32 MB from its heap (8 MB blocks stayed
-    there too).
+    pages: 22 kB per photo stayed in the process (a one-off measurement at 20,000 photos, not
+    part of bench/, beside the 41.5 kB per photo the index's rows then took). Blocks of 64 MB
+    are given back to the system when freed: glibc's malloc may serve requests of up to 32 MB
+    from its heap (8 MB blocks stayed there too).
     """
 
     def __init__(self) -> None:
@@ -217,8 +217,9 @@ class CandidateIndex:
     def __init__(self, *, skip_crowded_keys: bool = True, merge_on_search: bool = True) -> None:
         """``merge_on_search=False`` leaves joining segments to :meth:`compact`, for a service
         whose searches must not wait for one: joining segments that hold 100,000 photos sorts
-        51 million rows in ten tables, about 40 s here (8.4 s measured at 20,000 photos), all
-        of it with the lock held had a search done it.
+        51 million rows in ten tables: about 40 s here, an estimate scaled from 8.4 s measured
+        once at 20,000 photos (not by bench/), all of it with the lock held had a search done
+        it.
         """
         self.skip_crowded_keys = skip_crowded_keys
         self.merge_on_search = merge_on_search
@@ -448,8 +449,9 @@ def _key(codes: np.ndarray, row: int, table: int) -> np.uint32:
 def _file_rows(codes, table, bucket_mask, rows, offsets):  # pragma: no cover - compiled
     """Sort a segment's rows by their bucket in one table: a counting sort, which keeps rows of
     the same bucket in row order. numpy's stable argsort compares keys and took 1.8 s per table
-    at 20,000 photos (10 million rows); counting needs two passes over the rows, and no
-    (HASH_TABLES, rows) array of keys is held while the tables are built."""
+    at 20,000 photos (10 million rows, a one-off profile outside bench/); counting needs two
+    passes over the rows, and no (HASH_TABLES, rows) array of keys is held while the tables are
+    built."""
     for row in range(codes.shape[0]):
         offsets[(_key(codes, row, table) & bucket_mask) + 1] += 1
     for bucket in range(1, offsets.shape[0]):

@@ -8,7 +8,8 @@ only after up to a second. So every match first reads the feed's head (one index
 applies what it has not seen: a registration or a withdrawal answered before a match request
 starts is in effect for that match, in every worker. A match sorts the registrations it
 applies into a small segment of the index; joining segments (tens of seconds of sorting at
-100,000 photos) is left to the feed thread, which builds the joined segment while matches go on.
+100,000 photos, by the estimate in CandidateIndex) is left to the feed thread, which builds the
+joined segment while matches go on.
 
 A worker holds only its indexes and a small bounded cache: signatures and photo labels stay in
 the registry, and verification reads the few it needs (about ten candidates a query). Memory

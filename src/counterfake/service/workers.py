@@ -68,7 +68,7 @@ def serve_workers(settings: ServiceSettings, host: str, port: int, workers: int)
     status = 0
     while started:
         pid, _ = os.wait()
-        lived = time.monotonic() - started.pop(pid, time.monotonic())
+        lived = time.monotonic() - started.pop(pid)
         if stopping:
             continue
         if lived < MIN_LIFETIME:
