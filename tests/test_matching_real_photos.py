@@ -11,6 +11,7 @@ import pytest
 from conftest import SHARED_DATA, blur_region, jpeg
 from PIL import Image
 
+from counterfake.evidence import MAX_NFA
 from counterfake.imaging import load_image
 from counterfake.index.memory import CandidateIndex
 from counterfake.matching import Matcher, Thresholds, decide, localise, verify, with_face
@@ -59,8 +60,8 @@ def test_body_replaced_but_face_kept_is_manipulated(registered, garment):
 
 def test_a_face_box_added_after_localising_decides_as_localising_with_it(registered, garment):
     """Pairs localise a candidate before its face box exists and add the box afterwards
-    (``with_face``): the other woman at the same spot, accepted without the box, must be refused
-    with it exactly as when the box is there from the start, and a derivative still accepted."""
+    (``with_face``): the other woman at the same spot must be refused with it exactly as when
+    the box is there from the start, and a derivative still accepted."""
     photo, _ = registered
     full = make_signature(photo, "people/0123.jpg", "0" * 64)
     faceless = replace(full, face=np.zeros(0, np.int32))
@@ -80,8 +81,24 @@ def test_a_face_box_added_after_localising_decides_as_localising_with_it(registe
             decide(1, query, faceless, instances, t),
             decide(1, query, full, refaced, t),
         )
-    assert decisions["other"][0] is not None and decisions["other"][1] is None
+    assert decisions["other"][1] is None
     assert decisions["derivative"][1].kind == "manipulated"
+
+
+def test_another_woman_at_the_same_spot_is_refused_by_her_evidence_without_a_face_box(registered):
+    """Her photo aligns with the registered one (same wall, same framing), but few of its
+    features are confirmed at close descriptor distance: the number of false alarms stays far
+    above the bound, even in a registry of one photo, so no face box is needed to refuse her."""
+    photo, _ = registered
+    faceless = replace(
+        make_signature(photo, "people/0123.jpg", "0" * 64), face=np.zeros(0, np.int32)
+    )
+    t = Thresholds()
+    other = make_query(other_woman())
+    instances = verify(other, faceless, False, t)
+    assert instances
+    assert all(10 ** i.evidence.log10_nfa(1) > MAX_NFA for i in instances)
+    assert decide(1, other, faceless, instances, t) is None
 
 
 def greyscale(rgb: np.ndarray) -> np.ndarray:

@@ -26,12 +26,14 @@ Every threshold sits in :class:`Thresholds`; the figures that set them are in be
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
+from counterfake.evidence import MAX_NFA, Evidence, evidence
 from counterfake.index.memory import CandidateIndex
 from counterfake.signature.extract import Query, Signature
 from counterfake.signature.features import LocalFeatures
@@ -87,6 +89,7 @@ class Instance:
     face_agreement: float | None = None  # share of the registered face that agrees; see faces.py
     agreeing_cells: np.ndarray | None = field(default=None, repr=False)  # bool, photo frame
     visible_cells: np.ndarray | None = field(default=None, repr=False)  # bool, photo frame
+    evidence: Evidence | None = None  # what the alignment proves; see evidence.py
 
 
 @dataclass
@@ -100,6 +103,12 @@ class Match:
     inliers: int
     instances: list[Instance] = field(repr=False)
     mask: np.ndarray | None = field(default=None, repr=False)  # uint8, scanned image size
+    log10_nfa: float = 0.0  # unrelated registered photos expected to align as well, log10
+
+    @property
+    def nfa(self) -> float:
+        """The number of false alarms (see evidence.py); 0.0 below 1e-300."""
+        return 10.0**self.log10_nfa if self.log10_nfa > -300 else 0.0
 
 
 @dataclass(frozen=True)
@@ -151,7 +160,9 @@ class Matcher:
             instances = verify(query, signature, candidate.mirrored, t)
             if not instances:
                 continue
-            match = decide(candidate.photo_id, query, signature, instances, t)
+            match = decide(
+                candidate.photo_id, query, signature, instances, t, registry_size=len(self.index)
+            )
             if match is None:
                 continue
             best = found.get(candidate.photo_id)
@@ -165,10 +176,12 @@ def verify(
 ) -> list[Instance]:
     """Find up to two appearances of the photo in the scanned image, localised."""
     reference = signature.mirrored if mirrored else signature.features
-    query_xy, photo_xy = _tentative_pairs(query.features, reference, t)
+    query_xy, photo_xy, nearest = _tentative_pairs(query.features, reference, t)
+    reference_xy = reference.xy
     if mirrored:  # mirrored features live in the mirrored frame: map them back
-        photo_xy = photo_xy.copy()
+        photo_xy, reference_xy = photo_xy.copy(), reference_xy.copy()
         photo_xy[:, 0] = signature.frame_width - 1 - photo_xy[:, 0]
+        reference_xy[:, 0] = signature.frame_width - 1 - reference_xy[:, 0]
     instances: list[Instance] = []
     while len(instances) < 2 and len(query_xy) >= t.min_inliers:
         fitted = _fit_transform(query_xy, photo_xy, mirrored, t)
@@ -184,7 +197,9 @@ def verify(
             instance = localise(query, signature, transform, inliers, residual, t)
         if instance is None:
             break
-        instances.append(instance)
+        frame = query.shape if isinstance(query, SignatureQuery) else query.work.shape[:2]
+        found = _evidence(query.features.xy, reference_xy, nearest, transform, frame, t)
+        instances.append(replace(instance, evidence=found))
         outside = ~_inside_photo(query_xy, transform, signature)
         query_xy, photo_xy = query_xy[outside], photo_xy[outside]
     return instances
@@ -196,17 +211,47 @@ def _distinct_points(xy: np.ndarray) -> int:
     return len(np.unique(np.ascontiguousarray(xy, np.float32).view(np.int64)))
 
 
+def _evidence(
+    query_xy: np.ndarray,
+    reference_xy: np.ndarray,
+    nearest: tuple[np.ndarray, np.ndarray],
+    transform: np.ndarray,
+    frame: tuple[int, int],
+    t: Thresholds,
+) -> Evidence:
+    """Which of the photo's features the scanned image shows, and how closely they are confirmed.
+
+    A feature is visible when the transform puts it inside the scanned frame (``frame``:
+    height, width of the frame the scanned features live in); it is confirmed at distance d when
+    one of its two nearest scanned descriptors, d bits away, lands within ``ransac_pixels``.
+    """
+    distance, index = nearest
+    if len(reference_xy) == 0 or len(query_xy) == 0:
+        return evidence(reference_xy, np.zeros(len(reference_xy), bool), np.zeros(0))
+    confirmed = np.full(len(reference_xy), np.iinfo(np.int32).max, np.int64)
+    for column in range(index.shape[1]):
+        landed = project(transform, query_xy[index[:, column]])
+        near = np.linalg.norm(landed - reference_xy, axis=1) <= t.ransac_pixels
+        confirmed = np.where(near, np.minimum(confirmed, distance[:, column]), confirmed)
+    back = project(np.linalg.inv(transform), reference_xy)
+    height, width = frame
+    visible = (back[:, 0] >= 0) & (back[:, 0] < width) & (back[:, 1] >= 0) & (back[:, 1] < height)
+    return evidence(reference_xy, visible, confirmed)
+
+
 def _tentative_pairs(
     query: LocalFeatures, reference: LocalFeatures, t: Thresholds
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of (scanned point, photo point) whose descriptors are near.
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Pairs of (scanned point, photo point) whose descriptors are near, and for every photo
+    feature its two nearest scanned descriptors (distances, indices) for the evidence count.
 
     Each photo feature keeps its nearest scanned feature when it is clearly nearer than the
     second (the ratio test), and both when both are very near: a collage shows the same photo
     twice, and a plain ratio test would throw away exactly those pairs.
     """
     if len(query) < 2 or len(reference) == 0:
-        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+        none = np.zeros((len(reference), 2), np.int64)
+        return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32), (none, none)
     distance, nearest = two_nearest(reference.descriptors, query.descriptors)
     first, second = distance[:, 0], distance[:, 1]
     strong = 0.75 * t.max_descriptor_distance
@@ -215,7 +260,7 @@ def _tentative_pairs(
     )
     keep = np.stack([keep_first, keep_first & (second <= strong)], axis=1)
     photo_idx = np.broadcast_to(np.arange(len(reference))[:, None], keep.shape)[keep]
-    return query.xy[nearest[keep]], reference.xy[photo_idx]
+    return query.xy[nearest[keep]], reference.xy[photo_idx], (distance, nearest)
 
 
 def _fit_transform(
@@ -606,21 +651,37 @@ def decide(
     signature: Signature,
     instances: list[Instance],
     t: Thresholds,
+    *,
+    registry_size: int = 1,
 ) -> Match | None:
-    """Turn verified instances into a match, or None when the alignment was a coincidence."""
-    credible = [i for i in instances if _credible(i, t)]
+    """Turn verified instances into a match, or None when the alignment was a coincidence.
+
+    An instance counts only when its number of false alarms in a registry of
+    ``registry_size`` photos is below ``evidence.MAX_NFA`` (an instance without counted
+    evidence, made by hand, is judged by the other checks alone).
+    """
+    bound = math.log10(MAX_NFA)
+    nfa = {id(i): _log10_nfa(i, registry_size) for i in instances}
+    credible = [i for i in instances if _credible(i, t) and nfa[id(i)] <= bound]
     if not credible:
         return None
     altered = [i for i in credible if i.altered_fraction >= t.manipulated_fraction]
     inliers = max(i.inliers for i in credible)
     score = inliers / (inliers + t.min_inliers)
+    log10_nfa = min(nfa[id(i)] for i in credible)
     if not altered:
-        return Match(photo_id, "repost", score, 0.0, inliers, credible)
+        return Match(photo_id, "repost", score, 0.0, inliers, credible, None, log10_nfa)
     mask = np.zeros(query.shape, np.uint8)
     for instance in altered:
         mask |= altered_mask(query, signature, instance)
     fraction = max(i.altered_fraction for i in altered)
-    return Match(photo_id, "manipulated", score, fraction, inliers, credible, mask)
+    return Match(photo_id, "manipulated", score, fraction, inliers, credible, mask, log10_nfa)
+
+
+def _log10_nfa(instance: Instance, registry_size: int) -> float:
+    if instance.evidence is None:
+        return -math.inf
+    return instance.evidence.log10_nfa(registry_size)
 
 
 def altered_mask(

@@ -116,11 +116,13 @@ class Relation:
     seam: bool  # the source's outline is drawn in the derivative as a straight edge
     mirrored: bool  # the derivative shows the source flipped
     agreeing: float  # share of the source's visible cells that agree in the derivative
+    nfa: float = 0.0  # expected chance alignments as good as this one; see evidence.py
 
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "score": round(self.score, 4),
+            "nfa": float(f"{self.nfa:.3g}"),
             "altered_fraction": round(self.altered_fraction, 4),
             "mask": self.mask,
             "inliers": self.inliers,
@@ -587,6 +589,7 @@ class PairFinder:
             seam=geometry.seam,
             mirrored=geometry.mirrored,
             agreeing=match.instances[0].agreeing,
+            nfa=match.nfa,
         )
 
 

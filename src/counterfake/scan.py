@@ -288,6 +288,7 @@ class Scanner:
             "subject": photo.subject,
             "kind": match.kind,
             "score": round(match.score, 4),
+            "nfa": float(f"{match.nfa:.3g}"),
             "altered_fraction": round(match.altered_fraction, 4),
             "mask": mask_path,
             "inliers": match.inliers,

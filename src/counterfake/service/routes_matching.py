@@ -92,6 +92,7 @@ def _answer(
                 "photo": reviews.opaque("photo", photo.photo_id),
                 "kind": match.kind,
                 "score": round(match.score, 4),
+                "nfa": float(f"{match.nfa:.3g}"),
                 "altered_fraction": round(match.altered_fraction, 4),
                 "mask": base64.b64encode(png).decode() if png else None,
                 "inliers": match.inliers,
