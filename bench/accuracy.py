@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench.results import save
 from counterfake.imaging import load_image
 from counterfake.registry import Registry
 from counterfake.scan import Scanner, hash_files
@@ -82,11 +83,15 @@ def run(cases_dir: Path, workers: int) -> dict:
     false_matches = {"counterfake": 0, "pdq": 0}
     false_examples: list[str] = []
     kinds, ious = [], []
+    same_scene = 0
     for i, result in enumerate(results):
         case = cases[i] if i < len(cases) else None
         own = source_path[case["source"]] if case else None
         positive = bool(case and case["registered"])
-        wrong = [m for m in result.matches if not positive or m["photo"] != own]
+        # "same scene" says "another photo of this scene", never "a copy": not a false match
+        claims = [m for m in result.matches if m["kind"] != "same_scene"]
+        same_scene += len(result.matches) - len(claims)
+        wrong = [m for m in claims if not positive or m["photo"] != own]
         false_matches["counterfake"] += bool(wrong)
         false_examples += [f"{result.path} -> {m['photo']}" for m in wrong]
         false_matches["pdq"] += baseline[i] is not None and (not positive or baseline[i] != own)
@@ -94,7 +99,7 @@ def run(cases_dir: Path, workers: int) -> dict:
             false_examples.append(f"ERROR {result.error}")
         if not positive:
             continue
-        hit = next((m for m in result.matches if m["photo"] == own), None)
+        hit = next((m for m in claims if m["photo"] == own), None)
         pdq_hit = baseline[i] == own
         if case["expected_kind"] == "repost":
             keys = [("repost", "all"), ("repost", case["transform"])]
@@ -120,6 +125,7 @@ def run(cases_dir: Path, workers: int) -> dict:
         "rows": {f"{k[0]}|{k[1]}": v for k, v in rows.items()},
         "negatives": sum(1 for c in cases if not c["registered"]) + len(distractors),
         "false_matches": false_matches,
+        "same_scene_reports": same_scene,
         "false_examples": false_examples[:50],
         "kind_accuracy": float(np.mean(kinds)) if kinds else 0.0,
         "mean_mask_iou": float(np.mean(ious)) if ious else 0.0,
@@ -152,6 +158,7 @@ def table(summary: dict) -> str:
         "",
         f"False matches over {summary['negatives']} negatives: "
         f"counterfake **{fm['counterfake']}**, PDQ-only {fm['pdq']}.  ",
+        f"Reported as the same scene (not counted as matches): {summary['same_scene_reports']}.  ",
         f"Kind accuracy (repost vs manipulated, over found positives): "
         f"**{summary['kind_accuracy']:.1%}**.  ",
         f"Mean mask IoU over found manipulated derivatives: **{summary['mean_mask_iou']:.2f}**.  ",
@@ -165,9 +172,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=Path, default=Path("bench/out/cases"))
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--name", help="save the run as bench/results/accuracy-NAME.json")
     args = parser.parse_args()
     summary = run(args.cases, args.workers)
     (args.cases.parent / "accuracy.json").write_text(json.dumps(summary, indent=1))
+    if args.name:
+        save(f"accuracy-{args.name}", summary)
     print(table(summary))
     if summary["false_examples"]:
         print("\nFalse matches and errors (first 50):")

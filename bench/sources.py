@@ -111,7 +111,8 @@ def make_case(
         "registered": registered,
         "expected_kind": "repost" if edit is None else "manipulated",
         "edit": edit,
-        "target_fraction": None if edit is None else round(float(region.mean()), 2),
+        "target_fraction": None if edit is None else round(float(region.mean()) * 10) / 10,
+        "region_fraction": None if edit is None else round(float(region.mean()), 4),
         "transform": transform,
         "mask": mask,
     }

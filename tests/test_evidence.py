@@ -5,7 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from counterfake.evidence import LEVELS, SPACING, Evidence, evidence, log10_binomial_tail
+from counterfake.evidence import (
+    BACKGROUND_CDF,
+    DISTANCES,
+    SPACING,
+    Evidence,
+    confirmed_spots,
+    log10_binomial_tail,
+)
 
 
 def exact_tail(k: int, n: int, p: float) -> float:
@@ -23,30 +30,45 @@ def test_the_tail_stays_finite_where_the_plain_sum_underflows():
     assert log10_binomial_tail(11, 10, 0.5) == -math.inf
 
 
+def test_the_background_is_a_distribution_over_every_distance():
+    assert len(BACKGROUND_CDF) == DISTANCES
+    assert all(0 < p < 1 for p in BACKGROUND_CDF)
+    assert list(BACKGROUND_CDF) == sorted(BACKGROUND_CDF)
+
+
 def test_features_on_one_spot_count_once():
     """Twenty corners on one small object (a moon in a black sky) are one piece of evidence."""
     blob = np.full((20, 2), 100.0) + np.random.default_rng(1).uniform(0, SPACING / 4, (20, 2))
     spread = np.stack([np.arange(20) * 3 * SPACING, np.full(20, 50.0)], axis=1)
     everywhere = np.ones(20, bool)
-    close = np.zeros(20)
-    assert evidence(blob, everywhere, close) == Evidence(1, (1,) * len(LEVELS))
-    assert evidence(spread, everywhere, close) == Evidence(20, (20,) * len(LEVELS))
+    distance = np.arange(20)
+    assert confirmed_spots(blob, everywhere, distance) == (1, (0,))
+    assert confirmed_spots(spread, everywhere, distance) == (20, tuple(range(20)))
 
 
-def test_only_visible_features_count_and_levels_follow_the_distance():
+def test_only_visible_features_count_and_unconfirmed_ones_add_no_distance():
     xy = np.stack([np.arange(4) * 3 * SPACING, np.zeros(4)], axis=1)
     visible = np.array([True, True, True, False])
-    distance = np.array([10, 30, 1000, 0])
-    assert evidence(xy, visible, distance) == Evidence(3, (1, 1, 2, 2, 2))
+    distance = np.array([30, 10, 10_000, 0])
+    assert confirmed_spots(xy, visible, distance) == (3, (10, 30))
 
 
 def test_a_registry_ten_times_larger_multiplies_the_false_alarms_by_ten():
-    found = Evidence(100, (5, 10, 20, 30, 40))
+    found = Evidence(100, (5, 10, 20, 30, 40), textured=400, agree=120)
     assert found.log10_nfa(10_000) - found.log10_nfa(1_000) == pytest.approx(1.0)
 
 
-def test_many_close_confirmations_are_strong_evidence_and_few_are_none():
-    copy = Evidence(150, (60, 80, 100, 110, 120))
-    look_alike = Evidence(150, (0, 3, 8, 18, 25))
-    assert copy.log10_nfa(10_000_000) < -50
+def test_many_close_confirmations_are_strong_evidence_and_far_ones_are_none():
+    copy = Evidence(150, (8,) * 30 + tuple(range(10, 40)))
+    look_alike = Evidence(150, (30, 40, 45, 50, 55, 60, 62, 63))
+    assert copy.log10_nfa(10_000_000) < -20
+    assert look_alike.log10_nfa(1) > 0
+
+
+def test_textured_cells_that_agree_are_evidence_of_their_own():
+    """A copy whose features suffered (a small, recompressed screenshot) still shows its
+    textured parts in the right colours; a look-alike on a plain background does not."""
+    copy = Evidence(150, (40, 50), textured=800, agree=480)
+    look_alike = Evidence(150, (40, 50), textured=800, agree=80)
+    assert copy.log10_nfa(100_000) < -10
     assert look_alike.log10_nfa(1) > 0

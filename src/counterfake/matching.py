@@ -29,11 +29,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import cv2
 import numpy as np
 
-from counterfake.evidence import MAX_NFA, Evidence, evidence
+from counterfake.evidence import MAX_NFA, TEXTURED_CONTRAST, Evidence, confirmed_spots
+from counterfake.framing import frame_overlap, has_seam
+from counterfake.geometry import project
 from counterfake.index.memory import CandidateIndex
 from counterfake.signature.extract import Query, Signature
 from counterfake.signature.features import LocalFeatures
@@ -49,6 +52,11 @@ from counterfake.signature.hamming import two_nearest
 _FIT_TOLERANCE = (4.0, 3.0, 3.0, 3.0)  # L, a, b, contrast: cells this close "agree" for the fit
 _PERSPECTIVE_ROUNDS = 3  # least-squares refits of a perspective map on the pairs near it
 _MONOCHROME_SPREAD = 2.0  # Lab chroma units: a copy whose cells vary less has lost its colour
+SCENE_BEYOND = 0.05  # share of a scanned image outside the photo that shows a wider shot
+SCENE_DETAIL = 0.5  # feature density beyond the outline, relative to inside, of new detail
+OWN_DETAIL_BITS = 40  # a feature this close to one of the photo's own is the photo mirrored
+
+Kind = Literal["repost", "manipulated", "same_scene"]
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,7 @@ class Match:
     """A registered photo found in a scanned image."""
 
     photo_id: int
-    kind: str  # "repost" | "manipulated"
+    kind: Kind
     score: float
     altered_fraction: float
     inliers: int
@@ -198,7 +206,7 @@ def verify(
         if instance is None:
             break
         frame = query.shape if isinstance(query, SignatureQuery) else query.work.shape[:2]
-        found = _evidence(query.features.xy, reference_xy, nearest, transform, frame, t)
+        found = _evidence(query.features.xy, reference_xy, nearest, instance, frame, signature, t)
         instances.append(replace(instance, evidence=found))
         outside = ~_inside_photo(query_xy, transform, signature)
         query_xy, photo_xy = query_xy[outside], photo_xy[outside]
@@ -215,28 +223,36 @@ def _evidence(
     query_xy: np.ndarray,
     reference_xy: np.ndarray,
     nearest: tuple[np.ndarray, np.ndarray],
-    transform: np.ndarray,
+    instance: Instance,
     frame: tuple[int, int],
+    signature: Signature,
     t: Thresholds,
 ) -> Evidence:
-    """Which of the photo's features the scanned image shows, and how closely they are confirmed.
+    """What the alignment shows (see evidence.py).
 
-    A feature is visible when the transform puts it inside the scanned frame (``frame``:
+    A photo feature is visible when the transform puts it inside the scanned frame (``frame``:
     height, width of the frame the scanned features live in); it is confirmed at distance d when
     one of its two nearest scanned descriptors, d bits away, lands within ``ransac_pixels``.
+    Textured cells are the photo's grid cells with some contrast; a plain background agrees
+    with any other plain background and proves nothing.
     """
     distance, index = nearest
-    if len(reference_xy) == 0 or len(query_xy) == 0:
-        return evidence(reference_xy, np.zeros(len(reference_xy), bool), np.zeros(0))
+    transform = instance.transform
     confirmed = np.full(len(reference_xy), np.iinfo(np.int32).max, np.int64)
-    for column in range(index.shape[1]):
-        landed = project(transform, query_xy[index[:, column]])
-        near = np.linalg.norm(landed - reference_xy, axis=1) <= t.ransac_pixels
-        confirmed = np.where(near, np.minimum(confirmed, distance[:, column]), confirmed)
+    if len(query_xy):
+        for column in range(index.shape[1]):
+            landed = project(transform, query_xy[index[:, column]])
+            near = np.linalg.norm(landed - reference_xy, axis=1) <= t.ransac_pixels
+            confirmed = np.where(near, np.minimum(confirmed, distance[:, column]), confirmed)
     back = project(np.linalg.inv(transform), reference_xy)
     height, width = frame
     visible = (back[:, 0] >= 0) & (back[:, 0] < width) & (back[:, 1] >= 0) & (back[:, 1] < height)
-    return evidence(reference_xy, visible, confirmed)
+    spots, distances = confirmed_spots(reference_xy, visible, confirmed)
+    textured = dequantise(signature.grid)[:, :, 3] >= TEXTURED_CONTRAST
+    if instance.visible_cells is not None:
+        textured &= instance.visible_cells
+    agree = textured & instance.agreeing_cells if instance.agreeing_cells is not None else textured
+    return Evidence(spots, distances, int(textured.sum()), int(agree.sum()))
 
 
 def _tentative_pairs(
@@ -297,14 +313,6 @@ def _fit_transform(
     if inlier.sum() < 3:
         return None
     return transform, inlier, float(np.median(residuals[inlier]))
-
-
-def project(transform: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Points (n, 2) carried by a 2x3 affine or a 3x3 homography."""
-    moved = xy @ transform[:2, :2].T + transform[:2, 2]
-    if transform.shape[0] == 2:
-        return moved
-    return moved / (xy @ transform[2, :2] + transform[2, 2])[:, None]
 
 
 def _residuals(transform: np.ndarray, query_xy: np.ndarray, photo_xy: np.ndarray) -> np.ndarray:
@@ -665,10 +673,14 @@ def decide(
     credible = [i for i in instances if _credible(i, t) and nfa[id(i)] <= bound]
     if not credible:
         return None
-    altered = [i for i in credible if i.altered_fraction >= t.manipulated_fraction]
     inliers = max(i.inliers for i in credible)
     score = inliers / (inliers + t.min_inliers)
     log10_nfa = min(nfa[id(i)] for i in credible)
+    copies = [i for i in credible if not _scene_goes_on(query, signature, i)]
+    if not copies:
+        return Match(photo_id, "same_scene", score, 0.0, inliers, credible, None, log10_nfa)
+    credible = copies
+    altered = [i for i in credible if i.altered_fraction >= t.manipulated_fraction]
     if not altered:
         return Match(photo_id, "repost", score, 0.0, inliers, credible, None, log10_nfa)
     mask = np.zeros(query.shape, np.uint8)
@@ -676,6 +688,40 @@ def decide(
         mask |= altered_mask(query, signature, instance)
     fraction = max(i.altered_fraction for i in altered)
     return Match(photo_id, "manipulated", score, fraction, inliers, credible, mask, log10_nfa)
+
+
+def _scene_goes_on(query: object, signature: Signature, instance: Instance) -> bool:
+    """Whether the scanned image shows the scene going on beyond the photo's outline.
+
+    A copy shows at most the photo: cropped, or set in something else, and that something is
+    either framed off by a step along the photo's outline (a collage's other tile, a phone's
+    interface, a border) or made from the photo itself (a blurred or mirrored copy filling a
+    square). Another shot of the same scene shows *new* detail beyond the outline, as dense as
+    inside it, with no step. A scanned image with more than SCENE_BEYOND of itself outside the
+    photo, no seam, and new detail there is a same-scene photo, however alike. Only pixels can
+    show a seam: a scanned image known by its signature alone (or by its size, as pairs keep
+    it once its pixels are gone) is not judged.
+    """
+    if not isinstance(query, Query):
+        return False
+    height, width = query.work.shape[:2]
+    _, covered = frame_overlap(instance.transform, width, height, signature)
+    if covered >= 1.0 - SCENE_BEYOND or has_seam(query.work, instance.transform, signature):
+        return False
+    landed = project(instance.transform, query.features.xy)
+    inside = (
+        (landed[:, 0] >= 0)
+        & (landed[:, 0] < signature.frame_width)
+        & (landed[:, 1] >= 0)
+        & (landed[:, 1] < signature.frame_height)
+    )
+    outside_share = 1.0 - covered
+    if inside.sum() == 0 or (~inside).sum() / outside_share < SCENE_DETAIL * inside.sum() / covered:
+        return False  # too little detail beyond the outline: a blurred or plain fill
+    beyond = query.features.descriptors[~inside]
+    own = np.concatenate([signature.features.descriptors, signature.mirrored.descriptors])
+    distance, _ = two_nearest(beyond, own)
+    return float((distance[:, 0] <= OWN_DETAIL_BITS).mean()) < SCENE_DETAIL
 
 
 def _log10_nfa(instance: Instance, registry_size: int) -> float:

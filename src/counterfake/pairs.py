@@ -41,6 +41,8 @@ import numpy as np
 from PIL import Image as PILImage
 
 from counterfake import __version__
+from counterfake.evidence import TEXTURED_CONTRAST
+from counterfake.framing import frame_overlap, has_seam
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError
 from counterfake.index.memory import Candidate, CandidateIndex
 from counterfake.matching import (
@@ -51,7 +53,6 @@ from counterfake.matching import (
     cell_differences,
     decide,
     grid_in_frame,
-    project,
     verify,
     with_face,
 )
@@ -68,9 +69,6 @@ from counterfake.signature.spill import SpilledSignatures
 from counterfake.sources.telegram import ExportEntry, ExportSummary
 
 COMPOSITION_COVER = 0.85  # below this share of an image covered by the other, it holds more
-SEAM_SHARE = 0.5  # share of the footprint's inner border that must look like a seam
-SEAM_CONTRAST = 8.0  # grey levels by which the step across a seam exceeds the step inside
-PLAIN_CONTRAST = 3.0  # lightness std (8-bit Lab) below which a grid cell is plain
 MIN_TEXTURED_AGREEING = 0.15  # share of the source's visible cells textured and agreeing
 STRONG_OVERLAP = 0.5  # two copies of one photo each show at least this much of the other
 RELATIONS_PER_QUERY = 3  # verified relations after which an image stops verifying candidates
@@ -470,7 +468,7 @@ class PairFinder:
             return 1.0
         signature = self.signatures[key]
         transform = self._transforms[key, reference_key]
-        shown, covered = _frame_overlap(
+        shown, covered = frame_overlap(
             transform, signature.frame_width, signature.frame_height, reference
         )
         if min(shown, covered) < COMPOSITION_COVER:
@@ -631,7 +629,7 @@ def textured_agreement(match: Match, signature: Signature) -> bool:
     negative (two phone screenshots of different photos: 6%), not on any pair found: true pairs
     of the benchmark's photos agree on 27% and more.
     """
-    textured = dequantise(signature.grid)[:, :, 3] >= PLAIN_CONTRAST
+    textured = dequantise(signature.grid)[:, :, 3] >= TEXTURED_CONTRAST
     return any(
         float((i.agreeing_cells & textured)[i.visible_cells].mean()) >= MIN_TEXTURED_AGREEING
         for i in match.instances
@@ -650,16 +648,12 @@ def _picture(key: int, item: Item) -> Picture:
 # ---- geometry of one relation ----------------------------------------------------------------
 
 
-def _frame_corners(width: float, height: float) -> np.ndarray:
-    return np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
-
-
 def _geometry(query: Query, transform: np.ndarray, signature: Signature) -> Geometry:
     """How the source lies in the derivative under ``transform`` (see ``Geometry``)."""
     shown, covered = _overlap(transform, query, signature)
     stretch = float(np.sqrt(abs(np.linalg.det(transform[:2, :2]))))
     resolution = 1.0 / (stretch * query.scale) / (signature.width / signature.frame_width)
-    seam = covered < COMPOSITION_COVER and _seam(query, transform, signature)
+    seam = covered < COMPOSITION_COVER and has_seam(query.work, transform, signature)
     mirrored = float(np.linalg.det(transform[:2, :2])) < 0
     return Geometry(shown, covered, resolution, seam, mirrored)
 
@@ -667,69 +661,7 @@ def _geometry(query: Query, transform: np.ndarray, signature: Signature) -> Geom
 def _overlap(transform: np.ndarray, query: Query, signature: Signature) -> tuple[float, float]:
     """(share of the source's frame inside the derivative, share of the derivative covered)."""
     height, width = query.work.shape[:2]
-    return _frame_overlap(transform, width, height, signature)
-
-
-def _frame_overlap(
-    transform: np.ndarray, width: float, height: float, signature: Signature
-) -> tuple[float, float]:
-    """``_overlap`` for a derivative frame of ``width`` x ``height`` (``transform`` maps it
-    into the source's frame)."""
-    derivative = project(transform, _frame_corners(width, height))
-    source = _frame_corners(signature.frame_width, signature.frame_height)
-    area, _ = cv2.intersectConvexConvex(
-        np.ascontiguousarray(derivative, np.float32), np.ascontiguousarray(source)
-    )
-    derivative_area = abs(cv2.contourArea(derivative.astype(np.float32)))
-    source_area = float(signature.frame_width * signature.frame_height)
-    return float(area / source_area), float(area / max(derivative_area, 1e-6))
-
-
-def _seam(query: Query, transform: np.ndarray, signature: Signature) -> bool:
-    """Whether the source's outline inside the derivative is a straight edge (a composition).
-
-    A collage or a screenshot puts the photo on a border, a screen or beside another photo:
-    crossing its outline, the grey level jumps, all along it. A photo that merely continues
-    beyond a crop shows no such line. Each side of the outline that lies inside the derivative
-    is sampled; a point is on a seam when the step across the outline exceeds the step just
-    inside it by SEAM_CONTRAST grey levels.
-    """
-    corners = _frame_corners(signature.frame_width, signature.frame_height)
-    outline = project(np.linalg.inv(transform), corners)
-    grey = cv2.cvtColor(query.work, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    height, width = grey.shape
-    centre = outline.mean(axis=0)
-    seam_points = inside_points = 0
-    for start, end in zip(outline, np.roll(outline, -1, axis=0), strict=True):
-        along = np.linspace(0.1, 0.9, 48)[:, None]
-        points = start + along * (end - start)
-        direction = (end - start) / max(float(np.linalg.norm(end - start)), 1e-6)
-        normal = np.array([-direction[1], direction[0]])
-        if np.dot(points.mean(axis=0) - centre, normal) < 0:
-            normal = -normal  # pointing out of the photo
-        probes = [points + d * normal for d in (3.0, -3.0, -9.0)]
-        inside = np.all(
-            [
-                (p[:, 0] >= 0) & (p[:, 0] < width - 1) & (p[:, 1] >= 0) & (p[:, 1] < height - 1)
-                for p in probes
-            ],
-            axis=0,
-        )
-        if inside.sum() < 8:
-            continue  # this side is the derivative's own border: nothing beyond it
-        outside, edge, inner = (
-            cv2.remap(
-                grey,
-                p[inside, 0:1].astype(np.float32),
-                p[inside, 1:2].astype(np.float32),
-                cv2.INTER_LINEAR,
-            ).ravel()
-            for p in probes
-        )
-        step_across, step_inside = np.abs(outside - edge), np.abs(edge - inner)
-        seam_points += int((step_across > step_inside + SEAM_CONTRAST).sum())
-        inside_points += int(inside.sum())
-    return inside_points > 0 and seam_points >= SEAM_SHARE * inside_points
+    return frame_overlap(transform, width, height, signature)
 
 
 # ---- ordering, clusters, scenes --------------------------------------------------------------
