@@ -125,14 +125,17 @@ def test_greyscale_copy_of_another_woman_at_the_same_spot_is_not_a_match(registe
     assert matcher.match(make_query(jpeg(greyscale(other_woman()), 80))) == []
 
 
-def slanted(rgb: np.ndarray, pull: float = 0.06) -> np.ndarray:
-    """The photo as a camera pointed at a screen a little askew sees it: one corner pulled in."""
+def slanted(rgb: np.ndarray, pull: float = 0.06, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+    """The photo as a camera pointed at a screen a little askew sees it: one corner pulled in,
+    the screen's dark frame around it (or, with ``border``, the gap filled another way)."""
     height, width = rgb.shape[:2]
     corners = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
     moved = corners.copy()
     moved[1] += np.float32([-width * pull, height * pull])
     matrix = cv2.getPerspectiveTransform(corners, moved)
-    return cv2.warpPerspective(rgb, matrix, (width, height), borderMode=cv2.BORDER_REFLECT)
+    return cv2.warpPerspective(
+        rgb, matrix, (width, height), borderMode=border, borderValue=(24, 24, 28)
+    )
 
 
 def test_slanted_copy_is_a_repost(registered):
@@ -154,3 +157,26 @@ def test_slanted_copy_of_another_woman_at_the_same_spot_is_not_a_match(registere
     """The perspective map's freedom must not let the hard negative through."""
     _, matcher = registered
     assert matcher.match(make_query(jpeg(slanted(other_woman()), 85))) == []
+
+
+def test_a_copy_whose_gap_is_filled_by_reflection_is_never_called_another_photo(registered):
+    """Straightening tools fill the corner a slant leaves empty by mirroring the photo: what
+    lies beyond the outline is the photo itself, not more of the scene."""
+    photo, matcher = registered
+    [match] = matcher.match(make_query(jpeg(slanted(photo, border=cv2.BORDER_REFLECT), 85)))
+    assert match.kind == "repost"
+
+
+@pytest.mark.parametrize("group", ["group1005", "group1022", "group1024"])
+def test_another_shot_of_the_same_scene_is_same_scene_and_never_a_copy(group):
+    """Holidays photos taken moments apart from the same spot, the second framed wider: the
+    scene goes on beyond the first photo's outline with detail of its own and no seam."""
+    first = load_image(SHARED_DATA / "scenes" / f"{group}_a.jpg")
+    second = load_image(SHARED_DATA / "scenes" / f"{group}_b.jpg")
+    index = CandidateIndex()
+    signature = make_signature(first, f"{group}_a", "0" * 64)
+    index.add(1, signature)
+    index.prepare()
+    matches = Matcher(index, {1: signature}.__getitem__).match(make_query(second))
+    assert [m.kind for m in matches] in ([], ["same_scene"])
+    assert all(m.mask is None for m in matches)

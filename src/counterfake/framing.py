@@ -18,6 +18,13 @@ from counterfake.signature.extract import Signature
 
 SEAM_SHARE = 0.5  # share of the footprint's inner border that must look like a seam
 SEAM_CONTRAST = 8.0  # grey levels by which the step across a seam exceeds the step inside
+STRIP = 8  # pixels on each side of the photo's outline compared for new detail
+AXIS_SLACK = 2  # pixels by which a reflection's axis may miss the outline as fitted
+# Both set on negatives: over the 120-odd same-scene photos of ../shared/data/scenes that align
+# with their group's first photo and show more of the scene, the detail beyond the outline was
+# at least 0.63 of the detail inside, and the mirrored correlation at most 0.62.
+BLURRED_FILL = 0.6  # beyond the outline, less detail than this share of inside is a fill
+REFLECTION = 0.65  # correlation across the outline with inside's, mirrored: a reflection
 
 
 def frame_corners(width: float, height: float) -> np.ndarray:
@@ -85,3 +92,85 @@ def has_seam(work: np.ndarray, transform: np.ndarray, signature: Signature) -> b
         seam_points += int((step_across > step_inside + SEAM_CONTRAST).sum())
         inside_points += int(inside.sum())
     return inside_points > 0 and seam_points >= SEAM_SHARE * inside_points
+
+
+def scene_continues(work: np.ndarray, transform: np.ndarray, signature: Signature) -> bool:
+    """Whether the scanned image goes on beyond the photo's outline with new detail of its own.
+
+    What lies beyond the outline of a copy is something else (told by ``has_seam``) or the
+    photo itself: mirrored (a reflected border) or enlarged and blurred (a square "no crop"
+    fill). Both show at the outline: a reflection repeats, outward, the detail just inside it;
+    a blurred fill has far less detail than the photo just inside. Another shot of the scene
+    shows detail of its own there. Strips STRIP pixels deep are sampled on both sides of every
+    side of the outline that lies inside the scanned image; the detail is the grey level's
+    change along the outline.
+    """
+    corners = frame_corners(signature.frame_width, signature.frame_height)
+    outline = project(np.linalg.inv(transform), corners)
+    grey = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    height, width = grey.shape
+    centre = outline.mean(axis=0)
+    depths = np.arange(2.0, STRIP + 1.0)
+    # the outline is placed to a pixel or two: a reflection's axis is looked for within
+    # AXIS_SLACK pixels of it, which puts the mirror of depth d at inner depth d - 2 x slack
+    inner_depths = np.arange(2.0 - 2 * AXIS_SLACK, STRIP + 1.0 + 2 * AXIS_SLACK)
+    outer_detail = inner_detail = 0.0
+    mirrored: list[float] = []
+    for start, end in zip(outline, np.roll(outline, -1, axis=0), strict=True):
+        along = np.linspace(0.05, 0.95, 96)[:, None]
+        points = start + along * (end - start)
+        direction = (end - start) / max(float(np.linalg.norm(end - start)), 1e-6)
+        normal = np.array([-direction[1], direction[0]])
+        if np.dot(points.mean(axis=0) - centre, normal) < 0:
+            normal = -normal  # pointing out of the photo
+        outer = [points + d * normal for d in depths]
+        inner = [points - d * normal for d in inner_depths]
+        inside = np.all(
+            [
+                (p[:, 0] >= 0) & (p[:, 0] < width - 1) & (p[:, 1] >= 0) & (p[:, 1] < height - 1)
+                for p in outer + inner
+            ],
+            axis=0,
+        )
+        if inside.sum() < 16:
+            continue  # this side is the scanned image's own border: nothing beyond it
+
+        outer_grey, inner_grey = _sample(grey, outer, inside), _sample(grey, inner, inside)
+        same_depths = inner_grey[2 * AXIS_SLACK : 2 * AXIS_SLACK + len(depths)]
+        outer_detail += float(np.abs(np.diff(outer_grey, axis=1)).sum())
+        inner_detail += float(np.abs(np.diff(same_depths, axis=1)).sum())
+        # across the outline, not along it: an edge crossing the outline shows on both sides
+        # whatever lies beyond, but only a reflection repeats what runs beside the outline
+        out_across, in_across = np.diff(outer_grey, axis=0), np.diff(inner_grey, axis=0)
+        mirrored.append(
+            max(
+                _correlation(out_across, in_across[shift : shift + len(depths) - 1])
+                for shift in range(4 * AXIS_SLACK + 1)
+            )
+        )
+    if inner_detail == 0.0 and outer_detail == 0.0:
+        return False
+    fill = outer_detail < BLURRED_FILL * inner_detail
+    reflection = bool(mirrored) and max(mirrored) > REFLECTION
+    return not (fill or reflection)
+
+
+def _sample(grey: np.ndarray, strip: list[np.ndarray], keep: np.ndarray) -> np.ndarray:
+    """Grey levels at the kept points of each line of a strip: (lines, points)."""
+    return np.stack(
+        [
+            cv2.remap(
+                grey,
+                line[keep, 0:1].astype(np.float32),
+                line[keep, 1:2].astype(np.float32),
+                cv2.INTER_LINEAR,
+            ).ravel()
+            for line in strip
+        ]
+    )
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    if a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])

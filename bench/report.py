@@ -1,0 +1,115 @@
+"""Write docs/benchmarks.md from the result files in bench/results/, never by hand.
+
+    python -m bench.report
+
+Each accuracy run saved with ``python -m bench.accuracy --name SOURCE`` becomes one row of the
+per-source table and one section with its rows; the file's commit, date, machine and command
+are printed beside it, so every figure can be traced to the run that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bench.results import RESULTS
+
+DOCS = RESULTS.parent.parent / "docs" / "benchmarks.md"
+SOURCES = {
+    "people": "people photos (bench/cases.py: 9 reposts, 12 edits at 20/35/50% per photo)",
+    "unseen": "people photos, held-out edits and transforms (bench/unseen.py)",
+    "studio": "studio photos of women in the same poses, 192x256 (bench/sources.py)",
+    "scenes": "distinct photos of one scene, Holidays groups (bench/sources.py)",
+}
+
+
+def _recall(rows: dict, key: str) -> tuple[int, float, float]:
+    values = rows.get(key, [])
+    if not values:
+        return 0, float("nan"), float("nan")
+    return (
+        len(values),
+        float(np.mean([v[0] for v in values])),
+        float(np.mean([v[1] for v in values])),
+    )
+
+
+def headline(name: str, result: dict) -> str:
+    rows = result["rows"]
+    reposts, repost_recall, repost_pdq = _recall(rows, "repost|all")
+    edits, edit_recall, edit_pdq = _recall(rows, "manipulated|all")
+    false = result["false_matches"]
+    return (
+        f"| {name} | {reposts} | {repost_recall:.1%} ({repost_pdq:.1%}) | {edits} | "
+        f"{edit_recall:.1%} ({edit_pdq:.1%}) | **{false['counterfake']}** of "
+        f"{result['negatives']} ({false['pdq']}) | {result.get('same_scene_reports', 0)} | "
+        f"{result['kind_accuracy']:.1%} | {result['mean_mask_iou']:.2f} |"
+    )
+
+
+def section(name: str, result: dict) -> list[str]:
+    run = result["run"]
+    lines = [
+        f"## {name}",
+        "",
+        SOURCES.get(name, name) + ".",
+        "",
+        f"Run: commit `{run['commit']}`{' (work tree changed)' if run['work_tree_changed'] else ''}"
+        f", {run['date']}, {run['machine']}, `{run['command']}`.",
+        "",
+        "| cases | n | counterfake | PDQ only |",
+        "|---|---:|---:|---:|",
+    ]
+
+    def order(key: str) -> tuple:
+        group, label = key.split("|")
+        return (group != "repost", label != "all", not label.startswith("size"), label)
+
+    for key in sorted(result["rows"], key=order):
+        group, label = key.split("|")
+        n, found, pdq = _recall(result["rows"], key)
+        shown = f"**{group}, all**" if label == "all" else f"{group}: {label}"
+        lines.append(f"| {shown} | {n} | {found:.1%} | {pdq:.1%} |")
+    if result.get("false_examples"):
+        lines += ["", "False matches (first ones):", ""]
+        lines += [
+            f"- `{Path(e.split(' -> ')[0]).name} -> {Path(e.split(' -> ')[-1]).name}`"
+            for e in result["false_examples"][:20]
+        ]
+    return [*lines, ""]
+
+
+def write() -> str:
+    results = {
+        path.stem.removeprefix("accuracy-"): json.loads(path.read_text())
+        for path in sorted(RESULTS.glob("accuracy-*.json"))
+    }
+    order = [name for name in SOURCES if name in results] + sorted(set(results) - set(SOURCES))
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `python -m bench.report` from the result files in bench/results/; do not edit",
+        "by hand. Every source is scored the same way (bench/accuracy.py): a positive is a case",
+        "made from a registered photo, found when a repost or manipulated match names that photo;",
+        "a false match is any such match on a negative (a case of an unregistered photo, a",
+        "distractor, another photo of a registered scene) or to the wrong photo. `same_scene`",
+        "reports are neither. PDQ alone (Meta's threshold 31) is in brackets. The matching",
+        "constants were set on studio negatives only (bench/background.py, docs/matching.md):",
+        "the other sources are a cross-source check.",
+        "",
+        "| source | reposts | found (PDQ) | derivatives | found (PDQ) | false matches (PDQ) "
+        "| same scene | kind right | mask IoU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *[headline(name, results[name]) for name in order],
+        "",
+    ]
+    for name in order:
+        lines += section(name, results[name])
+    DOCS.write_text("\n".join(lines))
+    return str(DOCS)
+
+
+if __name__ == "__main__":
+    print(write())
