@@ -113,6 +113,13 @@ def test_bad_signature_file_is_one_line_and_changes_nothing(tmp_path):
     assert run_cli("subjects", "--db", str(db), cwd=tmp_path).stdout.strip() == "alice\t1 photo(s)"
 
 
+def test_hashing_an_image_too_thin_to_analyse_is_one_line_not_a_traceback(tmp_path):
+    save(tmp_path / "thin.png", np.full((1, 700, 3), 128, np.uint8))
+    result = run_cli("hash", "thin.png", "-o", "out.cfsig", cwd=tmp_path)
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == "skipped thin.png: image too thin to analyse: 700x1"
+
+
 def test_scan_without_a_registry_says_so(tmp_path):
     result = run_cli("scan", str(EXAMPLES / "downloaded"), "--db", "nothing.db", cwd=tmp_path)
     assert result.returncode == 2 and "no registry here" in result.stderr

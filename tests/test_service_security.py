@@ -11,7 +11,9 @@ import struct
 import zlib
 from urllib.parse import quote
 
+import cv2
 import httpx
+import numpy as np
 import pytest
 from service_support import EXAMPLES, cfsig_bytes, make_key, register_photo, start_service
 
@@ -189,6 +191,34 @@ def test_a_malformed_image_or_a_bomb_is_a_400_naming_the_file(service, name, dat
     assert error.startswith(name) and "\n" not in error
     if problem == "pixels":
         assert "pixels" in error
+
+
+def png_of_size(width: int, height: int) -> bytes:
+    ok, data = cv2.imencode(".png", np.full((height, width, 3), 128, np.uint8))
+    assert ok
+    return data.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(513, 1), (700, 1), (800, 2), (1000, 1), (1, 1000), (5000, 8), (65000, 8)],
+)
+def test_an_image_too_thin_to_analyse_is_a_400_and_a_batch_answers_the_others(
+    service, width, height
+):
+    thin = png_of_size(width, height)
+    problem = f"thin.png: image too thin to analyse: {width}x{height}"
+    repost = (EXAMPLES / "downloaded" / "repost.jpg").read_bytes()
+    with service.as_("platform") as client:
+        answer = client.post("/match/image", files={"file": ("thin.png", thin)})
+        assert answer.status_code == 400 and answer.json() == {"error": problem}
+        batch = client.post(
+            "/match/batch", files=[("files", ("thin.png", thin)), ("files", ("r.jpg", repost))]
+        )
+    assert batch.status_code == 200, batch.text
+    thin_result, other = batch.json()["results"]
+    assert thin_result["error"] == problem
+    assert other["error"] is None and other["sha256"]
 
 
 @pytest.mark.parametrize(
