@@ -7,8 +7,10 @@ key store, as ``counterfake keys create`` does.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -125,6 +127,16 @@ def backend_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def cfsig_bytes(rgb: np.ndarray, label: str, sha256: str | None = None) -> bytes:
     """What ``counterfake hash`` writes for one photo."""
     return cfsig.dumps([make_signature(rgb, label, sha256 or f"sha-{label}")])
+
+
+def cfsig_with_header(header: bytes) -> bytes:
+    """A .cfsig file whose header is ``header`` as given, with a valid checksum: what a hostile
+    client can build by hand."""
+    body = cfsig.MAGIC + struct.pack("<I", len(header)) + header
+    return body + hashlib.sha256(body).digest()
+
+
+NESTED_JSON = b"[" * 100_000 + b"]" * 100_000
 
 
 def register_photo(

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import EXAMPLES, blur_region, jpeg, run_cli, save
+from service_support import NESTED_JSON, cfsig_with_header
 
 from counterfake.cli import main
 from counterfake.db import connect
@@ -118,6 +119,18 @@ def test_hashing_an_image_too_thin_to_analyse_is_one_line_not_a_traceback(tmp_pa
     result = run_cli("hash", "thin.png", "-o", "out.cfsig", cwd=tmp_path)
     assert "Traceback" not in result.stderr
     assert result.stderr.strip() == "skipped thin.png: image too thin to analyse: 700x1"
+
+
+def test_deeply_nested_json_is_one_line_and_exit_2_for_signatures_and_hash_lists(tmp_path):
+    (tmp_path / "n.cfsig").write_bytes(cfsig_with_header(NESTED_JSON))
+    (tmp_path / "n.json").write_bytes(NESTED_JSON)
+    for command in (
+        ("register", "--signatures", "n.cfsig", "--subject", "s", "--db", "r.db"),
+        ("exchange", "import", "n.json", "--source", "x", "--db", "r.db"),
+    ):
+        result = run_cli(*command, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().count("\n") == 0 and "nested too deeply" in result.stderr
 
 
 def test_scan_without_a_registry_says_so(tmp_path):

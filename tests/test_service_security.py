@@ -15,7 +15,15 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from service_support import EXAMPLES, cfsig_bytes, make_key, register_photo, start_service
+from service_support import (
+    EXAMPLES,
+    NESTED_JSON,
+    cfsig_bytes,
+    cfsig_with_header,
+    make_key,
+    register_photo,
+    start_service,
+)
 
 from counterfake.service.app import ROUTERS, roles_of
 
@@ -232,6 +240,28 @@ def test_a_malformed_signature_file_is_a_400_naming_it(service, data):
     with service.as_("platform") as platform:
         answer = platform.post("/match/signatures", files={"file": ("bad.cfsig", data)})
         assert answer.status_code == 400 and answer.json()["error"].startswith("bad.cfsig: ")
+
+
+def test_deeply_nested_json_in_a_signature_header_or_a_hash_list_is_a_400_naming_it(service):
+    nested = cfsig_with_header(NESTED_JSON)
+    with service.as_("registrar") as registrar:
+        registrar.post("/subjects", json={"name": "nested"})
+        answer = registrar.post("/subjects/nested/signatures", files={"file": ("n.cfsig", nested)})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"].startswith("n.cfsig: ") and "nested" in answer.json()["error"]
+        answer = registrar.post(
+            "/exchange/import", files={"file": ("n.json", NESTED_JSON)}, data={"source": "deep"}
+        )
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"].startswith("n.json: ") and "nested" in answer.json()["error"]
+        answer = registrar.post(
+            "/subjects", content=NESTED_JSON, headers={"Content-Type": "application/json"}
+        )
+        assert 400 <= answer.status_code < 500, answer.text
+    with service.as_("platform") as platform:
+        answer = platform.post("/match/signatures", files={"file": ("n.cfsig", nested)})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"].startswith("n.cfsig: ")
 
 
 def test_missing_or_wrongly_typed_fields_are_422_with_a_message(service):

@@ -202,6 +202,8 @@ def _read_stopncii(text: str, name: str) -> Iterator[PdqRecord]:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise _error(name, error.lineno, f"not valid JSON ({error.msg})") from None
+    except RecursionError:
+        raise ExchangeFormatError(f"{name}: not a hash list (JSON nested too deeply)") from None
     records = document.get("hashRecords") if isinstance(document, dict) else document
     if not isinstance(records, list):
         raise ExchangeFormatError(f"{name}: no 'hashRecords' list (not a StopNCII hash file)")

@@ -112,6 +112,10 @@ def loads(data: bytes, name: str) -> list[Signature]:
         header = json.loads(body[start : start + header_length])
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SignatureFileError(name, f"header is not valid JSON ({error})") from None
+    except RecursionError:
+        raise SignatureFileError(
+            name, "header is not a signature header (JSON nested too deeply)"
+        ) from None
     payload = body[start + header_length :]
     _check_header(header, name)
     try:
