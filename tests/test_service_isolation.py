@@ -63,3 +63,17 @@ def test_time_filters_honour_utc_offsets(service, photo):
         assert listed(until=(created - second).astimezone(minus_five)) == []
         naive_utc = (created - second).astimezone(UTC).replace(tzinfo=None)
         assert listed(since=naive_utc) == [match_id]
+
+
+def test_an_organisation_named_with_a_slash_is_not_a_part_of_another(service, photo):
+    helpline = fresh("help")
+    with service.as_("registrar", helpline) as a:
+        assert a.post("/subjects", json={"name": "alice"}).status_code == 201
+    with service.as_("registrar", f"{helpline}/x") as x:
+        assert register_photo(x, "bob", photo, "p.jpg").status_code == 200
+        assert [s["subject"] for s in x.get("/subjects").json()] == ["bob"]
+    with service.as_("registrar", helpline) as a:
+        assert [s["subject"] for s in a.get("/subjects").json()] == ["alice"]
+        assert a.delete("/subjects/x%2Fbob").status_code in (400, 404)
+    with service.as_("registrar", f"{helpline}/x") as x:
+        assert x.delete("/subjects/bob").json()["deleted_signatures"] == 1

@@ -92,6 +92,28 @@ def test_a_recorded_match_reaches_the_helplines_webhook_signed(tmp_path, photo, 
         service.stop()
 
 
+@pytest.mark.parametrize("receiver", ["ok"], indirect=True)
+def test_a_match_of_an_organisation_named_with_a_slash_never_reaches_the_prefix_organisation(
+    tmp_path, photo, receiver
+):
+    service = start_service(str(tmp_path / "registry.db"), tmp_path)
+    try:
+        with service.as_("registrar", "helpA") as prefix:
+            assert prefix.put("/webhook", json={"url": receiver.url}).status_code == 200
+        with service.as_("registrar", "helpA/x") as other:
+            register_photo(other, "alice", photo, "holiday.jpg")
+        repost = (EXAMPLES / "downloaded" / "repost.jpg").read_bytes()
+        with service.as_("platform") as platform:
+            answer = platform.post(
+                "/match/image", files={"file": ("r.jpg", repost)}, params={"record": "true"}
+            )
+            assert answer.json()["matches"], answer.text
+        receiver.wait_for(1, 2)
+        assert receiver.received == []
+    finally:
+        service.stop()
+
+
 @pytest.mark.parametrize("receiver", ["fail-then-ok"], indirect=True)
 def test_a_failed_delivery_is_retried_with_exponential_backoff(receiver):
     outcomes: list[str] = []

@@ -19,6 +19,7 @@ from counterfake.imaging import ImageError
 from counterfake.keys import ApiKey
 from counterfake.service.auth import require
 from counterfake.service.engine import Found, ScannedImage, mask_png
+from counterfake.service.organisations import owner_of
 from counterfake.service.records import now
 from counterfake.signature import cfsig
 
@@ -103,7 +104,7 @@ def _answer(
 
 def _notify(service, key: ApiKey, match_id: int, item: Found) -> None:
     """Queue the webhook of the helpline that registered the photo, if it set one."""
-    owner, _, subject = item.photo.subject.partition("/")
+    owner, subject = owner_of(item.photo.subject)
     hook = service.reviews.webhook(owner)
     if hook is None:
         return

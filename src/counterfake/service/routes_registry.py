@@ -1,8 +1,8 @@
 """Registrar endpoints: subjects, signature uploads, withdrawal, the helpline's webhook.
 
 A registrar (a helpline) sees only the subjects it created: in the registry a subject is
-stored as ``<registrar name>/<subject>``, so two helplines may use the same subject name and
-neither can see, add to or withdraw the other's.
+stored under a name scoped to its organisation (see organisations.py), so two helplines may use
+the same subject name and neither can see, add to or withdraw the other's.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, HttpUrl
 
 from counterfake.keys import ApiKey
 from counterfake.service.auth import require
+from counterfake.service.organisations import scope, scoped
 from counterfake.signature import cfsig
 
 router = APIRouter(tags=["registrar"])
@@ -49,11 +50,11 @@ class WebhookOut(BaseModel):
 
 
 def stored_name(key: ApiKey, subject: str) -> str:
-    return f"{key.name}/{subject}"
+    return scoped(key.name, subject)
 
 
 def _subjects(request: Request, key: ApiKey) -> dict[str, int]:
-    prefix = stored_name(key, "")
+    prefix = scope(key.name)
     registry = request.app.state.service.registry
     return {
         name[len(prefix) :]: count for name, count in registry.subjects() if name.startswith(prefix)
