@@ -120,7 +120,7 @@ def fill_registry(db: str, size: int, real: list[Signature], templates: list[Sig
             batch = []
             for photo_id in range(next_id, next_id + count):
                 signature = synthetic(photo_id)
-                batch.append(dataclasses.replace(signature, sha256=f"synthetic-{photo_id}"))
+                batch.append(dataclasses.replace(signature, sha256=f"{photo_id:064x}"))
             registry.register(f"{HELPLINE}/synthetic-{next_id}", batch)
             have += count
             next_id += count

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import EXAMPLES, blur_region, jpeg, run_cli, save
-from service_support import NESTED_JSON, cfsig_with_header
+from service_support import NESTED_JSON, cfsig_bytes, cfsig_edited, cfsig_with_header
 
 from counterfake.cli import main
 from counterfake.db import connect
@@ -131,6 +131,26 @@ def test_deeply_nested_json_is_one_line_and_exit_2_for_signatures_and_hash_lists
         result = run_cli(*command, cwd=tmp_path)
         assert result.returncode == 2, result.stderr
         assert result.stderr.strip().count("\n") == 0 and "nested too deeply" in result.stderr
+
+
+@pytest.mark.parametrize("subject", [".", "..", "a/b", "new\nline"])
+def test_a_subject_named_dot_dotdot_or_with_separators_is_refused(tmp_path, subject):
+    result = run_cli(
+        "register", str(EXAMPLES / "registered"), "--subject", subject, "--db", "r.db", cwd=tmp_path
+    )
+    assert result.returncode == 2 and "subject name" in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and not (tmp_path / "r.db").exists()
+
+
+def test_a_signature_file_with_a_hostile_field_is_one_line_and_stores_nothing(tmp_path, photo):
+    data = cfsig_bytes(photo, "p.jpg")
+    edited = cfsig_edited(data, lambda h: h["signatures"][0].__setitem__("sha256", "x' OR 1=1 --"))
+    (tmp_path / "x.cfsig").write_bytes(edited)
+    result = run_cli(
+        "register", "--signatures", "x.cfsig", "--subject", "s", "--db", "r.db", cwd=tmp_path
+    )
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert "sha256 must be 64 hexadecimal digits" in result.stderr
 
 
 def test_scan_without_a_registry_says_so(tmp_path):

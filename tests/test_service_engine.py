@@ -23,7 +23,7 @@ from counterfake.signature.extract import Signature, make_signature
 
 @pytest.fixture(scope="module")
 def photo_signature(photo) -> Signature:
-    return make_signature(photo, "photo.jpg", "photo.jpg")
+    return make_signature(photo, "photo.jpg", "f" * 64)
 
 
 @contextmanager
@@ -47,7 +47,7 @@ def test_a_loaded_worker_keeps_no_signature_of_its_registered_photos(
     with Registry(registry_target) as registry:
         registry.register(
             "many",
-            (dataclasses.replace(photo_signature, sha256=f"copy-{i}") for i in range(40)),
+            (dataclasses.replace(photo_signature, sha256=f"{i:064x}") for i in range(40)),
         )
     held_before = live_signatures()
     with worker(registry_target) as engine:
@@ -72,7 +72,7 @@ def test_a_loaded_worker_has_sorted_its_index_before_its_first_match(
 def test_a_worker_started_on_a_filled_registry_matches_and_looks_up_what_it_holds(
     registry_target, photo_signature, unrelated
 ):
-    imported = make_signature(unrelated, "other.jpg", "other.jpg").pdq["original"].hex()
+    imported = make_signature(unrelated, "other.jpg", "e" * 64).pdq["original"].hex()
     with Registry(registry_target) as registry:
         registry.register("alice", [photo_signature])
         registry.add_pdq_hashes([PdqRecord(imported, 90, "t-1")], source="partner")
@@ -139,7 +139,7 @@ def test_a_started_worker_joins_the_segments_that_matches_leave(registry_target,
     with worker(registry_target) as engine:
         for i in range(6):
             with Registry(registry_target) as other_worker:
-                copy = dataclasses.replace(photo_signature, sha256=f"copy-{i}")
+                copy = dataclasses.replace(photo_signature, sha256=f"{i:064x}")
                 other_worker.register(f"s{i}", [copy])
             assert engine.match_signature(photo_signature)[1]
         assert len(engine.index._segments) == 6

@@ -19,6 +19,7 @@ from service_support import (
     EXAMPLES,
     NESTED_JSON,
     cfsig_bytes,
+    cfsig_edited,
     cfsig_with_header,
     make_key,
     register_photo,
@@ -262,6 +263,52 @@ def test_deeply_nested_json_in_a_signature_header_or_a_hash_list_is_a_400_naming
         answer = platform.post("/match/signatures", files={"file": ("n.cfsig", nested)})
         assert answer.status_code == 400, answer.text
         assert answer.json()["error"].startswith("n.cfsig: ")
+
+
+def set_first(field: str, value: object):
+    return lambda header: header["signatures"][0].__setitem__(field, value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (set_first("label", None), "label must be text"),
+        (set_first("label", {"a": 1}), "label must be text"),
+        (set_first("label", "x" * 500_000), "label must be 1 to 1024 characters"),
+        (set_first("label", ""), "label must be 1 to 1024 characters"),
+        (set_first("label", "a\nb\x1b[31m"), "control characters"),
+        (set_first("label", "gnp.\u202eexe"), "control characters"),
+        (set_first("sha256", "x' OR 1=1 --"), "sha256 must be 64 hexadecimal digits"),
+        (set_first("sha256", 12), "sha256 must be 64 hexadecimal digits"),
+        (set_first("size", [1.5, True]), "size must be a whole number"),
+        (set_first("pdq_quality", "90"), "pdq_quality must be a whole number"),
+        (set_first("pdq", {"original": ["0" * 64]}), "a PDQ hash must be text"),
+        (set_first("pdq", {"sideways": "0" * 64, "original": "0" * 64}), "PDQ orientations"),
+    ],
+)
+def test_every_field_of_an_uploaded_signature_is_checked_and_a_bad_one_stores_nothing(
+    service, photo, edit, problem
+):
+    bad = cfsig_edited(cfsig_bytes(photo, "p.jpg"), edit)
+    with service.as_("registrar", "checked-fields") as registrar:
+        registrar.post("/subjects", json={"name": "fields"})
+        answer = registrar.post("/subjects/fields/signatures", files={"file": ("x.cfsig", bad)})
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert error.startswith("x.cfsig: malformed signature entry 1") and problem in error
+        assert len(error) < 400 and error.isprintable()
+        assert registrar.get("/subjects").json() == [{"subject": "fields", "photos": 0}]
+    with service.as_("platform") as platform:
+        answer = platform.post("/match/signatures", files={"file": ("x.cfsig", bad)})
+        assert answer.status_code == 400 and problem in answer.json()["error"]
+
+
+@pytest.mark.parametrize("name", [".", "..", "a/b", "tab\there", "\u202egnp"])
+def test_a_subject_named_dot_dotdot_or_with_separators_or_controls_is_refused(service, name):
+    with service.as_("registrar", "odd-names") as registrar:
+        answer = registrar.post("/subjects", json={"name": name})
+        assert answer.status_code == 422 and "subject name" in answer.json()["error"]
+        assert registrar.get("/subjects").json() == []
 
 
 def test_missing_or_wrongly_typed_fields_are_422_with_a_message(service):

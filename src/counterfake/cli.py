@@ -32,7 +32,13 @@ from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, load_image
 from counterfake.journal import Journal, JournalError
 from counterfake.keys import ROLES, ApiKeyError, KeyStore
 from counterfake.pairs import PairFinder, as_results
-from counterfake.registry import Registry, RegistryError, default_db_path, registry_exists
+from counterfake.registry import (
+    Registry,
+    RegistryError,
+    check_subject_name,
+    default_db_path,
+    registry_exists,
+)
 from counterfake.reports.atomic import atomic_writer, check_writable
 from counterfake.reports.csv_report import write_csv, write_pairs_csv
 from counterfake.reports.evidence import (
@@ -291,6 +297,11 @@ def _signatures_of(args: argparse.Namespace) -> list:
 def _register(args: argparse.Namespace) -> int:
     if not args.paths and not args.signatures:
         err.print("counterfake register: give photos or folders, or --signatures FILE")
+        return 2
+    try:
+        check_subject_name(args.subject)
+    except ValueError as error:
+        err.print(f"counterfake register: --subject {args.subject!r}: {error}", markup=False)
         return 2
     signatures = cfsig.read(args.signatures) if args.signatures else []
     signatures += _signatures_of(args) if args.paths else []

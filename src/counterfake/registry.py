@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -125,6 +126,28 @@ def registry_exists(target: str) -> bool:
     return is_postgres_url(target) or Path(target).exists()
 
 
+MAX_SUBJECT = 200  # characters of a subject's name
+
+
+def check_subject_name(name: object) -> str:
+    """A subject's name as a person or a helpline gives it: 1 to MAX_SUBJECT printable
+    characters, no ``/`` (the service scopes names with it) and not ``.`` or ``..`` (a path
+    segment that clients resolve away). The one check the CLI and the service apply; raises
+    ValueError saying what a name must be."""
+    if (
+        not isinstance(name, str)
+        or not 1 <= len(name) <= MAX_SUBJECT
+        or name in (".", "..")
+        or "/" in name
+        or any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp") for char in name)
+    ):
+        raise ValueError(
+            f"a subject name is 1-{MAX_SUBJECT} printable characters, without '/', "
+            "and not '.' or '..'"
+        )
+    return name
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -207,6 +230,14 @@ class Registry:
 
         A photo whose file (by SHA-256) is already registered for the subject is not added twice.
         """
+        signatures = list(signatures)
+        for number, signature in enumerate(signatures, 1):
+            try:
+                cfsig.check_signature(signature)
+            except ValueError as error:
+                raise cfsig.SignatureFileError(
+                    f"signature {number} for {subject}", str(error)
+                ) from None
         added = existing = 0
         with self.db.transaction() as tx:
             tx.lock(_WRITE_LOCK)

@@ -8,20 +8,25 @@ the same subject name and neither can see, add to or withdraw the other's.
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Request, UploadFile
-from pydantic import BaseModel, Field, HttpUrl
+from pydantic import BaseModel, Field, HttpUrl, field_validator
 
 from counterfake.keys import ApiKey
+from counterfake.registry import MAX_SUBJECT, check_subject_name
 from counterfake.service.auth import require
 from counterfake.service.organisations import scope, scoped
 from counterfake.signature import cfsig
 
 router = APIRouter(tags=["registrar"])
 registrar = require("registrar")
-SUBJECT_NAME = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f/]+$")
 
 
 class SubjectRequest(BaseModel):
-    name: str = SUBJECT_NAME
+    name: str = Field(min_length=1, max_length=MAX_SUBJECT)
+
+    @field_validator("name")
+    @classmethod
+    def _valid(cls, name: str) -> str:
+        return check_subject_name(name)
 
 
 class SubjectOut(BaseModel):
@@ -62,8 +67,10 @@ def _subjects(request: Request, key: ApiKey) -> dict[str, int]:
 
 
 def _check_subject(subject: str) -> None:
-    if not subject or len(subject) > 200 or any(c < " " or c in "/\x7f" for c in subject):
-        raise HTTPException(400, "a subject name is 1-200 characters, without '/' or controls")
+    try:
+        check_subject_name(subject)
+    except ValueError as error:
+        raise HTTPException(400, str(error)) from None
 
 
 @router.post("/subjects", status_code=201, response_model=SubjectOut)
