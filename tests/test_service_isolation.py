@@ -4,10 +4,14 @@ copy behind: against the real server, on SQLite and on PostgreSQL (issue 17)."""
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from service_support import EXAMPLES, register_photo, start_service
+from service_support import EXAMPLES, backend_target, register_photo, start_service
+
+from counterfake.signature import cfsig
+from counterfake.signature.extract import make_signature
 
 _names = itertools.count()
 
@@ -21,6 +25,12 @@ def service(request, tmp_path_factory):
     running = start_service(db, tmp_path_factory.mktemp("logs"))
     yield running
     running.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_db(request, tmp_path) -> str:
+    """An empty registry on each backend, for a test that starts a service of its own."""
+    return backend_target(request, tmp_path)
 
 
 def fresh(prefix: str) -> str:
@@ -77,3 +87,37 @@ def test_an_organisation_named_with_a_slash_is_not_a_part_of_another(service, ph
         assert a.delete("/subjects/x%2Fbob").status_code in (400, 404)
     with service.as_("registrar", f"{helpline}/x") as x:
         assert x.delete("/subjects/bob").json()["deleted_signatures"] == 1
+
+
+def test_registrar_uploads_are_capped_per_file_and_per_subject(fresh_db, tmp_path, photo):
+    """--max-upload-signatures refuses a larger file with 413, --max-subject-photos a
+    registration that would pass it with 422; neither stores anything."""
+    options = ("--max-upload-signatures", "3", "--max-subject-photos", "4")
+    capped = start_service(fresh_db, tmp_path, *options)
+    try:
+        signature = make_signature(photo, "p.jpg", "0" * 64)
+
+        def upload(count: int, first: int) -> bytes:
+            copies = [replace(signature, sha256=f"{first + n:064x}") for n in range(count)]
+            return cfsig.dumps(copies)
+
+        with capped.as_("registrar") as registrar:
+            registrar.post("/subjects", json={"name": "capped"})
+            answer = registrar.post(
+                "/subjects/capped/signatures", files={"file": ("big.cfsig", upload(4, 0))}
+            )
+            assert answer.status_code == 413, answer.text
+            assert answer.json() == {"error": "big.cfsig: 4 signatures; the limit is 3"}
+            for first in (0, 3):
+                answer = registrar.post(
+                    "/subjects/capped/signatures", files={"file": ("p.cfsig", upload(2, first))}
+                )
+            assert answer.status_code == 200 and answer.json()["added"] == 2
+            answer = registrar.post(
+                "/subjects/capped/signatures", files={"file": ("p.cfsig", upload(1, 9))}
+            )
+            assert answer.status_code == 422, answer.text
+            assert "5 photos for one subject; the limit is 4" in answer.json()["error"]
+            assert registrar.get("/subjects").json() == [{"subject": "capped", "photos": 4}]
+    finally:
+        capped.stop()

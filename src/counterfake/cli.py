@@ -215,6 +215,23 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60.0, help="seconds before a request is answered 503"
     )
     serve.add_argument(
+        "--max-upload-signatures",
+        type=_positive_int,
+        default=200,
+        help="most signatures in one .cfsig a registrar uploads (more: 413; default 200)",
+    )
+    serve.add_argument(
+        "--max-subject-photos",
+        type=_positive_int,
+        default=1000,
+        help="most photos registered for one subject (more: 422; default 1000)",
+    )
+    serve.add_argument(
+        "--allow-private-webhooks",
+        action="store_true",
+        help="let webhooks call loopback, private and link-local addresses (refused by default)",
+    )
+    serve.add_argument(
         "--workers",
         type=_positive_int,
         default=1,
@@ -656,6 +673,9 @@ def _serve(args: argparse.Namespace) -> int:
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         max_pixels=args.max_pixels,
         request_timeout=args.timeout,
+        max_upload_signatures=args.max_upload_signatures,
+        max_subject_photos=args.max_subject_photos,
+        allow_private_webhooks=args.allow_private_webhooks,
     )
     if args.workers > 1:
         from counterfake.service.workers import serve_workers

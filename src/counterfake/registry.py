@@ -94,6 +94,10 @@ class RegistryError(Exception):
     """The registry cannot be used; the message is one line naming the file or database."""
 
 
+class SubjectFull(Exception):
+    """A registration would take a subject past the most photos allowed it."""
+
+
 @dataclass(frozen=True)
 class RegisteredPhoto:
     photo_id: int
@@ -225,10 +229,15 @@ class Registry:
 
     # ---- writing -------------------------------------------------------------------------
 
-    def register(self, subject: str, signatures: Iterable[Signature]) -> tuple[int, int]:
+    def register(
+        self, subject: str, signatures: Iterable[Signature], max_photos: int | None = None
+    ) -> tuple[int, int]:
         """Register signatures under a subject in one transaction; return (added, already there).
 
         A photo whose file (by SHA-256) is already registered for the subject is not added twice.
+        With ``max_photos``, a registration that would leave the subject holding more photos
+        raises SubjectFull and adds nothing (checked under the write lock, so two uploads at
+        once cannot both slip under it).
         """
         signatures = list(signatures)
         for number, signature in enumerate(signatures, 1):
@@ -265,6 +274,12 @@ class Registry:
                 added += 1
                 self._insert_pdq(tx, row[0], signature)
                 self._record_change(tx, "add", row[0])
+            if max_photos is not None and added:
+                (held,) = tx.execute(
+                    "SELECT COUNT(*) FROM photos WHERE subject_id = ?", (subject_id,)
+                ).fetchone()
+                if held > max_photos:
+                    raise SubjectFull(f"{held} photos for one subject; the limit is {max_photos}")
             if added:
                 tx.notify(CHANGES_CHANNEL, "add")
         return added, existing

@@ -22,6 +22,9 @@ class ServiceSettings:
     max_body_bytes: int = 32 * 1024 * 1024
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_batch: int = 32  # images per batch request
+    max_upload_signatures: int = 200  # signatures in one registrar upload
+    max_subject_photos: int = 1000  # photos registered for one subject
+    allow_private_webhooks: bool = False  # webhooks may call loopback and private addresses
     rate: float = 50.0  # requests a second per key, on average...
     burst: int = 200  # ...with bursts up to this many
     request_timeout: float = 60.0

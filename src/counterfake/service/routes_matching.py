@@ -178,13 +178,11 @@ def match_signatures(
     and the mask is drawn in the signature's frame (the image at 512 px on its longer side).
     """
     name = file.filename or "upload"
-    try:
-        signatures = cfsig.loads(file.file.read(), name)
-    except cfsig.SignatureFileError as error:
-        raise HTTPException(400, str(error)) from None
     limit = request.app.state.service.settings.max_batch
-    if len(signatures) > limit:
-        raise HTTPException(400, f"{name}: {len(signatures)} signatures; the limit is {limit}")
+    try:
+        signatures = cfsig.loads(file.file.read(), name, limit)
+    except cfsig.SignatureFileError as error:  # TooManySignatures included: a batch's 400
+        raise HTTPException(400, str(error)) from None
     engine = request.app.state.service.engine
     results = []
     for signature in signatures:

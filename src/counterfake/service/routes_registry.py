@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, UploadFile
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
 from counterfake.keys import ApiKey
-from counterfake.registry import MAX_SUBJECT, check_subject_name
+from counterfake.registry import MAX_SUBJECT, SubjectFull, check_subject_name
 from counterfake.service.auth import require
 from counterfake.service.organisations import scope, scoped
 from counterfake.signature import cfsig
@@ -95,12 +95,20 @@ def upload_signatures(
     if subject not in _subjects(request, key):
         raise HTTPException(404, f"no subject {subject!r}; create it first")
     name = file.filename or "upload"
+    service = request.app.state.service
+    settings = service.settings
     try:
-        signatures = cfsig.loads(file.file.read(), name)
+        signatures = cfsig.loads(file.file.read(), name, settings.max_upload_signatures)
+    except cfsig.TooManySignatures as error:
+        raise HTTPException(413, str(error)) from None
     except cfsig.SignatureFileError as error:
         raise HTTPException(400, str(error)) from None
-    service = request.app.state.service
-    added, existing = service.registry.register(stored_name(key, subject), signatures)
+    try:
+        added, existing = service.registry.register(
+            stored_name(key, subject), signatures, settings.max_subject_photos
+        )
+    except SubjectFull as error:
+        raise HTTPException(422, f"{subject!r}: {error}; nothing was added") from None
     service.engine.sync()
     return {"subject": subject, "added": added, "already_registered": existing}
 

@@ -63,6 +63,10 @@ class SignatureFileError(Exception):
         self.problem = problem
 
 
+class TooManySignatures(SignatureFileError):
+    """A signature file holds more signatures than the reader accepts."""
+
+
 def dumps(signatures: Iterable[Signature]) -> bytes:
     """Serialise signatures to the bytes of a .cfsig file."""
     payload = bytearray()
@@ -102,8 +106,11 @@ def dumps(signatures: Iterable[Signature]) -> bytes:
     return body + hashlib.sha256(body).digest()
 
 
-def loads(data: bytes, name: str) -> list[Signature]:
-    """Parse and check the bytes of a .cfsig file; ``name`` is used in error messages."""
+def loads(data: bytes, name: str, max_signatures: int | None = None) -> list[Signature]:
+    """Parse and check the bytes of a .cfsig file; ``name`` is used in error messages.
+
+    With ``max_signatures``, a file holding more is refused (TooManySignatures) before any of
+    its arrays is read."""
     if len(data) < len(MAGIC) + 4 + 32 or not data.startswith(MAGIC):
         raise SignatureFileError(name, "not a counterfake signature file (.cfsig)")
     body, checksum = data[:-32], data[-32:]
@@ -123,6 +130,10 @@ def loads(data: bytes, name: str) -> list[Signature]:
         ) from None
     payload = body[start + header_length :]
     _check_header(header, name)
+    if max_signatures is not None and len(header["signatures"]) > max_signatures:
+        raise TooManySignatures(
+            name, f"{len(header['signatures'])} signatures; the limit is {max_signatures}"
+        )
     signatures = []
     for number, entry in enumerate(header["signatures"], 1):
         try:
