@@ -311,6 +311,31 @@ def test_a_subject_named_dot_dotdot_or_with_separators_or_controls_is_refused(se
         assert registrar.get("/subjects").json() == []
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.1/hook",
+        "http://172.16.0.1/hook",
+        "http://100.64.0.1/hook",
+        "http://0.0.0.0/hook",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://[fd00::1]/hook",
+        "http://[fe80::1]/hook",
+    ],
+)
+def test_a_webhook_at_an_internal_address_is_refused(service, url):
+    with service.as_("registrar", "hooked") as registrar:
+        answer = registrar.put("/webhook", json={"url": url})
+        assert answer.status_code == 422, answer.text
+        assert "public addresses" in answer.json()["error"]
+        assert registrar.delete("/webhook").status_code == 404  # nothing was set
+
+
 def test_missing_or_wrongly_typed_fields_are_422_with_a_message(service):
     with service.as_("platform") as platform:
         answer = platform.post("/match/image")

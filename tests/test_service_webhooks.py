@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from service_support import EXAMPLES, register_photo, start_service
 
-from counterfake.service.webhooks import WebhookSender, sign
+from counterfake.service.webhooks import WebhookSender, pin, sign
 
 
 class Receiver:
@@ -65,7 +65,7 @@ def receiver(request):
 
 @pytest.mark.parametrize("receiver", ["ok"], indirect=True)
 def test_a_recorded_match_reaches_the_helplines_webhook_signed(tmp_path, photo, receiver):
-    service = start_service(str(tmp_path / "registry.db"), tmp_path)
+    service = start_service(str(tmp_path / "registry.db"), tmp_path, "--allow-private-webhooks")
     try:
         with service.as_("registrar", "helpline") as registrar:
             secret = registrar.put("/webhook", json={"url": receiver.url}).json()["secret"]
@@ -96,7 +96,7 @@ def test_a_recorded_match_reaches_the_helplines_webhook_signed(tmp_path, photo, 
 def test_a_match_of_an_organisation_named_with_a_slash_never_reaches_the_prefix_organisation(
     tmp_path, photo, receiver
 ):
-    service = start_service(str(tmp_path / "registry.db"), tmp_path)
+    service = start_service(str(tmp_path / "registry.db"), tmp_path, "--allow-private-webhooks")
     try:
         with service.as_("registrar", "helpA") as prefix:
             assert prefix.put("/webhook", json={"url": receiver.url}).status_code == 200
@@ -117,7 +117,9 @@ def test_a_match_of_an_organisation_named_with_a_slash_never_reaches_the_prefix_
 @pytest.mark.parametrize("receiver", ["fail-then-ok"], indirect=True)
 def test_a_failed_delivery_is_retried_with_exponential_backoff(receiver):
     outcomes: list[str] = []
-    sender = WebhookSender(timeout=2, attempts=4, backoff=0.2, on_outcome=outcomes.append)
+    sender = WebhookSender(
+        timeout=2, attempts=4, backoff=0.2, on_outcome=outcomes.append, allow_private=True
+    )
     try:
         assert sender.send(receiver.url, "s3cret", {"event": "test"})
         receiver.wait_for(3, 10)
@@ -134,7 +136,7 @@ def test_a_failed_delivery_is_retried_with_exponential_backoff(receiver):
 def test_a_hanging_webhook_never_slows_the_request_and_gives_up_in_bounded_time(
     tmp_path, photo, receiver
 ):
-    service = start_service(str(tmp_path / "registry.db"), tmp_path)
+    service = start_service(str(tmp_path / "registry.db"), tmp_path, "--allow-private-webhooks")
     try:
         with service.as_("registrar", "helpline") as registrar:
             registrar.put("/webhook", json={"url": receiver.url})
@@ -160,7 +162,9 @@ def test_a_hanging_webhook_never_slows_the_request_and_gives_up_in_bounded_time(
 @pytest.mark.parametrize("receiver", ["hang"], indirect=True)
 def test_every_attempt_on_a_hanging_target_times_out_and_the_delivery_fails(receiver):
     outcomes: list[str] = []
-    sender = WebhookSender(timeout=0.3, attempts=2, backoff=0.1, on_outcome=outcomes.append)
+    sender = WebhookSender(
+        timeout=0.3, attempts=2, backoff=0.1, on_outcome=outcomes.append, allow_private=True
+    )
     started = time.monotonic()
     try:
         sender.send(receiver.url, "s", {"event": "test"})
@@ -171,3 +175,36 @@ def test_every_attempt_on_a_hanging_target_times_out_and_the_delivery_fails(rece
         sender.close()
     assert outcomes == ["retried", "failed"] and len(receiver.received) == 2
     assert time.monotonic() - started < 3  # two 0.3 s attempts and a 0.1 s pause
+
+
+@pytest.mark.parametrize("receiver", ["ok"], indirect=True)
+def test_a_delivery_to_an_internal_address_is_refused_before_connecting(receiver):
+    """The address is checked at every attempt, so a name that turned internal after the URL
+    was set (DNS rebinding) reaches nothing."""
+    outcomes: list[str] = []
+    sender = WebhookSender(timeout=1, attempts=2, backoff=0.05, on_outcome=outcomes.append)
+    try:
+        sender.send(receiver.url, "s", {"event": "test"})
+        deadline = time.monotonic() + 10
+        while "failed" not in outcomes and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        sender.close()
+    assert outcomes == ["retried", "failed"] and receiver.received == []
+
+
+@pytest.mark.parametrize("receiver", ["ok"], indirect=True)
+def test_a_delivery_connects_to_the_address_it_checked_and_names_the_host(receiver):
+    port = receiver.server.server_address[1]
+    outcomes: list[str] = []
+    sender = WebhookSender(timeout=2, attempts=1, on_outcome=outcomes.append, allow_private=True)
+    try:
+        sender.send(f"http://localhost:{port}/hook", "s", {"event": "test"})
+        receiver.wait_for(1, 10)
+    finally:
+        sender.close()
+    [(_, headers, _)] = receiver.received
+    assert headers["Host"] == f"localhost:{port}"
+    pinned = pin(f"https://localhost:{port}/hook", allow_private=True)
+    assert pinned.url in (f"https://127.0.0.1:{port}/hook", f"https://[::1]:{port}/hook")
+    assert (pinned.host, pinned.server_name) == (f"localhost:{port}", "localhost")

@@ -59,6 +59,7 @@ class Service:
             attempts=settings.webhook_attempts,
             backoff=settings.webhook_backoff,
             on_outcome=lambda outcome: self.metrics.webhooks.labels(outcome).inc(),
+            allow_private=settings.allow_private_webhooks,
         )
 
     def start(self) -> None:

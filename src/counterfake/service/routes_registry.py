@@ -14,6 +14,7 @@ from counterfake.keys import ApiKey
 from counterfake.registry import MAX_SUBJECT, SubjectFull, check_subject_name
 from counterfake.service.auth import require
 from counterfake.service.organisations import scope, scoped
+from counterfake.service.webhooks import WebhookTargetError, pin
 from counterfake.signature import cfsig
 
 router = APIRouter(tags=["registrar"])
@@ -127,8 +128,16 @@ def withdraw_subject(subject: str, request: Request, key: ApiKey = Depends(regis
 
 @router.put("/webhook", response_model=WebhookOut)
 def set_webhook(body: WebhookRequest, request: Request, key: ApiKey = Depends(registrar)) -> dict:
-    """Where to POST recorded matches of this registrar's subjects (a fresh secret each time)."""
-    hook = request.app.state.service.reviews.set_webhook(key.name, str(body.url))
+    """Where to POST recorded matches of this registrar's subjects (a fresh secret each time).
+
+    The URL must resolve to public addresses only (422 otherwise), unless the service runs
+    with ``--allow-private-webhooks``."""
+    service = request.app.state.service
+    try:
+        pin(str(body.url), service.settings.allow_private_webhooks)
+    except WebhookTargetError as error:
+        raise HTTPException(422, str(error)) from None
+    hook = service.reviews.set_webhook(key.name, str(body.url))
     return {"url": hook.url, "secret": hook.secret}
 
 
