@@ -55,7 +55,7 @@ def test_time_filters_honour_utc_offsets(service, photo):
     with service.as_("registrar") as registrar:
         assert register_photo(registrar, subject, photo, "p.jpg").status_code == 200
     platform = fresh("platform")
-    match_id = record_repost(service, platform)["matches"][0]["match_id"]
+    match_id, _ = photo_of(service, record_repost(service, platform), subject)
     with service.as_("reviewer") as reviewer:
         created = datetime.fromisoformat(reviewer.get(f"/matches/{match_id}").json()["created"])
 
@@ -121,3 +121,31 @@ def test_registrar_uploads_are_capped_per_file_and_per_subject(fresh_db, tmp_pat
             assert registrar.get("/subjects").json() == [{"subject": "capped", "photos": 4}]
     finally:
         capped.stop()
+
+
+def photo_of(service, answer: dict, subject: str) -> tuple[int, str] | None:
+    """(match id, opaque photo id) of the match in ``answer`` that is ``subject``'s photo:
+    other tests of this module register the same photo under other subjects."""
+    with service.as_("reviewer") as reviewer:
+        for found in answer["matches"]:
+            record = reviewer.get(f"/matches/{found['match_id']}").json()
+            if record["subject"] == f"registrar-a/{subject}":
+                return found["match_id"], found["photo"]
+    return None
+
+
+def test_a_reviewer_may_confirm_a_rejected_match_which_lifts_its_suppression_and_is_logged(
+    service, photo
+):
+    subject = fresh("undo")
+    with service.as_("registrar") as registrar:
+        assert register_photo(registrar, subject, photo, "p.jpg").status_code == 200
+    platform = fresh("platform")
+    match_id, _ = photo_of(service, record_repost(service, platform), subject)
+    with service.as_("reviewer", "reviewers") as reviewer:
+        decide = f"/matches/{match_id}/decision"
+        assert reviewer.post(decide, json={"status": "rejected"}).status_code == 200
+        assert photo_of(service, record_repost(service, platform), subject) is None
+        assert reviewer.post(decide, json={"status": "confirmed"}).json()["status"] == "confirmed"
+    assert photo_of(service, record_repost(service, platform), subject) is not None
+    assert f"match {match_id}: reviewers changed rejected to confirmed" in service.log.read_text()

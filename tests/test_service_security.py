@@ -336,6 +336,25 @@ def test_a_webhook_at_an_internal_address_is_refused(service, url):
         assert registrar.delete("/webhook").status_code == 404  # nothing was set
 
 
+@pytest.mark.parametrize(
+    ("role", "path"),
+    [
+        ("platform", "/match/image"),
+        ("platform", "/match/signatures"),
+        ("registrar", "/subjects/twice/signatures"),
+        ("registrar", "/exchange/import"),
+    ],
+)
+def test_two_file_parts_are_a_400_not_one_silently_dropped(service, role, path):
+    repost = (EXAMPLES / "downloaded" / "repost.jpg").read_bytes()
+    parts = [("file", ("a.jpg", repost)), ("file", ("b.jpg", repost))]
+    with service.as_(role) as client:
+        client.post("/subjects", json={"name": "twice"})
+        answer = client.post(path, files=parts, data={"source": "s"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json() == {"error": "2 'file' parts; send exactly one"}
+
+
 def test_missing_or_wrongly_typed_fields_are_422_with_a_message(service):
     with service.as_("platform") as platform:
         answer = platform.post("/match/image")

@@ -10,6 +10,7 @@ suppression for its photo: the same scanned image (same SHA-256, or a PDQ hash w
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typing import Any
 from counterfake.db import Database
 from counterfake.signature.pdq import PdqHash, hamming_distance
 
+log = logging.getLogger(__name__)
 NEAR_IDENTICAL_PDQ = 8  # of 256 bits: a re-encode of the same image, not a different picture
 STATUSES = ("pending", "confirmed", "rejected")
 
@@ -203,14 +205,27 @@ class ReviewStore:
         return [MatchRecord(*row) for row in self.db.execute(sql, [*params, where.limit])]
 
     def decide(self, match_id: int, status: str, reviewer: str) -> MatchRecord | None:
-        """Confirm or reject; a rejection also suppresses this image for this photo."""
+        """Confirm or reject; a rejection also suppresses this image for this photo.
+
+        A decision may be changed: confirming a rejected match lifts its suppression, so that
+        the image is raised again. That is allowed (a reviewer's mistake must be mendable) and
+        logged at WARNING with the reviewer's organisation.
+        """
         with self.db.transaction() as tx:
             row = tx.execute(
-                "SELECT photo_id, image_sha256, image_pdq FROM match_records WHERE id = ?",
+                "SELECT photo_id, image_sha256, image_pdq, status FROM match_records WHERE id = ?",
                 (match_id,),
             ).fetchone()
             if row is None:
                 return None
+            *row, before = row
+            if before == "rejected" and status != "rejected":
+                log.warning(
+                    "match %d: %s changed rejected to %s; its suppression is lifted",
+                    match_id,
+                    reviewer,
+                    status,
+                )
             tx.execute(
                 "UPDATE match_records SET status = ?, decided = ?, decided_by = ? WHERE id = ?",
                 (status, now(), reviewer, match_id),

@@ -25,6 +25,7 @@ from counterfake.exchange import (
 )
 from counterfake.keys import ApiKey
 from counterfake.service.auth import require
+from counterfake.service.forms import one_part
 from counterfake.signature.pdq import MATCH_THRESHOLD, MIN_QUALITY, PdqHash
 
 router = APIRouter(tags=["exchange"])
@@ -92,7 +93,7 @@ def export_hashes(
     return out.getvalue()
 
 
-@router.post("/exchange/import", response_model=Imported)
+@router.post("/exchange/import", response_model=Imported, dependencies=[Depends(one_part("file"))])
 def import_hashes(
     request: Request,
     file: UploadFile,

@@ -19,6 +19,7 @@ from counterfake.imaging import ImageError
 from counterfake.keys import ApiKey
 from counterfake.service.auth import require
 from counterfake.service.engine import Found, ScannedImage, mask_png
+from counterfake.service.forms import one_part
 from counterfake.service.organisations import owner_of
 from counterfake.service.records import now
 from counterfake.signature import cfsig
@@ -134,7 +135,7 @@ def _match_file(request: Request, key: ApiKey, file: UploadFile, mask: bool, rec
     return _answer(request, key, name, scanned, found, mask=mask, record=record)
 
 
-@router.post("/match/image", response_model=ResultOut)
+@router.post("/match/image", response_model=ResultOut, dependencies=[Depends(one_part("file"))])
 def match_image(
     file: UploadFile,
     request: Request,
@@ -164,7 +165,7 @@ def match_batch(
     return {"results": [_match_file(request, key, f, mask, record) for f in files]}
 
 
-@router.post("/match/signatures", response_model=BatchOut)
+@router.post("/match/signatures", response_model=BatchOut, dependencies=[Depends(one_part("file"))])
 def match_signatures(
     file: UploadFile,
     request: Request,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, HttpUrl, field_validator
 from counterfake.keys import ApiKey
 from counterfake.registry import MAX_SUBJECT, SubjectFull, check_subject_name
 from counterfake.service.auth import require
+from counterfake.service.forms import one_part
 from counterfake.service.organisations import scope, scoped
 from counterfake.service.webhooks import WebhookTargetError, pin
 from counterfake.signature import cfsig
@@ -87,7 +88,11 @@ def list_subjects(request: Request, key: ApiKey = Depends(registrar)) -> list[di
     return [{"subject": s, "photos": n} for s, n in sorted(_subjects(request, key).items())]
 
 
-@router.post("/subjects/{subject}/signatures", response_model=Registered)
+@router.post(
+    "/subjects/{subject}/signatures",
+    response_model=Registered,
+    dependencies=[Depends(one_part("file"))],
+)
 def upload_signatures(
     subject: str, file: UploadFile, request: Request, key: ApiKey = Depends(registrar)
 ) -> dict:
