@@ -3,15 +3,21 @@ copy behind: against the real server, on SQLite and on PostgreSQL (issue 17)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from conftest import run_cli
 from service_support import EXAMPLES, backend_target, register_photo, start_service
 
+from counterfake.references import REGISTERED_BANK
 from counterfake.signature import cfsig
 from counterfake.signature.extract import make_signature
+from counterfake.signature.pdq import pdq_hash
 
 _names = itertools.count()
 
@@ -149,3 +155,82 @@ def test_a_reviewer_may_confirm_a_rejected_match_which_lifts_its_suppression_and
         assert reviewer.post(decide, json={"status": "confirmed"}).json()["status"] == "confirmed"
     assert photo_of(service, record_repost(service, platform), subject) is not None
     assert f"match {match_id}: reviewers changed rejected to confirmed" in service.log.read_text()
+
+
+def stopncii(hash_hex: str, status: str) -> str:
+    record = {"signalType": "ImagePDQ", "hashValue": hash_hex, "hashStatus": status}
+    return json.dumps({"hashRecords": [record]})
+
+
+def lookup(service, hash_hex: str, **params) -> dict:
+    with service.as_("platform") as platform:
+        answer = platform.get(
+            "/m/lookup", params={"signal_type": "pdq", "signal": hash_hex, **params}
+        )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_an_import_bank_belongs_to_the_organisation_that_imported_it(service):
+    hash_hex = f"{next(_names) + 1000:064x}"
+    a, b = fresh("bank-a"), fresh("bank-b")
+    with service.as_("registrar", a) as registrar:
+        answer = registrar.post(
+            "/exchange/import",
+            files={"file": ("a.json", stopncii(hash_hex, "Active"))},
+            data={"source": "ncii"},
+        )
+        assert answer.json() == {"source": "ncii", "added": 1}
+    with service.as_("registrar", b) as registrar:
+        answer = registrar.post(
+            "/exchange/import",
+            files={"file": ("b.json", stopncii(hash_hex, "Deleted"))},
+            data={"source": "ncii"},
+        )
+        assert answer.status_code == 200 and answer.json()["added"] == 0
+        for reserved in ("counterfake", "Counterfake "):
+            answer = registrar.post(
+                "/exchange/import",
+                files={"file": ("c.csv", f"{hash_hex},100\n")},
+                data={"source": reserved},
+            )
+            assert answer.status_code == 422 and "reserved" in answer.json()["error"]
+    banks = lookup(service, hash_hex)
+    assert [hit["distance"] for hit in banks[f"{a}/ncii"]] == [0]
+    assert REGISTERED_BANK not in banks and f"{b}/ncii" not in banks
+
+
+def exported(client, **params) -> list[list[str]]:
+    answer = client.get("/exchange/export", params={"format": "threatexchange", **params})
+    assert answer.status_code == 200, answer.text
+    return sorted(csv.reader(io.StringIO(answer.text)))[:-1]  # the header sorts last
+
+
+def test_an_export_holds_only_what_its_organisation_owns_under_the_clis_references(
+    service, photo, tmp_path
+):
+    a, b = fresh("export-a"), fresh("export-b")
+    with service.as_("registrar", a) as registrar:
+        assert register_photo(registrar, "alice", photo, "p.jpg").status_code == 200
+        registrar.post(
+            "/exchange/import", files={"file": ("l.csv", f"{7:064x},100\n")}, data={"source": "s"}
+        )
+        own = exported(registrar)
+        with_imports = exported(registrar, imports="true")
+    photo_hash = pdq_hash(photo).hex()
+    [[signal_type, signal, reference, *_]] = own
+    assert (signal_type, signal) == ("pdq", photo_hash) and reference.startswith("p_")
+    assert sorted(row[1] for row in with_imports) == sorted([photo_hash, f"{7:064x}"])
+    with service.as_("registrar", b) as registrar:
+        assert exported(registrar) == [] and exported(registrar, imports="true") == []
+    with service.as_("admin") as admin:
+        everything = exported(admin)
+    assert [signal_type, signal, reference, "", ""] in everything
+    cli = run_cli(
+        "exchange", "export", "-o", "cli.csv", "--format", "threatexchange", "--db", service.db,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert sorted(csv.reader((tmp_path / "cli.csv").open()))[:-1] == everything
+    hits = lookup(service, photo_hash, ids="integer")[REGISTERED_BANK]  # other tests' too
+    assert hits and all(isinstance(hit["bank_content_id"], int) for hit in hits)

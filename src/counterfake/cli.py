@@ -22,7 +22,7 @@ from counterfake.exchange import (
     FORMATS,
     ExchangeFormatError,
     PdqMatch,
-    PdqRecord,
+    check_bank_name,
     index_pdq_hashes,
     lookup_pdq,
     read_pdq_records,
@@ -32,6 +32,7 @@ from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, load_image
 from counterfake.journal import Journal, JournalError
 from counterfake.keys import ROLES, ApiKeyError, KeyStore
 from counterfake.pairs import PairFinder, as_results
+from counterfake.references import OpaqueIds, exported_records
 from counterfake.registry import (
     Registry,
     RegistryError,
@@ -563,22 +564,19 @@ def _exchange_export(args: argparse.Namespace) -> int:
     """The registered photos' PDQ (original orientation), under opaque references: never the
     subject's name or the photo's label. Hashes under Meta's quality floor are left out."""
     with Registry(_db(args)) as registry:
-        rows = [row for row in registry.pdq_hashes() if row[0] == "photo"]
-    kept = [
-        PdqRecord(hash_hex, quality, f"counterfake-photo-{ref}")
-        for _, ref, quality, hash_hex in rows
-        if quality >= MIN_QUALITY
-    ]
+        held = sum(1 for _ in registry.photo_pdq_hashes())
+        kept = list(exported_records(registry, OpaqueIds(registry.db)))
     with open(args.output, "w", encoding="utf-8", newline="") as out:
         write_pdq_records(kept, out, args.format)
     print(
         f"exported {len(kept)} PDQ hash(es) to {args.output} ({args.format}); "
-        f"{len(rows) - len(kept)} under quality {MIN_QUALITY} left out"
+        f"{held - len(kept)} under quality {MIN_QUALITY} left out"
     )
     return 0
 
 
 def _exchange_import(args: argparse.Namespace) -> int:
+    check_bank_name(args.source)
     records = list(read_pdq_records(args.file))  # all read before any is stored
     withdrawn = sum(record.withdrawn for record in records)
     with Registry(_db(args)) as registry:

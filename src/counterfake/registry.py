@@ -152,6 +152,15 @@ def check_subject_name(name: object) -> str:
     return name
 
 
+def _prefixed(column: str, prefix: str | None) -> tuple[str, tuple]:
+    """A condition that ``column`` begins with ``prefix`` (none if None), and its parameters.
+
+    Compared with ``substr``, not ``LIKE``: a prefix may hold ``%`` and ``_``."""
+    if prefix is None:
+        return "", ()
+    return f" AND substr({column}, 1, ?) = ?", (len(prefix), prefix)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -460,6 +469,31 @@ class Registry:
             "SELECT id, quality, hash FROM imported_pdq WHERE id > ? ORDER BY id LIMIT ?"
         ):
             yield "imported", str(row_id), quality, hash_hex
+
+    def photo_pdq_hashes(self, owner: str | None = None) -> Iterator[tuple[int, int, str]]:
+        """(photo id, quality, hex) of each registered photo's original orientation; with
+        ``owner``, only those of subjects whose names begin with it."""
+        where, params = _prefixed("s.name", owner)
+        rows = self.db.execute(
+            "SELECT q.photo_id, q.quality, q.hash FROM photo_pdq q "
+            "JOIN photos p ON p.id = q.photo_id JOIN subjects s ON s.id = p.subject_id "
+            f"WHERE q.orientation = 'original'{where} ORDER BY q.photo_id",
+            params,
+        )
+        yield from rows
+
+    def imported_pdq_hashes(
+        self, owner: str | None = None
+    ) -> Iterator[tuple[int, str, int | None, str, str | None]]:
+        """(row id, source, quality, hex, ref) of each imported hash; with ``owner``, only
+        those of sources whose names begin with it."""
+        where, params = _prefixed("source", owner)
+        rows = self.db.execute(
+            "SELECT id, source, quality, hash, ref FROM imported_pdq "
+            f"WHERE 1 = 1{where} ORDER BY id",
+            params,
+        )
+        yield from rows
 
     def _pages(self, sql: str) -> Iterator[tuple]:
         """The rows of ``sql`` (``WHERE key > ? ... ORDER BY key ... LIMIT ?``, key first in

@@ -9,15 +9,14 @@ suppression for its photo: the same scanned image (same SHA-256, or a PDQ hash w
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from hashlib import sha256
 from typing import Any
 
 from counterfake.db import Database
+from counterfake.references import OpaqueIds
 from counterfake.signature.pdq import PdqHash, hamming_distance
 
 log = logging.getLogger(__name__)
@@ -25,7 +24,6 @@ NEAR_IDENTICAL_PDQ = 8  # of 256 bits: a re-encode of the same image, not a diff
 STATUSES = ("pending", "confirmed", "rejected")
 
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS service_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS match_records (
         id {SERIAL_PK},
         created TEXT NOT NULL,
@@ -111,27 +109,7 @@ class ReviewStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.ensure_schema(_SCHEMA)
-        self._secret = self._opaque_secret()
-
-    def _opaque_secret(self) -> bytes:
-        """One secret per deployment, created by whichever worker starts first."""
-        fresh = secrets.token_hex(32)
-        with self.db.transaction() as tx:
-            row = tx.execute(
-                "SELECT value FROM service_settings WHERE key = 'opaque_secret'"
-            ).fetchone()
-            if row is None:
-                tx.execute(
-                    "INSERT INTO service_settings (key, value) VALUES ('opaque_secret', ?)",
-                    (fresh,),
-                )
-                return bytes.fromhex(fresh)
-        return bytes.fromhex(row[0])
-
-    def opaque(self, kind: str, value: str | int) -> str:
-        """An id that names a subject or photo to a platform without telling which it is."""
-        digest = hmac.new(self._secret, f"{kind}:{value}".encode(), sha256).hexdigest()
-        return f"{kind[0]}_{digest[:24]}"
+        self.opaque = OpaqueIds(db)  # names a subject or photo to a platform, see references.py
 
     # ---- matches ---------------------------------------------------------------------------
 
