@@ -9,7 +9,9 @@ import itertools
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
+import psycopg
 import pytest
 from conftest import run_cli
 from service_support import EXAMPLES, backend_target, register_photo, start_service
@@ -234,3 +236,50 @@ def test_an_export_holds_only_what_its_organisation_owns_under_the_clis_referenc
     assert sorted(csv.reader((tmp_path / "cli.csv").open()))[:-1] == everything
     hits = lookup(service, photo_hash, ids="integer")[REGISTERED_BANK]  # other tests' too
     assert hits and all(isinstance(hit["bank_content_id"], int) for hit in hits)
+
+
+def test_withdrawal_leaves_no_recoverable_copy_and_recorded_matches_keep_only_opaque_ids(
+    fresh_db, tmp_path, photo
+):
+    running = start_service(fresh_db, tmp_path)
+    try:
+        label, subject = "withdrawn-label-4f1c.jpg", "withdrawn-subject-9a2e"
+        signature = make_signature(photo, label, "ab" * 32)
+        with running.as_("registrar", "helpline") as registrar:
+            registrar.post("/subjects", json={"name": subject})
+            upload = {"file": ("p.cfsig", cfsig.dumps([signature]))}
+            assert (
+                registrar.post(f"/subjects/{subject}/signatures", files=upload).status_code == 200
+            )
+        match_id = record_repost(running, "platform")["matches"][0]["match_id"]
+        with running.as_("reviewer") as reviewer:
+            assert reviewer.post(f"/matches/{match_id}/decision", json={"status": "rejected"})
+            assert reviewer.get(f"/matches/{match_id}").json()["photo"] == label
+        with running.as_("registrar", "helpline") as registrar:
+            assert registrar.delete(f"/subjects/{subject}").json()["deleted_signatures"] == 1
+        with running.as_("reviewer") as reviewer:
+            record = reviewer.get(f"/matches/{match_id}").json()
+        assert record["subject"].startswith("s_") and record["photo"].startswith("p_")
+        assert record["image_sha256"] == "" and record["status"] == "rejected"
+        with running.as_("platform", "platform") as platform:
+            assert platform.get(f"/matches/{match_id}").json()["photo"] == record["photo"]
+        traces = [
+            label.encode(),
+            subject.encode(),
+            signature.pdq["original"].hex().encode(),
+            signature.features.descriptors[:2].tobytes(),
+        ]
+        if fresh_db.startswith("postgresql"):
+            with psycopg.connect(fresh_db, autocommit=True) as connection:
+                vacuumed = connection.execute(
+                    "SELECT relname FROM pg_stat_user_tables WHERE vacuum_count > 0"
+                ).fetchall()
+                assert {"photos", "photo_pdq", "match_records"} <= {name for (name,) in vacuumed}
+                dumped = connection.execute("SELECT * FROM match_records").fetchall()
+                assert not any(trace.decode(errors="ignore") in str(dumped) for trace in traces)
+        else:  # while the server runs: the file and its write-ahead log
+            files = [Path(fresh_db), Path(f"{fresh_db}-wal")]
+            stored = b"".join(path.read_bytes() for path in files if path.exists())
+            assert [trace for trace in traces if trace in stored] == []
+    finally:
+        running.stop()

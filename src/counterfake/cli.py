@@ -554,8 +554,11 @@ def _subjects(args: argparse.Namespace) -> int:
 
 
 def _withdraw(args: argparse.Namespace) -> int:
+    from counterfake.service.records import ReviewStore  # a service's records of her, if any
+
     with Registry(_db(args)) as registry:
         count = registry.withdraw(args.subject)
+        ReviewStore(registry.db).forget_subject(args.subject)
     print(f"withdrew {args.subject}: {count} signature(s) deleted")
     return 0
 

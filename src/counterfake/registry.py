@@ -45,6 +45,7 @@ DEFAULT_DB = "counterfake.db"
 SCHEMA_VERSION = 2
 CHANGES_CHANNEL = "counterfake_registry"
 _WRITE_LOCK = 0x6366_0002  # serialises registry writers so change numbers commit in order
+WITHDRAWN_TABLES = ("photos", "photo_pdq", "subjects")  # what a withdrawal deletes from
 _PAGE = 500  # rows per query when streaming signatures
 _POLL_SECONDS = 0.05  # how often SQLite's wait_for_change looks for new changes
 _SCHEMA = (
@@ -297,7 +298,8 @@ class Registry:
         """Delete a subject and all its signatures (deleted, not hidden); return how many photos.
 
         The rows go, and a ``remove`` change for each photo is written in the same transaction,
-        so every worker following the feed drops them too.
+        so every worker following the feed drops them too. Then the database is purged of
+        them (:meth:`Database.purge`: zeroed and out of SQLite's log; VACUUMed on PostgreSQL).
         """
         with self.db.transaction() as tx:
             tx.lock(_WRITE_LOCK)
@@ -312,6 +314,7 @@ class Registry:
             ]
             self._delete_photos(tx, photo_ids)
             tx.execute("DELETE FROM subjects WHERE id = ?", (subject_id,))
+        self.db.purge(WITHDRAWN_TABLES)
         return len(photo_ids)
 
     def withdraw_photo(self, photo_id: int) -> bool:
@@ -321,6 +324,7 @@ class Registry:
             if tx.execute("SELECT 1 FROM photos WHERE id = ?", (photo_id,)).fetchone() is None:
                 return False
             self._delete_photos(tx, [photo_id])
+        self.db.purge(WITHDRAWN_TABLES)
         return True
 
     def _delete_photos(self, tx: Transaction, photo_ids: list[int]) -> None:

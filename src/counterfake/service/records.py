@@ -209,7 +209,7 @@ class ReviewStore:
                 (status, now(), reviewer, match_id),
             )
             tx.execute("DELETE FROM match_suppressions WHERE match_id = ?", (match_id,))
-            if status == "rejected":
+            if status == "rejected" and row[2]:  # a withdrawn subject's record keeps no hash
                 tx.execute(
                     "INSERT INTO match_suppressions "
                     "(photo_id, image_sha256, image_pdq, match_id, created) "
@@ -217,6 +217,26 @@ class ReviewStore:
                     (*row, match_id, now()),
                 )
         return self.get(match_id)
+
+    def forget_subject(self, subject: str) -> int:
+        """After a subject's withdrawal: keep of her recorded matches only what a platform needs
+        to honour a takedown (the match, its platform, kind, score, decision and times, and
+        opaque ids for the subject and the photo), not her name, the photo's label or the
+        image's hashes; her suppressions go. Returns how many records were rewritten."""
+        opaque_subject = self.opaque("subject", subject)
+        with self.db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT id, photo_id FROM match_records WHERE subject = ?", (subject,)
+            ).fetchall()
+            for match_id, photo_id in rows:
+                tx.execute("DELETE FROM match_suppressions WHERE match_id = ?", (match_id,))
+                tx.execute(
+                    "UPDATE match_records SET subject = ?, photo_label = ?, image_sha256 = '', "
+                    "image_pdq = '' WHERE id = ?",
+                    (opaque_subject, self.opaque("photo", photo_id), match_id),
+                )
+        self.db.purge(("match_records", "match_suppressions"))
+        return len(rows)
 
     # ---- webhooks --------------------------------------------------------------------------
 

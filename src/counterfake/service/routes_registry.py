@@ -121,13 +121,16 @@ def upload_signatures(
 
 @router.delete("/subjects/{subject}", response_model=Withdrawn)
 def withdraw_subject(subject: str, request: Request, key: ApiKey = Depends(registrar)) -> dict:
-    """Delete the subject and all her signatures; they stop matching in every worker."""
+    """Delete the subject and all her signatures; they stop matching in every worker. Her
+    recorded matches keep only opaque ids, the decision and the times; nothing of her is left
+    recoverable in the database (see docs/service.md, Security model)."""
     _check_subject(subject)
     if subject not in _subjects(request, key):
         raise HTTPException(404, f"no subject {subject!r}")
     service = request.app.state.service
     count = service.registry.withdraw(stored_name(key, subject))
     service.engine.sync()
+    service.reviews.forget_subject(stored_name(key, subject))
     return {"subject": subject, "deleted_signatures": count}
 
 
