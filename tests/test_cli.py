@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -19,6 +20,8 @@ from service_support import NESTED_JSON, cfsig_bytes, cfsig_edited, cfsig_with_h
 from counterfake.cli import main
 from counterfake.db import connect
 from counterfake.registry import Registry, registry_exists
+from counterfake.signature import cfsig
+from counterfake.signature.extract import make_signature
 
 
 @pytest.fixture()
@@ -151,6 +154,28 @@ def test_a_signature_file_with_a_hostile_field_is_one_line_and_stores_nothing(tm
     )
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
     assert "sha256 must be 64 hexadecimal digits" in result.stderr
+
+
+def test_a_scan_names_every_subject_holding_a_photo_however_many_copies_are_registered(
+    tmp_path, photo, downloaded
+):
+    signature = make_signature(photo, "viral.jpg", "0" * 64)
+    flood = [replace(signature, sha256=f"{n + 1:064x}") for n in range(120)]
+    cfsig.write(tmp_path / "flood.cfsig", flood)
+    db = str(tmp_path / "r.db")
+    for subject, source in (
+        ("flood", ("--signatures", "flood.cfsig")),
+        ("alice", (str(EXAMPLES / "registered"),)),
+    ):
+        result = run_cli("register", *source, "--subject", subject, "--db", db, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    scan = run_cli(
+        "scan", str(downloaded / "repost.jpg"), "--db", db, "--json", "o.json", cwd=tmp_path
+    )
+    assert scan.returncode == 0, scan.stderr
+    [result] = json.loads((tmp_path / "o.json").read_text())["results"]
+    subjects = [match["subject"] for match in result["matches"]]
+    assert len(subjects) == 121 and subjects.count("alice") == 1
 
 
 def test_scan_without_a_registry_says_so(tmp_path):

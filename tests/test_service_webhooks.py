@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import threading
 import time
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from service_support import EXAMPLES, register_photo, start_service
 
 from counterfake.service.webhooks import WebhookSender, pin, sign
+from counterfake.signature import cfsig
+from counterfake.signature.extract import make_signature
 
 
 class Receiver:
@@ -208,3 +211,56 @@ def test_a_delivery_connects_to_the_address_it_checked_and_names_the_host(receiv
     pinned = pin(f"https://localhost:{port}/hook", allow_private=True)
     assert pinned.url in (f"https://127.0.0.1:{port}/hook", f"https://[::1]:{port}/hook")
     assert (pinned.host, pinned.server_name) == (f"localhost:{port}", "localhost")
+
+
+@pytest.fixture
+def second_receiver():
+    made = Receiver("ok")
+    yield made
+    made.close()
+
+
+@pytest.mark.parametrize("receiver", ["ok"], indirect=True)
+def test_a_mass_registration_by_one_helpline_never_hides_anothers_photo(
+    tmp_path, photo, receiver, second_receiver
+):
+    """helpB uploads one .cfsig holding the photo's signature 120 times and 30 more subjects
+    with it; helpA's own registration of the photo still matches, for a copy and for an edit,
+    and both helplines hear of every recorded match of their subjects."""
+    service = start_service(str(tmp_path / "registry.db"), tmp_path, "--allow-private-webhooks")
+    try:
+        signature = make_signature(photo, "viral.jpg", "0" * 64)
+        with service.as_("registrar", "helpB") as b:
+            assert b.put("/webhook", json={"url": second_receiver.url}).status_code == 200
+            repeated = [replace(signature, sha256=f"{n + 1:064x}") for n in range(120)]
+            b.post("/subjects", json={"name": "flood"})
+            answer = b.post(
+                "/subjects/flood/signatures", files={"file": ("f.cfsig", cfsig.dumps(repeated))}
+            )
+            assert answer.json()["added"] == 120, answer.text
+            for n in range(30):
+                b.post("/subjects", json={"name": f"s{n}"})
+                one = cfsig.dumps([replace(signature, sha256=f"{n + 500:064x}")])
+                b.post(f"/subjects/s{n}/signatures", files={"file": ("s.cfsig", one)})
+        with service.as_("registrar", "helpA") as a:
+            assert a.put("/webhook", json={"url": receiver.url}).status_code == 200
+            register_photo(a, "alice", photo, "holiday.jpg")
+        with service.as_("platform") as platform:
+            for name in ("repost.jpg", "manipulated.jpg"):
+                image = (EXAMPLES / "downloaded" / name).read_bytes()
+                answer = platform.post(
+                    "/match/image", files={"file": (name, image)}, params={"record": "true"}
+                )
+                matches = answer.json()["matches"]
+                assert len(matches) == 151, (name, len(matches))
+                assert len({m["subject"] for m in matches}) == 32  # flood, s0..s29, alice
+        receiver.wait_for(2, 10)
+        second_receiver.wait_for(300, 20)
+        events = [json.loads(body) for _, _, body in receiver.received]
+        assert sorted((e["subject"], e["kind"]) for e in events) == [
+            ("alice", "manipulated"),
+            ("alice", "repost"),
+        ]
+        assert len(second_receiver.received) == 300
+    finally:
+        service.stop()

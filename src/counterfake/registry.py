@@ -448,6 +448,20 @@ class Registry:
             raise KeyError(photo_id)
         return RegisteredPhoto(*rows[0])
 
+    def photos_by_id(self, photo_ids: list[int]) -> dict[int, RegisteredPhoto]:
+        """The registered photos among ``photo_ids`` (withdrawn ones are missing), by id."""
+        found: dict[int, RegisteredPhoto] = {}
+        for start in range(0, len(photo_ids), _PAGE):
+            page = photo_ids[start : start + _PAGE]
+            rows = self.db.execute(
+                "SELECT p.id, s.name, p.label, p.sha256 FROM photos p "
+                "JOIN subjects s ON s.id = p.subject_id "
+                f"WHERE p.id IN ({', '.join(['?'] * len(page))})",
+                page,
+            )
+            found.update((row[0], RegisteredPhoto(*row)) for row in rows)
+        return found
+
     def subjects(self) -> list[tuple[str, int]]:
         """(subject, number of photos) for every subject."""
         return self.db.execute(

@@ -17,15 +17,17 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import cv2
 
+from counterfake.duplicates import same_photo
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, decode_image, read_bytes
 from counterfake.index.memory import CandidateIndex
+from counterfake.index.owners import SharedEntries
 from counterfake.matching import Match, Matcher, Thresholds
 from counterfake.registry import RegisteredPhoto, Registry
 from counterfake.signature.extract import Signature, make_query, make_signature
@@ -206,9 +208,10 @@ class Scanner:
         self.thresholds = thresholds or Thresholds()
         self.max_pixels = max_pixels
         self.index = CandidateIndex()
+        self.entries = SharedEntries(self.index, same_photo)  # copies of a photo: one entry
         with Registry(self.registry_path) as registry:
             for photo_id, signature in registry.signatures():
-                self.index.add(photo_id, signature)
+                self.entries.add(photo_id, signature, registry.signature)
             self.photos: dict[int, RegisteredPhoto] = {p.photo_id: p for p in registry.photos()}
         self.index.prepare()  # before workers are forked, so they share what it joins
         self._matcher: Matcher | None = None
@@ -267,7 +270,11 @@ class Scanner:
             sha256, rgb = read_image(path, self.max_pixels)
         except ImageError as error:
             return FileResult(path, error=str(error))
-        matches = self._matcher.match(make_query(rgb))
+        matches = [
+            replace(match, photo_id=owner)  # a match of an entry is a match of each owner
+            for match in self._matcher.match(make_query(rgb))
+            for owner in self.entries.owners(match.photo_id)
+        ]
         return FileResult(
             path, sha256, None, [self._describe(m, path, sha256, masks_dir) for m in matches]
         )
