@@ -251,7 +251,8 @@ def test_withdrawal_leaves_no_recoverable_copy_and_recorded_matches_keep_only_op
             assert (
                 registrar.post(f"/subjects/{subject}/signatures", files=upload).status_code == 200
             )
-        match_id = record_repost(running, "platform")["matches"][0]["match_id"]
+        [recorded] = record_repost(running, "platform")["matches"]
+        match_id = recorded["match_id"]
         with running.as_("reviewer") as reviewer:
             assert reviewer.post(f"/matches/{match_id}/decision", json={"status": "rejected"})
             assert reviewer.get(f"/matches/{match_id}").json()["photo"] == label
@@ -262,7 +263,9 @@ def test_withdrawal_leaves_no_recoverable_copy_and_recorded_matches_keep_only_op
         assert record["subject"].startswith("s_") and record["photo"].startswith("p_")
         assert record["image_sha256"] == "" and record["status"] == "rejected"
         with running.as_("platform", "platform") as platform:
-            assert platform.get(f"/matches/{match_id}").json()["photo"] == record["photo"]
+            seen = platform.get(f"/matches/{match_id}").json()
+        assert (seen["subject"], seen["photo"]) == (recorded["subject"], recorded["photo"])
+        assert (record["subject"], record["photo"]) == (recorded["subject"], recorded["photo"])
         traces = [
             label.encode(),
             subject.encode(),

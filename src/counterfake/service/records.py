@@ -84,6 +84,12 @@ class MatchRecord:
     decided: str | None
     decided_by: str | None
 
+    @property
+    def withdrawn(self) -> bool:
+        """Whether its subject was withdrawn: ``subject`` and ``photo_label`` then already hold
+        the opaque ids a platform knows them by (see ReviewStore.forget_subject)."""
+        return self.image_sha256 == ""
+
 
 @dataclass(frozen=True)
 class Webhook:

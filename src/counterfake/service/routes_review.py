@@ -46,7 +46,7 @@ class Decision(BaseModel):
 def _out(request: Request, key: ApiKey, record: MatchRecord) -> dict:
     reviews = request.app.state.service.reviews
     subject, photo = record.subject, record.photo_label
-    if key.role == "platform":
+    if key.role == "platform" and not record.withdrawn:
         subject = reviews.opaque("subject", record.subject)
         photo = reviews.opaque("photo", record.photo_id)
     return {
