@@ -13,6 +13,7 @@ otherwise serialise on it.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import sys
 import threading
@@ -25,6 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 if TYPE_CHECKING:
     import psycopg
 
+log = logging.getLogger(__name__)
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _SCHEMA_LOCK = 0x6366_0001  # advisory lock keys are shared by the whole server: ours start "cf"
 _DDL = {
@@ -266,8 +268,11 @@ class SqliteDatabase(Database):
         return connection.execute(sql, tuple(params))
 
     def purge(self, tables: Sequence[str]) -> None:
-        """Checkpoint the log into the file and truncate it (waiting for readers to finish)."""
-        self.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        """Checkpoint the log into the file and truncate it, waiting (up to the connection's
+        30 s busy timeout) for readers to finish; a reader that outlasts it is logged."""
+        [(busy, _, _)] = self.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if busy:
+            log.warning("%s: a reader kept the write-ahead log from being truncated", self.name)
 
     @contextmanager
     def _transaction_on(self, connection: sqlite3.Connection) -> Iterator[None]:
