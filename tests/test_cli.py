@@ -178,6 +178,16 @@ def test_a_scan_names_every_subject_holding_a_photo_however_many_copies_are_regi
     assert len(subjects) == 121 and subjects.count("alice") == 1
 
 
+def test_a_photo_whose_file_name_holds_control_characters_registers_under_an_escaped_label(
+    tmp_path, photo
+):
+    save(tmp_path / "in" / "a\nb\u202e.jpg", photo)
+    result = run_cli("register", "in", "--subject", "s", "--db", "r.db", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with Registry(tmp_path / "r.db") as registry:
+        assert [p.label for p in registry.photos()] == ["in/a\\nb\\u202e.jpg"]
+
+
 def test_scan_without_a_registry_says_so(tmp_path):
     result = run_cli("scan", str(EXAMPLES / "downloaded"), "--db", "nothing.db", cwd=tmp_path)
     assert result.returncode == 2 and "no registry here" in result.stderr

@@ -30,6 +30,7 @@ from counterfake.index.memory import CandidateIndex
 from counterfake.index.owners import SharedEntries
 from counterfake.matching import Match, Matcher, Thresholds
 from counterfake.registry import RegisteredPhoto, Registry
+from counterfake.signature import cfsig
 from counterfake.signature.extract import Signature, make_query, make_signature
 from counterfake.sources.files import WholeFolder, iter_image_files
 from counterfake.sources.telegram import (
@@ -177,7 +178,9 @@ def hash_files(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int = 1,
 ) -> Iterator[HashResult]:
-    """Signatures of every image under ``paths``; the label of each is its path as given."""
+    """Signatures of every image under ``paths``; the label of each is its path as given
+    (control characters escaped, the last cfsig.MAX_LABEL characters of a longer one), so that
+    every label passes cfsig.check_label."""
 
     def hash_one(item: str | tuple[str, str]) -> HashResult:
         if isinstance(item, tuple):
@@ -186,7 +189,7 @@ def hash_files(
             sha256, rgb = read_image(item, max_pixels)
         except ImageError as error:
             return HashResult(item, error=str(error))
-        return HashResult(item, make_signature(rgb, label=item, sha256=sha256))
+        return HashResult(item, make_signature(rgb, label=cfsig.label_for(item), sha256=sha256))
 
     yield from in_parallel(hash_one, _files(paths), workers, lambda: None)
 

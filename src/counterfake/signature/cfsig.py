@@ -208,6 +208,16 @@ def check_label(label: object) -> str:
     return label
 
 
+def label_for(path: str) -> str:
+    """A file's path as a label that :func:`check_label` accepts: unprintable characters
+    backslash-escaped, and only the last MAX_LABEL characters of a longer path kept."""
+    escaped = "".join(
+        char.encode("unicode_escape").decode("ascii") if _unprintable(char) else char
+        for char in path
+    )
+    return escaped[-MAX_LABEL:] or "unnamed"
+
+
 def check_sha256(sha256: object) -> str:
     """A photo file's SHA-256: 64 hexadecimal digits (returned in lower case)."""
     if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
