@@ -35,17 +35,14 @@ class OpaqueIds:
 
     def __init__(self, db: Database) -> None:
         db.ensure_schema(_SCHEMA)
-        fresh = secrets.token_hex(32)
-        with db.transaction() as tx:
-            row = tx.execute(
-                "SELECT value FROM service_settings WHERE key = 'opaque_secret'"
-            ).fetchone()
-            if row is None:
-                tx.execute(
-                    "INSERT INTO service_settings (key, value) VALUES ('opaque_secret', ?)",
-                    (fresh,),
-                )
-        self._secret = bytes.fromhex(fresh if row is None else row[0])
+        with db.transaction() as tx:  # two workers starting at once: the first one's wins
+            tx.execute(
+                "INSERT INTO service_settings (key, value) VALUES ('opaque_secret', ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                (secrets.token_hex(32),),
+            )
+        [(secret,)] = db.execute("SELECT value FROM service_settings WHERE key = 'opaque_secret'")
+        self._secret = bytes.fromhex(secret)
 
     def _digest(self, kind: str, value: str | int) -> str:
         return hmac.new(self._secret, f"{kind}:{value}".encode(), sha256).hexdigest()
