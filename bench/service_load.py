@@ -120,7 +120,7 @@ def fill_registry(db: str, size: int, real: list[Signature], templates: list[Sig
             batch = []
             for photo_id in range(next_id, next_id + count):
                 signature = synthetic(photo_id)
-                batch.append(dataclasses.replace(signature, sha256=f"synthetic-{photo_id}"))
+                batch.append(dataclasses.replace(signature, sha256=f"{photo_id:064x}"))
             registry.register(f"{HELPLINE}/synthetic-{next_id}", batch)
             have += count
             next_id += count
@@ -331,23 +331,28 @@ def main() -> None:
     registered = [s for s in manifest["sources"] if s["registered"]]
     unregistered = [s for s in manifest["sources"] if not s["registered"]]
     print("hashing the registered photos and the templates", file=sys.stderr, flush=True)
-    real = [make_signature(load_image(s["path"]), s["path"], s["id"]) for s in registered]
-    templates = [make_signature(load_image(p), p, "") for p in manifest["distractors"][:100]]
+    real = [make_signature(load_image(s["path"]), s["path"], "0" * 64) for s in registered]
+    templates = [make_signature(load_image(p), p, "0" * 64) for p in manifest["distractors"][:100]]
     rng = random.Random(20261130)
     cases = [c for c in manifest["cases"] if c["registered"]]
     picked = rng.sample(cases, 60 + args.warm_up)
     query_paths = [args.cases / c["path"] for c in picked[:60]]
     query_paths += [Path(p) for p in manifest["distractors"][-20:]]
     warm_up = [
-        ("/match/signatures", cfsig.dumps([make_signature(load_image(path), path.name, "")]), "w")
+        (
+            "/match/signatures",
+            cfsig.dumps([make_signature(load_image(path), path.name, "0" * 64)]),
+            "w",
+        )
         for path in (args.cases / c["path"] for c in picked[60:])
     ]
     images = [(p.name, p.read_bytes()) for p in query_paths]
     signatures = [
-        (p.name, cfsig.dumps([make_signature(load_image(p), p.name, p.name)])) for p in query_paths
+        (p.name, cfsig.dumps([make_signature(load_image(p), p.name, "0" * 64)]))
+        for p in query_paths
     ]
     churn_photos = [
-        (s["id"], cfsig.dumps([make_signature(load_image(s["path"]), s["id"], s["id"])]))
+        (s["id"], cfsig.dumps([make_signature(load_image(s["path"]), s["id"], "0" * 64)]))
         for s in unregistered[: args.churn_photos]
     ]
 

@@ -308,10 +308,11 @@ def main() -> None:
     registered = [s for s in manifest["sources"] if s["registered"]]
     real_sources = {i + 1: s for i, s in enumerate(registered)}
     real = {
-        i: make_signature(load_image(s["path"]), s["path"], "") for i, s in real_sources.items()
+        i: make_signature(load_image(s["path"]), s["path"], "0" * 64)
+        for i, s in real_sources.items()
     }
     distractors = manifest["distractors"]
-    templates = [make_signature(load_image(p), p, "") for p in distractors[:300]]
+    templates = [make_signature(load_image(p), p, "0" * 64) for p in distractors[:300]]
     rng = np.random.default_rng(20261122)
     sample = rng.choice(len(manifest["cases"]), args.queries // 2 * 2 - 50, replace=False)
     others = np.setdiff1d(np.arange(len(manifest["cases"])), sample)

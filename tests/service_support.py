@@ -7,11 +7,15 @@ key store, as ``counterfake keys create`` does.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,7 +128,27 @@ def backend_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def cfsig_bytes(rgb: np.ndarray, label: str, sha256: str | None = None) -> bytes:
     """What ``counterfake hash`` writes for one photo."""
-    return cfsig.dumps([make_signature(rgb, label, sha256 or f"sha-{label}")])
+    sha256 = sha256 or hashlib.sha256(label.encode()).hexdigest()
+    return cfsig.dumps([make_signature(rgb, label, sha256)])
+
+
+def cfsig_with_header(header: bytes, payload: bytes = b"") -> bytes:
+    """A .cfsig file whose header is ``header`` as given, with a valid checksum: what a hostile
+    client can build by hand."""
+    body = cfsig.MAGIC + struct.pack("<I", len(header)) + header + payload
+    return body + hashlib.sha256(body).digest()
+
+
+def cfsig_edited(data: bytes, edit: Callable[[dict], object]) -> bytes:
+    """A .cfsig file with its header changed by ``edit`` and a valid checksum again."""
+    start = len(cfsig.MAGIC) + 4
+    (length,) = struct.unpack_from("<I", data, len(cfsig.MAGIC))
+    header = json.loads(data[start : start + length])
+    edit(header)
+    return cfsig_with_header(json.dumps(header).encode(), data[start + length : -32])
+
+
+NESTED_JSON = b"[" * 100_000 + b"]" * 100_000
 
 
 def register_photo(

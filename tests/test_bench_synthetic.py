@@ -14,7 +14,7 @@ from counterfake.signature.extract import make_query, make_signature
 
 
 def test_synthetic_signatures_are_reproducible_distinct_and_flip_fifteen_percent(photo, unrelated):
-    templates = [make_signature(photo, "a", ""), make_signature(unrelated, "b", "")]
+    templates = [make_signature(photo, "a", "0" * 64), make_signature(unrelated, "b", "0" * 64)]
     synthetic = SyntheticRegistry({}, templates)
     ids = [7 + 2 * k for k in (0, 1, 2, 300, 1000)]  # the same template, each its own mask
     made = [synthetic(i).features.descriptors.tobytes() for i in ids]
@@ -26,7 +26,7 @@ def test_synthetic_signatures_are_reproducible_distinct_and_flip_fifteen_percent
 
 
 def test_profile_splits_each_match_into_stages_and_leaves_the_matcher_as_it_was(photo, unrelated):
-    signature = make_signature(photo, "a", "")
+    signature = make_signature(photo, "a", "0" * 64)
     index = CandidateIndex()
     index.add(1, signature)
     queries = [make_query(photo), make_query(unrelated)]

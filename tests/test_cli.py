@@ -8,16 +8,20 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from conftest import EXAMPLES, blur_region, jpeg, run_cli, save
+from service_support import NESTED_JSON, cfsig_bytes, cfsig_edited, cfsig_with_header
 
 from counterfake.cli import main
 from counterfake.db import connect
 from counterfake.registry import Registry, registry_exists
+from counterfake.signature import cfsig
+from counterfake.signature.extract import make_signature
 
 
 @pytest.fixture()
@@ -111,6 +115,77 @@ def test_bad_signature_file_is_one_line_and_changes_nothing(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "bad.cfsig" in result.stderr
     assert run_cli("subjects", "--db", str(db), cwd=tmp_path).stdout.strip() == "alice\t1 photo(s)"
+
+
+def test_hashing_an_image_too_thin_to_analyse_is_one_line_not_a_traceback(tmp_path):
+    save(tmp_path / "thin.png", np.full((1, 700, 3), 128, np.uint8))
+    result = run_cli("hash", "thin.png", "-o", "out.cfsig", cwd=tmp_path)
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == "skipped thin.png: image too thin to analyse: 700x1"
+
+
+def test_deeply_nested_json_is_one_line_and_exit_2_for_signatures_and_hash_lists(tmp_path):
+    (tmp_path / "n.cfsig").write_bytes(cfsig_with_header(NESTED_JSON))
+    (tmp_path / "n.json").write_bytes(NESTED_JSON)
+    for command in (
+        ("register", "--signatures", "n.cfsig", "--subject", "s", "--db", "r.db"),
+        ("exchange", "import", "n.json", "--source", "x", "--db", "r.db"),
+    ):
+        result = run_cli(*command, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.strip().count("\n") == 0 and "nested too deeply" in result.stderr
+
+
+@pytest.mark.parametrize("subject", [".", "..", "a/b", "new\nline"])
+def test_a_subject_named_dot_dotdot_or_with_separators_is_refused(tmp_path, subject):
+    result = run_cli(
+        "register", str(EXAMPLES / "registered"), "--subject", subject, "--db", "r.db", cwd=tmp_path
+    )
+    assert result.returncode == 2 and "subject name" in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and not (tmp_path / "r.db").exists()
+
+
+def test_a_signature_file_with_a_hostile_field_is_one_line_and_stores_nothing(tmp_path, photo):
+    data = cfsig_bytes(photo, "p.jpg")
+    edited = cfsig_edited(data, lambda h: h["signatures"][0].__setitem__("sha256", "x' OR 1=1 --"))
+    (tmp_path / "x.cfsig").write_bytes(edited)
+    result = run_cli(
+        "register", "--signatures", "x.cfsig", "--subject", "s", "--db", "r.db", cwd=tmp_path
+    )
+    assert result.returncode == 2 and result.stderr.strip().count("\n") == 0
+    assert "sha256 must be 64 hexadecimal digits" in result.stderr
+
+
+def test_a_scan_names_every_subject_holding_a_photo_however_many_copies_are_registered(
+    tmp_path, photo, downloaded
+):
+    signature = make_signature(photo, "viral.jpg", "0" * 64)
+    flood = [replace(signature, sha256=f"{n + 1:064x}") for n in range(120)]
+    cfsig.write(tmp_path / "flood.cfsig", flood)
+    db = str(tmp_path / "r.db")
+    for subject, source in (
+        ("flood", ("--signatures", "flood.cfsig")),
+        ("alice", (str(EXAMPLES / "registered"),)),
+    ):
+        result = run_cli("register", *source, "--subject", subject, "--db", db, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    scan = run_cli(
+        "scan", str(downloaded / "repost.jpg"), "--db", db, "--json", "o.json", cwd=tmp_path
+    )
+    assert scan.returncode == 0, scan.stderr
+    [result] = json.loads((tmp_path / "o.json").read_text())["results"]
+    subjects = [match["subject"] for match in result["matches"]]
+    assert len(subjects) == 121 and subjects.count("alice") == 1
+
+
+def test_a_photo_whose_file_name_holds_control_characters_registers_under_an_escaped_label(
+    tmp_path, photo
+):
+    save(tmp_path / "in" / "a\nb\u202e.jpg", photo)
+    result = run_cli("register", "in", "--subject", "s", "--db", "r.db", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with Registry(tmp_path / "r.db") as registry:
+        assert [p.label for p in registry.photos()] == ["in/a\\nb\\u202e.jpg"]
 
 
 def test_scan_without_a_registry_says_so(tmp_path):

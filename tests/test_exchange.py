@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import threading
 
 import numpy as np
@@ -276,6 +277,7 @@ def test_exported_hashes_import_elsewhere_and_find_the_photo(tmp_path, format, r
     assert exported.returncode == 0 and "exported 1 PDQ hash(es)" in exported.stdout
     shared = (tmp_path / "out").read_text()
     assert "alice" not in shared and "photo.jpg" not in shared  # opaque references only
+    assert "counterfake-photo" not in shared and re.search(r"\bp_[0-9a-f]{24}\b", shared)
 
     imported = run_cli(
         "exchange", "import", "out", "--source", "partner", "--db", registry_target, cwd=tmp_path

@@ -28,6 +28,7 @@ from counterfake.imaging import (
     load_image,
     read_bytes,
 )
+from counterfake.signature.extract import make_query, make_signature
 
 ORIENTATION = 0x0112
 RUNNING_AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -174,6 +175,23 @@ def test_pixel_limit_is_configurable_per_call(tmp_path):
 
 def test_absurd_dimensions_are_refused(tmp_path):
     expect_error(write(tmp_path / "strip.png", png_declaring(1_000_000, 1)), "too large")
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(513, 1), (700, 1), (800, 2), (1000, 1), (1, 1000), (5000, 8), (65000, 8)],
+)
+def test_an_image_too_thin_to_analyse_is_one_error_naming_its_size(tmp_path, width, height):
+    path = write(tmp_path / "thin.png", encoded(Image.new("RGB", (width, height)), "PNG"))
+    expect_error(path, f"image too thin to analyse: {width}x{height}")
+
+
+def test_the_thinnest_image_allowed_is_analysed(tmp_path):
+    thinnest = imaging.MAX_ASPECT
+    for size in ((thinnest, 1), (1, thinnest), (thinnest * 300, 300)):
+        rgb = load_image(write(tmp_path / "strip.png", encoded(Image.new("RGB", size), "PNG")))
+        make_query(rgb)
+        make_signature(rgb, "strip.png", "0" * 64)
 
 
 def test_a_file_over_the_byte_limit_is_not_read(tmp_path):

@@ -208,7 +208,7 @@ def test_hash_exchange_lookup_export_and_import(service, photo):
             assert imported.json() == {"source": "ncii", "added": 2}
         with service.as_("platform") as client:
             answer = client.get("/m/lookup", params={"signal_type": "pdq", "signal": f"{3:064x}"})
-        assert {m["distance"] for m in answer.json()["ncii"]} == {1}
+        assert {m["distance"] for m in answer.json()["registrar-a/ncii"]} == {1}
     finally:
         withdraw(service, subject)
 

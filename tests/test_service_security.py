@@ -11,9 +11,20 @@ import struct
 import zlib
 from urllib.parse import quote
 
+import cv2
 import httpx
+import numpy as np
 import pytest
-from service_support import EXAMPLES, cfsig_bytes, make_key, register_photo, start_service
+from service_support import (
+    EXAMPLES,
+    NESTED_JSON,
+    cfsig_bytes,
+    cfsig_edited,
+    cfsig_with_header,
+    make_key,
+    register_photo,
+    start_service,
+)
 
 from counterfake.service.app import ROUTERS, roles_of
 
@@ -191,6 +202,34 @@ def test_a_malformed_image_or_a_bomb_is_a_400_naming_the_file(service, name, dat
         assert "pixels" in error
 
 
+def png_of_size(width: int, height: int) -> bytes:
+    ok, data = cv2.imencode(".png", np.full((height, width, 3), 128, np.uint8))
+    assert ok
+    return data.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(513, 1), (700, 1), (800, 2), (1000, 1), (1, 1000), (5000, 8), (65000, 8)],
+)
+def test_an_image_too_thin_to_analyse_is_a_400_and_a_batch_answers_the_others(
+    service, width, height
+):
+    thin = png_of_size(width, height)
+    problem = f"thin.png: image too thin to analyse: {width}x{height}"
+    repost = (EXAMPLES / "downloaded" / "repost.jpg").read_bytes()
+    with service.as_("platform") as client:
+        answer = client.post("/match/image", files={"file": ("thin.png", thin)})
+        assert answer.status_code == 400 and answer.json() == {"error": problem}
+        batch = client.post(
+            "/match/batch", files=[("files", ("thin.png", thin)), ("files", ("r.jpg", repost))]
+        )
+    assert batch.status_code == 200, batch.text
+    thin_result, other = batch.json()["results"]
+    assert thin_result["error"] == problem
+    assert other["error"] is None and other["sha256"]
+
+
 @pytest.mark.parametrize(
     "data", [b"", b"CFSIG\x00\r\n" + b"\xff" * 100, b"not a signature file at all"]
 )
@@ -202,6 +241,118 @@ def test_a_malformed_signature_file_is_a_400_naming_it(service, data):
     with service.as_("platform") as platform:
         answer = platform.post("/match/signatures", files={"file": ("bad.cfsig", data)})
         assert answer.status_code == 400 and answer.json()["error"].startswith("bad.cfsig: ")
+
+
+def test_deeply_nested_json_in_a_signature_header_or_a_hash_list_is_a_400_naming_it(service):
+    nested = cfsig_with_header(NESTED_JSON)
+    with service.as_("registrar") as registrar:
+        registrar.post("/subjects", json={"name": "nested"})
+        answer = registrar.post("/subjects/nested/signatures", files={"file": ("n.cfsig", nested)})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"].startswith("n.cfsig: ") and "nested" in answer.json()["error"]
+        answer = registrar.post(
+            "/exchange/import", files={"file": ("n.json", NESTED_JSON)}, data={"source": "deep"}
+        )
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"].startswith("n.json: ") and "nested" in answer.json()["error"]
+        answer = registrar.post(
+            "/subjects", content=NESTED_JSON, headers={"Content-Type": "application/json"}
+        )
+        assert 400 <= answer.status_code < 500, answer.text
+    with service.as_("platform") as platform:
+        answer = platform.post("/match/signatures", files={"file": ("n.cfsig", nested)})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"].startswith("n.cfsig: ")
+
+
+def set_first(field: str, value: object):
+    return lambda header: header["signatures"][0].__setitem__(field, value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (set_first("label", None), "label must be text"),
+        (set_first("label", {"a": 1}), "label must be text"),
+        (set_first("label", "x" * 500_000), "label must be 1 to 1024 characters"),
+        (set_first("label", ""), "label must be 1 to 1024 characters"),
+        (set_first("label", "a\nb\x1b[31m"), "control characters"),
+        (set_first("label", "gnp.\u202eexe"), "control characters"),
+        (set_first("sha256", "x' OR 1=1 --"), "sha256 must be 64 hexadecimal digits"),
+        (set_first("sha256", 12), "sha256 must be 64 hexadecimal digits"),
+        (set_first("size", [1.5, True]), "size must be a whole number"),
+        (set_first("pdq_quality", "90"), "pdq_quality must be a whole number"),
+        (set_first("pdq", {"original": ["0" * 64]}), "a PDQ hash must be text"),
+        (set_first("pdq", {"sideways": "0" * 64, "original": "0" * 64}), "PDQ orientations"),
+    ],
+)
+def test_every_field_of_an_uploaded_signature_is_checked_and_a_bad_one_stores_nothing(
+    service, photo, edit, problem
+):
+    bad = cfsig_edited(cfsig_bytes(photo, "p.jpg"), edit)
+    with service.as_("registrar", "checked-fields") as registrar:
+        registrar.post("/subjects", json={"name": "fields"})
+        answer = registrar.post("/subjects/fields/signatures", files={"file": ("x.cfsig", bad)})
+        assert answer.status_code == 400, answer.text
+        error = answer.json()["error"]
+        assert error.startswith("x.cfsig: malformed signature entry 1") and problem in error
+        assert len(error) < 400 and error.isprintable()
+        assert registrar.get("/subjects").json() == [{"subject": "fields", "photos": 0}]
+    with service.as_("platform") as platform:
+        answer = platform.post("/match/signatures", files={"file": ("x.cfsig", bad)})
+        assert answer.status_code == 400 and problem in answer.json()["error"]
+
+
+@pytest.mark.parametrize("name", [".", "..", "a/b", "tab\there", "\u202egnp"])
+def test_a_subject_named_dot_dotdot_or_with_separators_or_controls_is_refused(service, name):
+    with service.as_("registrar", "odd-names") as registrar:
+        answer = registrar.post("/subjects", json={"name": name})
+        assert answer.status_code == 422 and "subject name" in answer.json()["error"]
+        assert registrar.get("/subjects").json() == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.1/hook",
+        "http://172.16.0.1/hook",
+        "http://100.64.0.1/hook",
+        "http://0.0.0.0/hook",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://[fd00::1]/hook",
+        "http://[fe80::1]/hook",
+    ],
+)
+def test_a_webhook_at_an_internal_address_is_refused(service, url):
+    with service.as_("registrar", "hooked") as registrar:
+        answer = registrar.put("/webhook", json={"url": url})
+        assert answer.status_code == 422, answer.text
+        assert "public addresses" in answer.json()["error"]
+        assert registrar.delete("/webhook").status_code == 404  # nothing was set
+
+
+@pytest.mark.parametrize(
+    ("role", "path"),
+    [
+        ("platform", "/match/image"),
+        ("platform", "/match/signatures"),
+        ("registrar", "/subjects/twice/signatures"),
+        ("registrar", "/exchange/import"),
+    ],
+)
+def test_two_file_parts_are_a_400_not_one_silently_dropped(service, role, path):
+    repost = (EXAMPLES / "downloaded" / "repost.jpg").read_bytes()
+    parts = [("file", ("a.jpg", repost)), ("file", ("b.jpg", repost))]
+    with service.as_(role) as client:
+        client.post("/subjects", json={"name": "twice"})
+        answer = client.post(path, files=parts, data={"source": "s"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json() == {"error": "2 'file' parts; send exactly one"}
 
 
 def test_missing_or_wrongly_typed_fields_are_422_with_a_message(service):

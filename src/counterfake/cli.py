@@ -22,7 +22,7 @@ from counterfake.exchange import (
     FORMATS,
     ExchangeFormatError,
     PdqMatch,
-    PdqRecord,
+    check_bank_name,
     index_pdq_hashes,
     lookup_pdq,
     read_pdq_records,
@@ -32,7 +32,14 @@ from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, load_image
 from counterfake.journal import Journal, JournalError
 from counterfake.keys import ROLES, ApiKeyError, KeyStore
 from counterfake.pairs import PairFinder, as_results
-from counterfake.registry import Registry, RegistryError, default_db_path, registry_exists
+from counterfake.references import OpaqueIds, exported_records
+from counterfake.registry import (
+    Registry,
+    RegistryError,
+    check_subject_name,
+    default_db_path,
+    registry_exists,
+)
 from counterfake.reports.atomic import atomic_writer, check_writable
 from counterfake.reports.csv_report import write_csv, write_pairs_csv
 from counterfake.reports.evidence import (
@@ -209,6 +216,23 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60.0, help="seconds before a request is answered 503"
     )
     serve.add_argument(
+        "--max-upload-signatures",
+        type=_positive_int,
+        default=200,
+        help="most signatures in one .cfsig a registrar uploads (more: 413; default 200)",
+    )
+    serve.add_argument(
+        "--max-subject-photos",
+        type=_positive_int,
+        default=1000,
+        help="most photos registered for one subject (more: 422; default 1000)",
+    )
+    serve.add_argument(
+        "--allow-private-webhooks",
+        action="store_true",
+        help="let webhooks call loopback, private and link-local addresses (refused by default)",
+    )
+    serve.add_argument(
         "--workers",
         type=_positive_int,
         default=1,
@@ -291,6 +315,11 @@ def _signatures_of(args: argparse.Namespace) -> list:
 def _register(args: argparse.Namespace) -> int:
     if not args.paths and not args.signatures:
         err.print("counterfake register: give photos or folders, or --signatures FILE")
+        return 2
+    try:
+        check_subject_name(args.subject)
+    except ValueError as error:
+        err.print(f"counterfake register: --subject {args.subject!r}: {error}", markup=False)
         return 2
     signatures = cfsig.read(args.signatures) if args.signatures else []
     signatures += _signatures_of(args) if args.paths else []
@@ -525,8 +554,11 @@ def _subjects(args: argparse.Namespace) -> int:
 
 
 def _withdraw(args: argparse.Namespace) -> int:
+    from counterfake.service.records import ReviewStore  # a service's records of her, if any
+
     with Registry(_db(args)) as registry:
         count = registry.withdraw(args.subject)
+        ReviewStore(registry.db).forget_subject(args.subject)
     print(f"withdrew {args.subject}: {count} signature(s) deleted")
     return 0
 
@@ -535,22 +567,19 @@ def _exchange_export(args: argparse.Namespace) -> int:
     """The registered photos' PDQ (original orientation), under opaque references: never the
     subject's name or the photo's label. Hashes under Meta's quality floor are left out."""
     with Registry(_db(args)) as registry:
-        rows = [row for row in registry.pdq_hashes() if row[0] == "photo"]
-    kept = [
-        PdqRecord(hash_hex, quality, f"counterfake-photo-{ref}")
-        for _, ref, quality, hash_hex in rows
-        if quality >= MIN_QUALITY
-    ]
+        held = sum(1 for _ in registry.photo_pdq_hashes())
+        kept = list(exported_records(registry, OpaqueIds(registry.db)))
     with open(args.output, "w", encoding="utf-8", newline="") as out:
         write_pdq_records(kept, out, args.format)
     print(
         f"exported {len(kept)} PDQ hash(es) to {args.output} ({args.format}); "
-        f"{len(rows) - len(kept)} under quality {MIN_QUALITY} left out"
+        f"{held - len(kept)} under quality {MIN_QUALITY} left out"
     )
     return 0
 
 
 def _exchange_import(args: argparse.Namespace) -> int:
+    check_bank_name(args.source)
     records = list(read_pdq_records(args.file))  # all read before any is stored
     withdrawn = sum(record.withdrawn for record in records)
     with Registry(_db(args)) as registry:
@@ -645,6 +674,9 @@ def _serve(args: argparse.Namespace) -> int:
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         max_pixels=args.max_pixels,
         request_timeout=args.timeout,
+        max_upload_signatures=args.max_upload_signatures,
+        max_subject_photos=args.max_subject_photos,
+        allow_private_webhooks=args.allow_private_webhooks,
     )
     if args.workers > 1:
         from counterfake.service.workers import serve_workers

@@ -13,6 +13,7 @@ otherwise serialise on it.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import sys
 import threading
@@ -25,6 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 if TYPE_CHECKING:
     import psycopg
 
+log = logging.getLogger(__name__)
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _SCHEMA_LOCK = 0x6366_0001  # advisory lock keys are shared by the whole server: ours start "cf"
 _DDL = {
@@ -210,6 +212,18 @@ class Database:
             for statement in statements:
                 tx.execute(statement.format(**_DDL[self.backend]))
 
+    def purge(self, tables: Sequence[str]) -> None:
+        """Leave no recoverable copy of rows deleted from ``tables``, as far as the engine can.
+
+        SQLite overwrites deleted content with zeros (``secure_delete``, set on every
+        connection) and here copies the write-ahead log into the file and truncates it, so the
+        log no longer holds the deleted rows' earlier versions. PostgreSQL's VACUUM removes the
+        dead row versions from the tables and their TOAST storage and lets the space be
+        reused; it does not overwrite it at once, and the server's own WAL segments keep the
+        old versions until they are recycled (see docs/service.md).
+        """
+        raise NotImplementedError
+
     def notify(self, channel: str, payload: str) -> None:
         """PostgreSQL NOTIFY, sent at once; SQLite has no listeners, so nothing happens."""
         if self.backend == "postgresql":
@@ -245,12 +259,20 @@ class SqliteDatabase(Database):
             )
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute("PRAGMA secure_delete=ON")  # withdrawn rows are zeroed
         except sqlite3.Error as error:
             raise DatabaseError(self.target, f"cannot be opened as SQLite ({error})") from None
         return connection
 
     def _execute_on(self, connection: sqlite3.Connection, sql: str, params: Sequence) -> Cursor:
         return connection.execute(sql, tuple(params))
+
+    def purge(self, tables: Sequence[str]) -> None:
+        """Checkpoint the log into the file and truncate it, waiting (up to the connection's
+        30 s busy timeout) for readers to finish; a reader that outlasts it is logged."""
+        [(busy, _, _)] = self.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if busy:
+            log.warning("%s: a reader kept the write-ahead log from being truncated", self.name)
 
     @contextmanager
     def _transaction_on(self, connection: sqlite3.Connection) -> Iterator[None]:
@@ -282,6 +304,14 @@ class PostgresDatabase(Database):
 
     def _execute_on(self, connection: Any, sql: str, params: Sequence) -> Cursor:
         return connection.execute(to_pyformat(sql), tuple(params))
+
+    def purge(self, tables: Sequence[str]) -> None:
+        """VACUUM each table (outside any transaction: this thread's connection autocommits)."""
+        from psycopg import sql as pgsql
+
+        connection = self._connection()
+        for table in tables:
+            connection.execute(pgsql.SQL("VACUUM {}").format(pgsql.Identifier(table)))
 
     @contextmanager
     def _transaction_on(self, connection: Any) -> Iterator[None]:

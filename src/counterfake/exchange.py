@@ -57,17 +57,29 @@ class PdqRecord:
     does not carry it), and an optional reference (the sharer's id for it, or a file name).
 
     ``withdrawn`` marks a hash its sharer has withdrawn (a StopNCII record whose status is
-    Withdrawn or Deleted): storing it deletes the copy imported earlier instead.
+    Withdrawn or Deleted): storing it deletes the copy imported earlier instead. ``bank``
+    names the bank an exported hash comes from (HMA's label column; ``counterfake`` if None).
     """
 
     hash_hex: str
     quality: int | None
     ref: str | None = None
     withdrawn: bool = False
+    bank: str | None = None  # where it is held, written as the HMA row's label
 
     def __post_init__(self) -> None:
         PdqHash.from_hex(self.hash_hex, 100 if self.quality is None else self.quality)
         object.__setattr__(self, "hash_hex", self.hash_hex.strip().lower())
+
+
+def check_bank_name(source: str) -> str:
+    """An import's source names its bank: ``counterfake`` is the bank of registered photos and
+    cannot be imported into (ExchangeFormatError)."""
+    if source.strip().lower() == _HMA_LABEL:
+        raise ExchangeFormatError(
+            f"source {source!r} is reserved for the registered photos; name the list's sharer"
+        )
+    return source
 
 
 # ---- reading -------------------------------------------------------------------------------
@@ -202,6 +214,8 @@ def _read_stopncii(text: str, name: str) -> Iterator[PdqRecord]:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise _error(name, error.lineno, f"not valid JSON ({error.msg})") from None
+    except RecursionError:
+        raise ExchangeFormatError(f"{name}: not a hash list (JSON nested too deeply)") from None
     records = document.get("hashRecords") if isinstance(document, dict) else document
     if not isinstance(records, list):
         raise ExchangeFormatError(f"{name}: no 'hashRecords' list (not a StopNCII hash file)")
@@ -246,7 +260,8 @@ def write_pdq_records(records: Iterable[PdqRecord], out: TextIO, format: str) ->
             writer.writerow([_THREATEXCHANGE_PDQ, record.hash_hex, record.ref or "", "", ""])
         elif format == "hma":
             today = datetime.now(UTC).date().isoformat()
-            writer.writerow([record.hash_hex, record.ref or number, number, today, _HMA_LABEL])
+            label = record.bank or _HMA_LABEL
+            writer.writerow([record.hash_hex, record.ref or number, number, today, label])
         else:
             quality = "" if record.quality is None else record.quality
             writer.writerow([record.hash_hex, quality, record.ref or ""])

@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_SUFFIXES",
+    "MAX_ASPECT",
     "MAX_SIDE",
     "ImageError",
     "decode_image",
@@ -73,6 +74,11 @@ decoded should be reported as such, not silently skipped.
 
 DECODED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF")
 """Pillow format names tried, in this order; those whose plugin is not installed are left out."""
+
+MAX_ASPECT: int = 100
+"""A side more than this many times the other is refused: no photo is that thin, and analysis
+scales the longer side to a few hundred pixels, where the shorter side of a strip would vanish
+(a 700x1 PNG used to crash the resize inside signature extraction)."""
 
 _CHUNK_PIXELS = 1 << 20  # rows are rescaled in blocks of about this many pixels (bounded memory)
 _MAX_PROBLEM = 240  # characters of a third-party message kept in a problem text
@@ -159,9 +165,9 @@ def decode_image(
     """Decode image bytes to a C-contiguous, writable HxWx3 uint8 RGB array.
 
     ``name`` is only used in error messages (the file the bytes came from). The declared size is
-    checked against ``max_pixels`` and ``MAX_SIDE`` before any pixel is decoded; then the whole
-    first frame is decoded (so truncation is found), EXIF orientation applied and the mode
-    normalised (see the module docstring). Every failure is an ImageError; only a bad
+    checked against ``max_pixels``, ``MAX_SIDE`` and ``MAX_ASPECT`` before any pixel is decoded;
+    then the whole first frame is decoded (so truncation is found), EXIF orientation applied and
+    the mode normalised (see the module docstring). Every failure is an ImageError; only a bad
     ``max_pixels`` argument (a programming error) raises ValueError.
     """
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
@@ -213,6 +219,8 @@ def _check_size(size: tuple[int, int], max_pixels: int, name: str | os.PathLike)
         raise ImageError(
             name, f"{width * height} pixels is over the limit of {max_pixels} (decompression bomb?)"
         )
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageError(name, f"image too thin to analyse: {width}x{height}")
 
 
 def _upright(image: Image.Image) -> Image.Image:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ DEFAULT_DB = "counterfake.db"
 SCHEMA_VERSION = 2
 CHANGES_CHANNEL = "counterfake_registry"
 _WRITE_LOCK = 0x6366_0002  # serialises registry writers so change numbers commit in order
+WITHDRAWN_TABLES = ("photos", "photo_pdq", "subjects")  # what a withdrawal deletes from
 _PAGE = 500  # rows per query when streaming signatures
 _POLL_SECONDS = 0.05  # how often SQLite's wait_for_change looks for new changes
 _SCHEMA = (
@@ -93,6 +95,10 @@ class RegistryError(Exception):
     """The registry cannot be used; the message is one line naming the file or database."""
 
 
+class SubjectFull(Exception):
+    """A registration would take a subject past the most photos allowed it."""
+
+
 @dataclass(frozen=True)
 class RegisteredPhoto:
     photo_id: int
@@ -123,6 +129,37 @@ def default_db_path() -> str:
 def registry_exists(target: str) -> bool:
     """A PostgreSQL URL is taken to exist (connecting tells); a file must be there."""
     return is_postgres_url(target) or Path(target).exists()
+
+
+MAX_SUBJECT = 200  # characters of a subject's name
+
+
+def check_subject_name(name: object) -> str:
+    """A subject's name as a person or a helpline gives it: 1 to MAX_SUBJECT printable
+    characters, no ``/`` (the service scopes names with it) and not ``.`` or ``..`` (a path
+    segment that clients resolve away). The one check the CLI and the service apply; raises
+    ValueError saying what a name must be."""
+    if (
+        not isinstance(name, str)
+        or not 1 <= len(name) <= MAX_SUBJECT
+        or name in (".", "..")
+        or "/" in name
+        or any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp") for char in name)
+    ):
+        raise ValueError(
+            f"a subject name is 1-{MAX_SUBJECT} printable characters, without '/', "
+            "and not '.' or '..'"
+        )
+    return name
+
+
+def _prefixed(column: str, prefix: str | None) -> tuple[str, tuple]:
+    """A condition that ``column`` begins with ``prefix`` (none if None), and its parameters.
+
+    Compared with ``substr``, not ``LIKE``: a prefix may hold ``%`` and ``_``."""
+    if prefix is None:
+        return "", ()
+    return f" AND substr({column}, 1, ?) = ?", (len(prefix), prefix)
 
 
 def _now() -> str:
@@ -202,11 +239,24 @@ class Registry:
 
     # ---- writing -------------------------------------------------------------------------
 
-    def register(self, subject: str, signatures: Iterable[Signature]) -> tuple[int, int]:
+    def register(
+        self, subject: str, signatures: Iterable[Signature], max_photos: int | None = None
+    ) -> tuple[int, int]:
         """Register signatures under a subject in one transaction; return (added, already there).
 
         A photo whose file (by SHA-256) is already registered for the subject is not added twice.
+        With ``max_photos``, a registration that would leave the subject holding more photos
+        raises SubjectFull and adds nothing (checked under the write lock, so two uploads at
+        once cannot both slip under it).
         """
+        signatures = list(signatures)
+        for number, signature in enumerate(signatures, 1):
+            try:
+                cfsig.check_signature(signature)
+            except ValueError as error:
+                raise cfsig.SignatureFileError(
+                    f"signature {number} for {subject}", str(error)
+                ) from None
         added = existing = 0
         with self.db.transaction() as tx:
             tx.lock(_WRITE_LOCK)
@@ -234,6 +284,12 @@ class Registry:
                 added += 1
                 self._insert_pdq(tx, row[0], signature)
                 self._record_change(tx, "add", row[0])
+            if max_photos is not None and added:
+                (held,) = tx.execute(
+                    "SELECT COUNT(*) FROM photos WHERE subject_id = ?", (subject_id,)
+                ).fetchone()
+                if held > max_photos:
+                    raise SubjectFull(f"{held} photos for one subject; the limit is {max_photos}")
             if added:
                 tx.notify(CHANGES_CHANNEL, "add")
         return added, existing
@@ -242,7 +298,8 @@ class Registry:
         """Delete a subject and all its signatures (deleted, not hidden); return how many photos.
 
         The rows go, and a ``remove`` change for each photo is written in the same transaction,
-        so every worker following the feed drops them too.
+        so every worker following the feed drops them too. Then the database is purged of
+        them (:meth:`Database.purge`: zeroed and out of SQLite's log; VACUUMed on PostgreSQL).
         """
         with self.db.transaction() as tx:
             tx.lock(_WRITE_LOCK)
@@ -257,6 +314,7 @@ class Registry:
             ]
             self._delete_photos(tx, photo_ids)
             tx.execute("DELETE FROM subjects WHERE id = ?", (subject_id,))
+        self.db.purge(WITHDRAWN_TABLES)
         return len(photo_ids)
 
     def withdraw_photo(self, photo_id: int) -> bool:
@@ -266,6 +324,7 @@ class Registry:
             if tx.execute("SELECT 1 FROM photos WHERE id = ?", (photo_id,)).fetchone() is None:
                 return False
             self._delete_photos(tx, [photo_id])
+        self.db.purge(WITHDRAWN_TABLES)
         return True
 
     def _delete_photos(self, tx: Transaction, photo_ids: list[int]) -> None:
@@ -389,6 +448,20 @@ class Registry:
             raise KeyError(photo_id)
         return RegisteredPhoto(*rows[0])
 
+    def photos_by_id(self, photo_ids: list[int]) -> dict[int, RegisteredPhoto]:
+        """The registered photos among ``photo_ids`` (withdrawn ones are missing), by id."""
+        found: dict[int, RegisteredPhoto] = {}
+        for start in range(0, len(photo_ids), _PAGE):
+            page = photo_ids[start : start + _PAGE]
+            rows = self.db.execute(
+                "SELECT p.id, s.name, p.label, p.sha256 FROM photos p "
+                "JOIN subjects s ON s.id = p.subject_id "
+                f"WHERE p.id IN ({', '.join(['?'] * len(page))})",
+                page,
+            )
+            found.update((row[0], RegisteredPhoto(*row)) for row in rows)
+        return found
+
     def subjects(self) -> list[tuple[str, int]]:
         """(subject, number of photos) for every subject."""
         return self.db.execute(
@@ -414,6 +487,31 @@ class Registry:
             "SELECT id, quality, hash FROM imported_pdq WHERE id > ? ORDER BY id LIMIT ?"
         ):
             yield "imported", str(row_id), quality, hash_hex
+
+    def photo_pdq_hashes(self, owner: str | None = None) -> Iterator[tuple[int, int, str]]:
+        """(photo id, quality, hex) of each registered photo's original orientation; with
+        ``owner``, only those of subjects whose names begin with it."""
+        where, params = _prefixed("s.name", owner)
+        rows = self.db.execute(
+            "SELECT q.photo_id, q.quality, q.hash FROM photo_pdq q "
+            "JOIN photos p ON p.id = q.photo_id JOIN subjects s ON s.id = p.subject_id "
+            f"WHERE q.orientation = 'original'{where} ORDER BY q.photo_id",
+            params,
+        )
+        yield from rows
+
+    def imported_pdq_hashes(
+        self, owner: str | None = None
+    ) -> Iterator[tuple[int, str, int | None, str, str | None]]:
+        """(row id, source, quality, hex, ref) of each imported hash; with ``owner``, only
+        those of sources whose names begin with it."""
+        where, params = _prefixed("source", owner)
+        rows = self.db.execute(
+            "SELECT id, source, quality, hash, ref FROM imported_pdq "
+            f"WHERE 1 = 1{where} ORDER BY id",
+            params,
+        )
+        yield from rows
 
     def _pages(self, sql: str) -> Iterator[tuple]:
         """The rows of ``sql`` (``WHERE key > ? ... ORDER BY key ... LIMIT ?``, key first in

@@ -17,17 +17,20 @@ import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import cv2
 
+from counterfake.duplicates import same_photo
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, decode_image, read_bytes
 from counterfake.index.memory import CandidateIndex
+from counterfake.index.owners import SharedEntries
 from counterfake.matching import Match, Matcher, Thresholds
 from counterfake.registry import RegisteredPhoto, Registry
+from counterfake.signature import cfsig
 from counterfake.signature.extract import Signature, make_query, make_signature
 from counterfake.sources.files import WholeFolder, iter_image_files
 from counterfake.sources.telegram import (
@@ -175,7 +178,9 @@ def hash_files(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int = 1,
 ) -> Iterator[HashResult]:
-    """Signatures of every image under ``paths``; the label of each is its path as given."""
+    """Signatures of every image under ``paths``; the label of each is its path as given
+    (control characters escaped, the last cfsig.MAX_LABEL characters of a longer one), so that
+    every label passes cfsig.check_label."""
 
     def hash_one(item: str | tuple[str, str]) -> HashResult:
         if isinstance(item, tuple):
@@ -184,7 +189,7 @@ def hash_files(
             sha256, rgb = read_image(item, max_pixels)
         except ImageError as error:
             return HashResult(item, error=str(error))
-        return HashResult(item, make_signature(rgb, label=item, sha256=sha256))
+        return HashResult(item, make_signature(rgb, label=cfsig.label_for(item), sha256=sha256))
 
     yield from in_parallel(hash_one, _files(paths), workers, lambda: None)
 
@@ -206,9 +211,10 @@ class Scanner:
         self.thresholds = thresholds or Thresholds()
         self.max_pixels = max_pixels
         self.index = CandidateIndex()
+        self.entries = SharedEntries(self.index, same_photo)  # copies of a photo: one entry
         with Registry(self.registry_path) as registry:
             for photo_id, signature in registry.signatures():
-                self.index.add(photo_id, signature)
+                self.entries.add(photo_id, signature, registry.signature)
             self.photos: dict[int, RegisteredPhoto] = {p.photo_id: p for p in registry.photos()}
         self.index.prepare()  # before workers are forked, so they share what it joins
         self._matcher: Matcher | None = None
@@ -267,7 +273,11 @@ class Scanner:
             sha256, rgb = read_image(path, self.max_pixels)
         except ImageError as error:
             return FileResult(path, error=str(error))
-        matches = self._matcher.match(make_query(rgb))
+        matches = [
+            replace(match, photo_id=owner)  # a match of an entry is a match of each owner
+            for match in self._matcher.match(make_query(rgb))
+            for owner in self.entries.owners(match.photo_id)
+        ]
         return FileResult(
             path, sha256, None, [self._describe(m, path, sha256, masks_dir) for m in matches]
         )

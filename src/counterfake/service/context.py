@@ -22,6 +22,9 @@ class ServiceSettings:
     max_body_bytes: int = 32 * 1024 * 1024
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_batch: int = 32  # images per batch request
+    max_upload_signatures: int = 200  # signatures in one registrar upload
+    max_subject_photos: int = 1000  # photos registered for one subject
+    allow_private_webhooks: bool = False  # webhooks may call loopback and private addresses
     rate: float = 50.0  # requests a second per key, on average...
     burst: int = 200  # ...with bursts up to this many
     request_timeout: float = 60.0
@@ -56,6 +59,7 @@ class Service:
             attempts=settings.webhook_attempts,
             backoff=settings.webhook_backoff,
             on_outcome=lambda outcome: self.metrics.webhooks.labels(outcome).inc(),
+            allow_private=settings.allow_private_webhooks,
         )
 
     def start(self) -> None:

@@ -11,6 +11,11 @@ applies into a small segment of the index; joining segments (tens of seconds of 
 100,000 photos, by the estimate in CandidateIndex) is left to the feed thread, which builds the
 joined segment while matches go on.
 
+Copies of one picture (the same signature registered again, or a re-encode of the photo)
+share one entry of the candidate index with every registration as its owners (see
+index/owners.py): however many times one registrar registers a photo, it takes one place in
+the index, and a match of it names every subject holding it.
+
 A worker holds only its indexes and a small bounded cache: signatures and photo labels stay in
 the registry, and verification reads the few it needs (about ten candidates a query). Memory
 therefore grows with the registry only by what the indexes keep per photo. The registry object
@@ -24,15 +29,17 @@ import hashlib
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import cv2
 import numpy as np
 
+from counterfake.duplicates import same_photo
 from counterfake.exchange import PdqIndex
 from counterfake.imaging import DEFAULT_MAX_PIXELS, decode_image
 from counterfake.index.memory import CandidateIndex
+from counterfake.index.owners import SharedEntries
 from counterfake.matching import Match, Matcher, SignatureQuery, Thresholds
 from counterfake.registry import Change, RegisteredPhoto, Registry
 from counterfake.signature.extract import Signature, make_query
@@ -70,6 +77,7 @@ class LoadedIndexes:
     index: CandidateIndex
     pdq: PdqIndex
     seq: int
+    entries: SharedEntries  # which registered photos each entry of ``index`` stands for
 
 
 def load_indexes(registry: Registry) -> LoadedIndexes:
@@ -81,9 +89,10 @@ def load_indexes(registry: Registry) -> LoadedIndexes:
     search, sorting a large registry would fall inside that request (past a minute, the request
     timeout, at 50,000 photos on two shared cores).
     """
-    loaded = LoadedIndexes(CandidateIndex(merge_on_search=False), PdqIndex(), registry.head_seq())
+    index = CandidateIndex(merge_on_search=False)
+    loaded = LoadedIndexes(index, PdqIndex(), registry.head_seq(), SharedEntries(index, same_photo))
     for photo_id, signature in registry.signatures():
-        loaded.index.add(photo_id, signature)
+        loaded.entries.add(photo_id, signature, registry.signature)
     loaded.index.prepare()
     batch: list[tuple[str, str]] = []
     for kind, ref, _quality, hex_hash in registry.pdq_hashes():
@@ -118,6 +127,7 @@ class MatchingEngine:
         self.feed_wait = feed_wait
         loaded = loaded or load_indexes(registry)
         self.index, self.pdq, self._seq = loaded.index, loaded.pdq, loaded.seq
+        self.entries = loaded.entries
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()
         # Matching is CPU-bound: more matches at once than cores only makes every one slower,
@@ -135,8 +145,7 @@ class MatchingEngine:
         return len(self.pdq)
 
     def _remove(self, photo_id: int) -> None:
-        indexed = photo_id in self.index
-        self.index.remove(photo_id)
+        indexed = self.entries.remove(photo_id, self.registry.signature)
         self.pdq.remove(f"photo:{photo_id}")
         if indexed:
             self._signatures.cache_clear()  # no copy of a withdrawn signature stays in memory
@@ -162,7 +171,7 @@ class MatchingEngine:
             except KeyError:  # added, then withdrawn before this sync: nothing to index
                 self._remove(change.photo_id)
                 return
-            self.index.add(change.photo_id, signature)
+            self.entries.add(change.photo_id, signature, self._signatures)
             self.pdq.add(f"photo:{change.photo_id}", signature.pdq["original"].hex())
         elif change.action == "remove":
             self._remove(change.photo_id)
@@ -198,7 +207,8 @@ class MatchingEngine:
             self._follower.join(timeout=10)
 
     def __len__(self) -> int:
-        return len(self.index)
+        """Registered photos indexed (several may share one entry of the candidate index)."""
+        return len(self.entries)
 
     def match_image(self, data: bytes, name: str) -> tuple[ScannedImage, list[Found]]:
         """Decode (with the pixel limit) and match an uploaded image; ImageError if unreadable."""
@@ -223,14 +233,18 @@ class MatchingEngine:
             self.sync()
 
     def _found(self, matches: list[Match]) -> list[Found]:
-        """The matched photos' registry entries, read now: a photo withdrawn while the match
-        was being verified is gone from the registry, so it is not reported."""
+        """Every registered photo each match stands for (all owners of the matched entry),
+        read from the registry now: a photo withdrawn while the match was being verified is
+        gone from the registry, so it is not reported."""
         found = []
         for match in matches:
-            try:
-                found.append(Found(self.registry.photo(match.photo_id), match))
-            except KeyError:
-                continue
+            owners = self.entries.owners(match.photo_id)
+            photos = self.registry.photos_by_id(owners)
+            found += [
+                Found(photos[owner], replace(match, photo_id=owner))
+                for owner in owners
+                if owner in photos
+            ]
         return found
 
     def lookup_pdq(self, hex_hash: str, max_distance: int) -> list[tuple[str, int]]:

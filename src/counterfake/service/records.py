@@ -9,21 +9,21 @@ suppression for its photo: the same scanned image (same SHA-256, or a PDQ hash w
 
 from __future__ import annotations
 
-import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from hashlib import sha256
 from typing import Any
 
 from counterfake.db import Database
+from counterfake.references import OpaqueIds
 from counterfake.signature.pdq import PdqHash, hamming_distance
 
+log = logging.getLogger(__name__)
 NEAR_IDENTICAL_PDQ = 8  # of 256 bits: a re-encode of the same image, not a different picture
 STATUSES = ("pending", "confirmed", "rejected")
 
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS service_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS match_records (
         id {SERIAL_PK},
         created TEXT NOT NULL,
@@ -84,6 +84,12 @@ class MatchRecord:
     decided: str | None
     decided_by: str | None
 
+    @property
+    def withdrawn(self) -> bool:
+        """Whether its subject was withdrawn: ``subject`` and ``photo_label`` then already hold
+        the opaque ids a platform knows them by (see ReviewStore.forget_subject)."""
+        return self.image_sha256 == ""
+
 
 @dataclass(frozen=True)
 class Webhook:
@@ -109,27 +115,7 @@ class ReviewStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.ensure_schema(_SCHEMA)
-        self._secret = self._opaque_secret()
-
-    def _opaque_secret(self) -> bytes:
-        """One secret per deployment, created by whichever worker starts first."""
-        fresh = secrets.token_hex(32)
-        with self.db.transaction() as tx:
-            row = tx.execute(
-                "SELECT value FROM service_settings WHERE key = 'opaque_secret'"
-            ).fetchone()
-            if row is None:
-                tx.execute(
-                    "INSERT INTO service_settings (key, value) VALUES ('opaque_secret', ?)",
-                    (fresh,),
-                )
-                return bytes.fromhex(fresh)
-        return bytes.fromhex(row[0])
-
-    def opaque(self, kind: str, value: str | int) -> str:
-        """An id that names a subject or photo to a platform without telling which it is."""
-        digest = hmac.new(self._secret, f"{kind}:{value}".encode(), sha256).hexdigest()
-        return f"{kind[0]}_{digest[:24]}"
+        self.opaque = OpaqueIds(db)  # names a subject or photo to a platform, see references.py
 
     # ---- matches ---------------------------------------------------------------------------
 
@@ -203,20 +189,33 @@ class ReviewStore:
         return [MatchRecord(*row) for row in self.db.execute(sql, [*params, where.limit])]
 
     def decide(self, match_id: int, status: str, reviewer: str) -> MatchRecord | None:
-        """Confirm or reject; a rejection also suppresses this image for this photo."""
+        """Confirm or reject; a rejection also suppresses this image for this photo.
+
+        A decision may be changed: confirming a rejected match lifts its suppression, so that
+        the image is raised again. That is allowed (a reviewer's mistake must be mendable) and
+        logged at WARNING with the reviewer's organisation.
+        """
         with self.db.transaction() as tx:
             row = tx.execute(
-                "SELECT photo_id, image_sha256, image_pdq FROM match_records WHERE id = ?",
+                "SELECT photo_id, image_sha256, image_pdq, status FROM match_records WHERE id = ?",
                 (match_id,),
             ).fetchone()
             if row is None:
                 return None
+            *row, before = row
+            if before == "rejected" and status != "rejected":
+                log.warning(
+                    "match %d: %s changed rejected to %s; its suppression is lifted",
+                    match_id,
+                    reviewer,
+                    status,
+                )
             tx.execute(
                 "UPDATE match_records SET status = ?, decided = ?, decided_by = ? WHERE id = ?",
                 (status, now(), reviewer, match_id),
             )
             tx.execute("DELETE FROM match_suppressions WHERE match_id = ?", (match_id,))
-            if status == "rejected":
+            if status == "rejected" and row[2]:  # a withdrawn subject's record keeps no hash
                 tx.execute(
                     "INSERT INTO match_suppressions "
                     "(photo_id, image_sha256, image_pdq, match_id, created) "
@@ -224,6 +223,26 @@ class ReviewStore:
                     (*row, match_id, now()),
                 )
         return self.get(match_id)
+
+    def forget_subject(self, subject: str) -> int:
+        """After a subject's withdrawal: keep of her recorded matches only what a platform needs
+        to honour a takedown (the match, its platform, kind, score, decision and times, and
+        opaque ids for the subject and the photo), not her name, the photo's label or the
+        image's hashes; her suppressions go. Returns how many records were rewritten."""
+        opaque_subject = self.opaque("subject", subject)
+        with self.db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT id, photo_id FROM match_records WHERE subject = ?", (subject,)
+            ).fetchall()
+            for match_id, photo_id in rows:
+                tx.execute("DELETE FROM match_suppressions WHERE match_id = ?", (match_id,))
+                tx.execute(
+                    "UPDATE match_records SET subject = ?, photo_label = ?, image_sha256 = '', "
+                    "image_pdq = '' WHERE id = ?",
+                    (opaque_subject, self.opaque("photo", photo_id), match_id),
+                )
+        self.db.purge(("match_records", "match_suppressions"))
+        return len(rows)
 
     # ---- webhooks --------------------------------------------------------------------------
 

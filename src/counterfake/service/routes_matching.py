@@ -19,6 +19,8 @@ from counterfake.imaging import ImageError
 from counterfake.keys import ApiKey
 from counterfake.service.auth import require
 from counterfake.service.engine import Found, ScannedImage, mask_png
+from counterfake.service.forms import one_part
+from counterfake.service.organisations import owner_of
 from counterfake.service.records import now
 from counterfake.signature import cfsig
 
@@ -104,7 +106,7 @@ def _answer(
 
 def _notify(service, key: ApiKey, match_id: int, item: Found) -> None:
     """Queue the webhook of the helpline that registered the photo, if it set one."""
-    owner, _, subject = item.photo.subject.partition("/")
+    owner, subject = owner_of(item.photo.subject)
     hook = service.reviews.webhook(owner)
     if hook is None:
         return
@@ -134,7 +136,7 @@ def _match_file(request: Request, key: ApiKey, file: UploadFile, mask: bool, rec
     return _answer(request, key, name, scanned, found, mask=mask, record=record)
 
 
-@router.post("/match/image", response_model=ResultOut)
+@router.post("/match/image", response_model=ResultOut, dependencies=[Depends(one_part("file"))])
 def match_image(
     file: UploadFile,
     request: Request,
@@ -164,7 +166,7 @@ def match_batch(
     return {"results": [_match_file(request, key, f, mask, record) for f in files]}
 
 
-@router.post("/match/signatures", response_model=BatchOut)
+@router.post("/match/signatures", response_model=BatchOut, dependencies=[Depends(one_part("file"))])
 def match_signatures(
     file: UploadFile,
     request: Request,
@@ -178,13 +180,11 @@ def match_signatures(
     and the mask is drawn in the signature's frame (the image at 512 px on its longer side).
     """
     name = file.filename or "upload"
-    try:
-        signatures = cfsig.loads(file.file.read(), name)
-    except cfsig.SignatureFileError as error:
-        raise HTTPException(400, str(error)) from None
     limit = request.app.state.service.settings.max_batch
-    if len(signatures) > limit:
-        raise HTTPException(400, f"{name}: {len(signatures)} signatures; the limit is {limit}")
+    try:
+        signatures = cfsig.loads(file.file.read(), name, limit)
+    except cfsig.SignatureFileError as error:  # TooManySignatures included: a batch's 400
+        raise HTTPException(400, str(error)) from None
     engine = request.app.state.service.engine
     results = []
     for signature in signatures:

@@ -1,26 +1,34 @@
 """Registrar endpoints: subjects, signature uploads, withdrawal, the helpline's webhook.
 
 A registrar (a helpline) sees only the subjects it created: in the registry a subject is
-stored as ``<registrar name>/<subject>``, so two helplines may use the same subject name and
-neither can see, add to or withdraw the other's.
+stored under a name scoped to its organisation (see organisations.py), so two helplines may use
+the same subject name and neither can see, add to or withdraw the other's.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Request, UploadFile
-from pydantic import BaseModel, Field, HttpUrl
+from pydantic import BaseModel, Field, HttpUrl, field_validator
 
 from counterfake.keys import ApiKey
+from counterfake.registry import MAX_SUBJECT, SubjectFull, check_subject_name
 from counterfake.service.auth import require
+from counterfake.service.forms import one_part
+from counterfake.service.organisations import scope, scoped
+from counterfake.service.webhooks import WebhookTargetError, pin
 from counterfake.signature import cfsig
 
 router = APIRouter(tags=["registrar"])
 registrar = require("registrar")
-SUBJECT_NAME = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f/]+$")
 
 
 class SubjectRequest(BaseModel):
-    name: str = SUBJECT_NAME
+    name: str = Field(min_length=1, max_length=MAX_SUBJECT)
+
+    @field_validator("name")
+    @classmethod
+    def _valid(cls, name: str) -> str:
+        return check_subject_name(name)
 
 
 class SubjectOut(BaseModel):
@@ -49,11 +57,11 @@ class WebhookOut(BaseModel):
 
 
 def stored_name(key: ApiKey, subject: str) -> str:
-    return f"{key.name}/{subject}"
+    return scoped(key.name, subject)
 
 
 def _subjects(request: Request, key: ApiKey) -> dict[str, int]:
-    prefix = stored_name(key, "")
+    prefix = scope(key.name)
     registry = request.app.state.service.registry
     return {
         name[len(prefix) :]: count for name, count in registry.subjects() if name.startswith(prefix)
@@ -61,8 +69,10 @@ def _subjects(request: Request, key: ApiKey) -> dict[str, int]:
 
 
 def _check_subject(subject: str) -> None:
-    if not subject or len(subject) > 200 or any(c < " " or c in "/\x7f" for c in subject):
-        raise HTTPException(400, "a subject name is 1-200 characters, without '/' or controls")
+    try:
+        check_subject_name(subject)
+    except ValueError as error:
+        raise HTTPException(400, str(error)) from None
 
 
 @router.post("/subjects", status_code=201, response_model=SubjectOut)
@@ -78,7 +88,11 @@ def list_subjects(request: Request, key: ApiKey = Depends(registrar)) -> list[di
     return [{"subject": s, "photos": n} for s, n in sorted(_subjects(request, key).items())]
 
 
-@router.post("/subjects/{subject}/signatures", response_model=Registered)
+@router.post(
+    "/subjects/{subject}/signatures",
+    response_model=Registered,
+    dependencies=[Depends(one_part("file"))],
+)
 def upload_signatures(
     subject: str, file: UploadFile, request: Request, key: ApiKey = Depends(registrar)
 ) -> dict:
@@ -87,32 +101,51 @@ def upload_signatures(
     if subject not in _subjects(request, key):
         raise HTTPException(404, f"no subject {subject!r}; create it first")
     name = file.filename or "upload"
+    service = request.app.state.service
+    settings = service.settings
     try:
-        signatures = cfsig.loads(file.file.read(), name)
+        signatures = cfsig.loads(file.file.read(), name, settings.max_upload_signatures)
+    except cfsig.TooManySignatures as error:
+        raise HTTPException(413, str(error)) from None
     except cfsig.SignatureFileError as error:
         raise HTTPException(400, str(error)) from None
-    service = request.app.state.service
-    added, existing = service.registry.register(stored_name(key, subject), signatures)
+    try:
+        added, existing = service.registry.register(
+            stored_name(key, subject), signatures, settings.max_subject_photos
+        )
+    except SubjectFull as error:
+        raise HTTPException(422, f"{subject!r}: {error}; nothing was added") from None
     service.engine.sync()
     return {"subject": subject, "added": added, "already_registered": existing}
 
 
 @router.delete("/subjects/{subject}", response_model=Withdrawn)
 def withdraw_subject(subject: str, request: Request, key: ApiKey = Depends(registrar)) -> dict:
-    """Delete the subject and all her signatures; they stop matching in every worker."""
+    """Delete the subject and all her signatures; they stop matching in every worker. Her
+    recorded matches keep only opaque ids, the decision and the times; nothing of her is left
+    recoverable in the database (see docs/service.md, Security model)."""
     _check_subject(subject)
     if subject not in _subjects(request, key):
         raise HTTPException(404, f"no subject {subject!r}")
     service = request.app.state.service
     count = service.registry.withdraw(stored_name(key, subject))
     service.engine.sync()
+    service.reviews.forget_subject(stored_name(key, subject))
     return {"subject": subject, "deleted_signatures": count}
 
 
 @router.put("/webhook", response_model=WebhookOut)
 def set_webhook(body: WebhookRequest, request: Request, key: ApiKey = Depends(registrar)) -> dict:
-    """Where to POST recorded matches of this registrar's subjects (a fresh secret each time)."""
-    hook = request.app.state.service.reviews.set_webhook(key.name, str(body.url))
+    """Where to POST recorded matches of this registrar's subjects (a fresh secret each time).
+
+    The URL must resolve to public addresses only (422 otherwise), unless the service runs
+    with ``--allow-private-webhooks``."""
+    service = request.app.state.service
+    try:
+        pin(str(body.url), service.settings.allow_private_webhooks)
+    except WebhookTargetError as error:
+        raise HTTPException(422, str(error)) from None
+    hook = service.reviews.set_webhook(key.name, str(body.url))
     return {"url": hook.url, "secret": hook.secret}
 
 

@@ -7,7 +7,7 @@ nothing).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -46,7 +46,7 @@ class Decision(BaseModel):
 def _out(request: Request, key: ApiKey, record: MatchRecord) -> dict:
     reviews = request.app.state.service.reviews
     subject, photo = record.subject, record.photo_label
-    if key.role == "platform":
+    if key.role == "platform" and not record.withdrawn:
         subject = reviews.opaque("subject", record.subject)
         photo = reviews.opaque("photo", record.photo_id)
     return {
@@ -65,8 +65,14 @@ def _out(request: Request, key: ApiKey, record: MatchRecord) -> dict:
     }
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+def _utc(value: datetime | None) -> str | None:
+    """A time as the records store it: UTC, to the millisecond (see records.now), so that
+    comparing the strings compares the times. A time without an offset is taken as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 @router.get("/matches", response_model=list[RecordOut])
@@ -85,7 +91,7 @@ def list_matches(
         if subject is not None:
             raise HTTPException(403, "a platform cannot filter by subject")
         platform = key.name
-    where = RecordFilter(status, subject, platform, _iso(since), _iso(until), limit, after_id)
+    where = RecordFilter(status, subject, platform, _utc(since), _utc(until), limit, after_id)
     records = request.app.state.service.reviews.list(where)
     return [_out(request, key, record) for record in records]
 

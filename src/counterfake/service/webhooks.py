@@ -7,24 +7,87 @@ the timestamp in ``X-Counterfake-Timestamp`` so a receiver can refuse replays). 
 delivery (connection error, timeout, non-2xx answer) is retried with exponential backoff up to
 ``attempts`` times; every attempt has a bounded timeout, so a target that hangs holds one
 sender for at most ``timeout`` seconds per attempt.
+
+**Where a webhook may call.** A registrar chooses the URL, so it must not reach what only the
+service can reach: loopback, private (RFC 1918, unique-local), link-local (a cloud's metadata
+service at 169.254.169.254), shared, reserved and multicast addresses are refused, unless the
+operator starts the service with ``--allow-private-webhooks``. The name is resolved when the
+URL is set (so a bad one is refused at once) and again for every attempt, and the attempt is
+made to the very address that was checked (the connection is pinned to it; the Host header and,
+for HTTPS, the name the certificate is checked against stay the URL's), so a name that resolves
+to a public address when checked and to an internal one when called (DNS rebinding) reaches
+nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 log = logging.getLogger(__name__)
+
+
+class WebhookTargetError(ValueError):
+    """A webhook URL the service may not call; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class PinnedTarget:
+    """A webhook URL with its host replaced by the checked address it resolved to."""
+
+    url: str  # what to connect to
+    host: str  # the URL's host[:port], for the Host header
+    server_name: str  # the URL's host name, for TLS (SNI and the certificate check)
+
+
+def _forbidden(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def pin(url: str, allow_private: bool = False) -> PinnedTarget:
+    """Resolve ``url``'s host once and check every address it has; the first one is used.
+
+    Raises WebhookTargetError for a URL that is not http(s), a name that does not resolve,
+    or (unless ``allow_private``) any address that is not a public unicast one.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise WebhookTargetError(f"{url[:200]!r} is not an http(s) URL")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        found = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as error:
+        raise WebhookTargetError(f"{parts.hostname}: cannot be resolved ({error})") from None
+    addresses = [info[4][0] for info in found]
+    if not allow_private:
+        refused = [address for address in addresses if _forbidden(address)]
+        if refused:
+            raise WebhookTargetError(
+                f"{parts.hostname} resolves to {refused[0]}, a loopback, private, link-local "
+                "or reserved address; the service calls only public addresses "
+                "(see serve --allow-private-webhooks)"
+            )
+    address = addresses[0]
+    literal = f"[{address}]" if ":" in address else address
+    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    host = parts.netloc.rpartition("@")[2]
+    return PinnedTarget(urlunsplit(parts._replace(netloc=netloc)), host, parts.hostname)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -52,7 +115,9 @@ class WebhookSender:
         senders: int = 4,
         queue_size: int = 10_000,
         on_outcome: Callable[[str], None] | None = None,
+        allow_private: bool = False,
     ) -> None:
+        self.allow_private = allow_private
         self.timeout = timeout
         self.attempts = attempts
         self.backoff = backoff
@@ -97,8 +162,14 @@ class WebhookSender:
                 "X-Counterfake-Signature": sign(delivery.secret, timestamp, delivery.body),
             }
             try:
-                answer = self._client.post(delivery.url, content=delivery.body, headers=headers)
-            except httpx.HTTPError as error:
+                target = pin(delivery.url, self.allow_private)
+                answer = self._client.post(
+                    target.url,
+                    content=delivery.body,
+                    headers={**headers, "Host": target.host},
+                    extensions={"sni_hostname": target.server_name},
+                )
+            except (httpx.HTTPError, WebhookTargetError) as error:
                 log.warning("webhook %s: attempt %d failed: %s", delivery.url, attempt + 1, error)
                 continue
             if 200 <= answer.status_code < 300:

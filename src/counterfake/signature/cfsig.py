@@ -18,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import struct
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,11 @@ from typing import Any
 import numpy as np
 
 from counterfake import __version__
+from counterfake.imaging import MAX_SIDE
 from counterfake.signature.extract import REFERENCE_SIDE, Signature
 from counterfake.signature.features import DESCRIPTOR_BYTES, LocalFeatures
 from counterfake.signature.grid import GRID_CHANNELS, GRID_COLS, GRID_ROWS
-from counterfake.signature.pdq import PdqHash
+from counterfake.signature.pdq import DIHEDRAL_ORIENTATIONS, PdqHash
 
 MAGIC = b"CFSIG\x00\r\n"
 FORMAT_NAME = "counterfake-signatures"
@@ -47,6 +50,8 @@ _FEATURE_FIELDS = {  # name: (dtype, trailing shape)
     "descriptors": ("uint8", (DESCRIPTOR_BYTES,)),
 }
 _MAX_HEADER = 256 * 1024 * 1024
+MAX_LABEL = 1024  # characters of a photo's label (its file name or path, as hashed)
+_SHA256 = re.compile("[0-9a-fA-F]{64}")
 
 
 class SignatureFileError(Exception):
@@ -56,6 +61,10 @@ class SignatureFileError(Exception):
         super().__init__(f"{name}: {problem}")
         self.name = name
         self.problem = problem
+
+
+class TooManySignatures(SignatureFileError):
+    """A signature file holds more signatures than the reader accepts."""
 
 
 def dumps(signatures: Iterable[Signature]) -> bytes:
@@ -97,8 +106,11 @@ def dumps(signatures: Iterable[Signature]) -> bytes:
     return body + hashlib.sha256(body).digest()
 
 
-def loads(data: bytes, name: str) -> list[Signature]:
-    """Parse and check the bytes of a .cfsig file; ``name`` is used in error messages."""
+def loads(data: bytes, name: str, max_signatures: int | None = None) -> list[Signature]:
+    """Parse and check the bytes of a .cfsig file; ``name`` is used in error messages.
+
+    With ``max_signatures``, a file holding more is refused (TooManySignatures) before any of
+    its arrays is read."""
     if len(data) < len(MAGIC) + 4 + 32 or not data.startswith(MAGIC):
         raise SignatureFileError(name, "not a counterfake signature file (.cfsig)")
     body, checksum = data[:-32], data[-32:]
@@ -112,12 +124,34 @@ def loads(data: bytes, name: str) -> list[Signature]:
         header = json.loads(body[start : start + header_length])
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise SignatureFileError(name, f"header is not valid JSON ({error})") from None
+    except RecursionError:
+        raise SignatureFileError(
+            name, "header is not a signature header (JSON nested too deeply)"
+        ) from None
     payload = body[start + header_length :]
     _check_header(header, name)
-    try:
-        return [_signature_from_entry(entry, payload, name) for entry in header["signatures"]]
-    except (KeyError, TypeError, ValueError) as error:
-        raise SignatureFileError(name, f"malformed signature entry ({error})") from None
+    if max_signatures is not None and len(header["signatures"]) > max_signatures:
+        raise TooManySignatures(
+            name, f"{len(header['signatures'])} signatures; the limit is {max_signatures}"
+        )
+    signatures = []
+    for number, entry in enumerate(header["signatures"], 1):
+        try:
+            signature = _signature_from_entry(entry, payload, name)
+            check_signature(signature)
+        except (KeyError, TypeError, ValueError) as error:
+            problem = _one_line(str(error))
+            raise SignatureFileError(
+                name, f"malformed signature entry {number} ({problem})"
+            ) from None
+        signatures.append(signature)
+    return signatures
+
+
+def _one_line(text: str) -> str:
+    """A problem as one printable line of bounded length, whatever the file put in it."""
+    printable = "".join("?" if _unprintable(char) else char for char in " ".join(text.split()))
+    return printable[:200]
 
 
 def _check_header(header: Any, name: str) -> None:
@@ -161,21 +195,75 @@ def _features(arrays: dict, side: str, payload: bytes) -> LocalFeatures:
     return LocalFeatures(**loaded)
 
 
+def check_label(label: object) -> str:
+    """A photo's label as the registry keeps it: text of 1 to MAX_LABEL printable characters
+    (control and bidirectional-override characters would break or disguise a report line).
+    Raises ValueError naming the problem."""
+    if not isinstance(label, str):
+        raise ValueError(f"label must be text, not {type(label).__name__}")
+    if not 1 <= len(label) <= MAX_LABEL:
+        raise ValueError(f"label must be 1 to {MAX_LABEL} characters, not {len(label)}")
+    if any(_unprintable(char) for char in label):
+        raise ValueError(f"label {label[:40]!r} holds control characters")
+    return label
+
+
+def label_for(path: str) -> str:
+    """A file's path as a label that :func:`check_label` accepts: unprintable characters
+    backslash-escaped, and only the last MAX_LABEL characters of a longer path kept."""
+    escaped = "".join(
+        char.encode("unicode_escape").decode("ascii") if _unprintable(char) else char
+        for char in path
+    )
+    return escaped[-MAX_LABEL:] or "unnamed"
+
+
+def check_sha256(sha256: object) -> str:
+    """A photo file's SHA-256: 64 hexadecimal digits (returned in lower case)."""
+    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+        raise ValueError(f"sha256 must be 64 hexadecimal digits, not {str(sha256)[:80]!r}")
+    return sha256.lower()
+
+
+def check_signature(signature: Signature) -> None:
+    """Every field a registry stores, checked in one place: what ``loads`` reads from a file
+    and what is registered from photos (registry.register) pass the same checks.
+    Raises ValueError naming the field."""
+    check_label(signature.label)
+    check_sha256(signature.sha256)
+    if set(signature.pdq) - set(DIHEDRAL_ORIENTATIONS) or "original" not in signature.pdq:
+        raise ValueError(f"PDQ orientations must be among {', '.join(DIHEDRAL_ORIENTATIONS)}")
+
+
+def _unprintable(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp")
+
+
+def _whole(value: object, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{field} must be a whole number from {low} to {high}")
+    return value
+
+
 def _signature_from_entry(entry: dict, payload: bytes, name: str) -> Signature:
     arrays = entry["arrays"]
-    width, height = (int(n) for n in entry["size"])
-    frame_width, frame_height = (int(n) for n in entry["frame"])
-    if min(width, height, frame_width, frame_height) < 1:
-        raise ValueError("image sizes must be positive")
-    quality = int(entry["pdq_quality"])
+    if not isinstance(arrays, dict) or not isinstance(entry["pdq"], dict):
+        raise ValueError("'arrays' and 'pdq' must be objects")
+    for field in ("size", "frame"):
+        if not isinstance(entry[field], list) or len(entry[field]) != 2:
+            raise ValueError(f"{field} must be [width, height]")
+    width, height = (_whole(n, "size", 1, MAX_SIDE) for n in entry["size"])
+    frame_width, frame_height = (_whole(n, "frame", 1, MAX_SIDE) for n in entry["frame"])
+    quality = _whole(entry["pdq_quality"], "pdq_quality", 0, 100)
     pdq = {
-        orientation: PdqHash.from_hex(text, quality) for orientation, text in entry["pdq"].items()
+        str(orientation): PdqHash.from_hex(_hex(text), quality)
+        for orientation, text in entry["pdq"].items()
     }
     if "original" not in pdq:
         raise ValueError("no PDQ hash for the original orientation")
     return Signature(
-        label=str(entry["label"]),
-        sha256=str(entry["sha256"]),
+        label=check_label(entry["label"]),
+        sha256=check_sha256(entry["sha256"]),
         width=width,
         height=height,
         frame_width=frame_width,
@@ -186,6 +274,12 @@ def _signature_from_entry(entry: dict, payload: bytes, name: str) -> Signature:
         grid=_array(arrays["grid"], payload, "uint8", (GRID_ROWS, GRID_COLS, GRID_CHANNELS)),
         face=_face(arrays["face"], payload),
     )
+
+
+def _hex(text: object) -> str:
+    if not isinstance(text, str):
+        raise ValueError("a PDQ hash must be text")
+    return text
 
 
 def _face(spec: Any, payload: bytes) -> np.ndarray:
