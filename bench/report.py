@@ -2,9 +2,10 @@
 
     python -m bench.report
 
-Each accuracy run saved with ``python -m bench.accuracy --name SOURCE`` becomes one row of the
-per-source table and one section with its rows; the file's commit, date, machine and command
-are printed beside it, so every figure can be traced to the run that produced it.
+It prints the per-source table that the README's benchmark section shows. Each accuracy run
+saved with ``python -m bench.accuracy --name SOURCE`` becomes one row of that table and one
+section of the page; the file's commit, date, machine and command are printed beside it, so
+every figure can be traced to the run that produced it.
 """
 
 from __future__ import annotations
@@ -81,6 +82,13 @@ def section(name: str, result: dict) -> list[str]:
     return [*lines, ""]
 
 
+HEADER = [
+    "| source | reposts | found (PDQ) | derivatives | found (PDQ) | false matches (PDQ) "
+    "| same scene | kind right | mask IoU |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+]
+
+
 def write() -> str:
     results = {
         path.stem.removeprefix("accuracy-"): json.loads(path.read_text())
@@ -99,16 +107,14 @@ def write() -> str:
         "constants were set on studio negatives only (bench/background.py, docs/matching.md):",
         "the other sources are a cross-source check.",
         "",
-        "| source | reposts | found (PDQ) | derivatives | found (PDQ) | false matches (PDQ) "
-        "| same scene | kind right | mask IoU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *HEADER,
         *[headline(name, results[name]) for name in order],
         "",
     ]
     for name in order:
         lines += section(name, results[name])
     DOCS.write_text("\n".join(lines))
-    return str(DOCS)
+    return "\n".join([*HEADER, *[headline(name, results[name]) for name in order]])
 
 
 if __name__ == "__main__":
