@@ -26,6 +26,12 @@ def _git(*args: str) -> str:
     return found.stdout.strip()
 
 
+def _module() -> str:
+    """The module this run was started as (``bench.accuracy``), not its file's stem."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    return spec.name if spec is not None else Path(sys.argv[0]).stem
+
+
 def run_context() -> dict[str, Any]:
     """Commit, date, machine and command of this run."""
     return {
@@ -34,7 +40,7 @@ def run_context() -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
         "python": platform.python_version(),
-        "command": "python -m " + " ".join([Path(sys.argv[0]).stem, *sys.argv[1:]]),
+        "command": "python -m " + " ".join([_module(), *sys.argv[1:]]),
     }
 
 

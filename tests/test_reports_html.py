@@ -15,7 +15,7 @@ import pytest
 from conftest import EXAMPLES, save
 from reports_support import HOSTILE, make_scan
 
-from counterfake.reports.html import render_pairs_report, render_report, write_report
+from counterfake.reports.html import odds_text, render_pairs_report, render_report, write_report
 from counterfake.reports.thumbnails import MAX_SIDE, make_thumbnail
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -181,3 +181,25 @@ def test_bidi_overrides_and_undecodable_names_are_shown_as_escapes(tmp_path, sca
     assert "\u202e" not in page and "invoice\\u202egpj.exe" in page
     assert "bad-\\udcff.jpg: empty file" in page
     assert page.count('<article class="card match">') == 1  # macros' markup is not re-escaped
+
+
+@pytest.mark.parametrize(
+    ("nfa", "text"),
+    [
+        (3.2e-41, "about 1 in 10^40"),
+        (0.004, "about 1 in 10^2"),
+        (0.0, "less than 1 in 10^300"),
+        (2.0, "about 2 (no match)"),
+    ],
+)
+def test_a_matchs_number_of_false_alarms_reads_as_odds(nfa, text):
+    assert odds_text(nfa) == text
+
+
+def test_every_match_card_states_its_chance_alignment(page, scanned):
+    _, results = scanned
+    matches = [m for r in results for m in r["matches"]]
+    assert matches and all(0.0 <= m["nfa"] < 0.01 for m in matches)
+    stated = re.findall(r"<dt>Chance alignment</dt><dd>([^<]+)</dd>", page)
+    assert len(stated) == len(matches)
+    assert all(re.fullmatch(r"(about|less than) 1 in 10\^\d+", text) for text in stated)

@@ -468,7 +468,8 @@ def _summarise(results: list[FileResult], interrupted: bool, exports: list[Expor
         for match in result.matches:
             print(
                 f"  {match['kind']:<11} {result.path}  <-  {match['photo']} ({match['subject']}), "
-                f"score {match['score']:.2f}, altered {match['altered_fraction']:.0%}"
+                f"score {match['score']:.2f}, nfa {match.get('nfa', 0.0):.1e}, "
+                f"altered {match['altered_fraction']:.0%}"
             )
 
 

@@ -26,6 +26,7 @@ COLUMNS = (
     "subject",
     "kind",
     "score",
+    "nfa",
     "altered_fraction",
     "mask",
     "chat",

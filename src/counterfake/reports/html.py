@@ -8,6 +8,7 @@ autoescaping, so a hostile file name is shown as text, never run.
 
 from __future__ import annotations
 
+import math
 import os
 import unicodedata
 from collections import Counter
@@ -46,9 +47,18 @@ def _visible(value: Any) -> Any:
     )
 
 
+def odds_text(nfa: float) -> str:
+    """A match's number of false alarms as a reader takes it in: "about 1 in 10^12"."""
+    if nfa <= 0.0:
+        return "less than 1 in 10^300"
+    if nfa >= 1.0:
+        return f"about {nfa:.2g} (no match)"
+    return f"about 1 in 10^{math.floor(-math.log10(nfa))}"
+
+
 @cache
 def _environment() -> Environment:
-    return Environment(
+    environment = Environment(
         loader=PackageLoader("counterfake.reports", "templates"),
         autoescape=True,  # the templates end in .j2, which select_autoescape would not cover
         undefined=StrictUndefined,
@@ -56,6 +66,8 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["odds"] = odds_text
+    return environment
 
 
 def _as_dict(result: Any) -> dict[str, Any]:
