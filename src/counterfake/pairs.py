@@ -297,7 +297,7 @@ class PairFinder:
             shortlist.append(candidate.photo_id)
             signature = self.signatures[candidate.photo_id]
             instances = verify(query, signature, candidate.mirrored, t)
-            match = decide(0, query, signature, instances, t) if instances else None
+            match = self._decide(0, query, signature, instances)
             if match is None or not textured_agreement(match, signature):
                 continue
             best = found.get(candidate.photo_id)
@@ -317,7 +317,7 @@ class PairFinder:
         """The tentative alignment decided again with its source's face box."""
         signature = self._with_face(tentative.source)
         instances = [with_face(i, signature) for i in tentative.instances]
-        match = decide(tentative.source, tentative.frame, signature, instances, self.thresholds)
+        match = self._decide(tentative.source, tentative.frame, signature, instances)
         if match is None or not textured_agreement(match, signature):
             return None
         geometry = next(
@@ -538,12 +538,36 @@ class PairFinder:
             return None
         signature = self._with_face(source)
         instances = [with_face(i, signature) for i in instances]
-        match = decide(source, query, signature, instances, t)
+        match = self._decide(source, query, signature, instances)
         if match is None or not textured_agreement(match, signature):
             return None
         geometry = _geometry(query, match.instances[0].transform, signature)
         frame = Frame(query.shape, query.scale)
         return self._relation(picture, frame, signature, match, geometry, masks_dir)
+
+    def _decide(
+        self,
+        source: int,
+        query: Query | Frame,
+        signature: Signature,
+        instances: list[Instance],
+    ) -> Match | None:
+        """``matching.decide`` over this collection, as a source -> derivative relation.
+
+        The collection is the registry the number of false alarms is counted in. Another photo
+        of the same scene is no relation.
+        """
+        if not instances:
+            return None
+        match = decide(
+            source,
+            query,
+            signature,
+            instances,
+            self.thresholds,
+            registry_size=len(self.signatures),
+        )
+        return None if match is None or match.kind == "same_scene" else match
 
     def _with_face(self, key: int) -> Signature:
         """The signature with its face box, computed once per process from the file."""
