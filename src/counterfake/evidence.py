@@ -87,12 +87,19 @@ class Evidence:
         )
 
     def feature_tail(self) -> float:
-        """log10 of the smallest binomial tail over the confirmed spots' distances."""
-        tails = [
-            log10_binomial_tail(k, self.visible, BACKGROUND_CDF[min(d, DISTANCES - 1)])
-            for k, d in enumerate(self.confirmed, start=1)
-        ]
-        return min(tails, default=0.0)
+        """log10 of the smallest binomial tail over the confirmed spots' distances.
+
+        Of the spots confirmed at one distance, only the last (largest k, same rate) can give
+        the smallest tail, so one tail per distinct distance is enough.
+        """
+        last_at = {d: k for k, d in enumerate(self.confirmed, start=1)}
+        return min(
+            (
+                log10_binomial_tail(k, self.visible, BACKGROUND_CDF[min(d, DISTANCES - 1)])
+                for d, k in last_at.items()
+            ),
+            default=0.0,
+        )
 
     def texture_tail(self) -> float:
         samples, agreeing = self.textured // CELLS_PER_SAMPLE, self.agree // CELLS_PER_SAMPLE
@@ -132,14 +139,26 @@ def log10_binomial_tail(k: int, n: int, p: float) -> float:
         return 0.0
     if k > n:
         return -math.inf
-    log_p, log_q = math.log(p), math.log1p(-p)
-    terms = [
-        math.lgamma(n + 1)
-        - math.lgamma(j + 1)
-        - math.lgamma(n - j + 1)
-        + j * log_p
-        + (n - j) * log_q
-        for j in range(k, n + 1)
-    ]
-    largest = max(terms)
-    return (largest + math.log(sum(math.exp(t - largest) for t in terms))) / math.log(10)
+    j = np.arange(k, n + 1)
+    log_factorial = _log_factorials(n)
+    terms = (
+        log_factorial[n]
+        - log_factorial[j]
+        - log_factorial[n - j]
+        + j * math.log(p)
+        + (n - j) * math.log1p(-p)
+    )
+    largest = float(terms.max())
+    return (largest + math.log(float(np.exp(terms - largest).sum()))) / math.log(10)
+
+
+_LOG_FACTORIALS = np.zeros(1)
+
+
+def _log_factorials(n: int) -> np.ndarray:
+    """log(i!) for i = 0..n at least, grown as needed and kept."""
+    global _LOG_FACTORIALS
+    if len(_LOG_FACTORIALS) <= n:
+        size = max(n + 1, 2 * len(_LOG_FACTORIALS), 4096)
+        _LOG_FACTORIALS = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, size)))])
+    return _LOG_FACTORIALS
