@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import counterfake
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -40,6 +42,8 @@ def run_context() -> dict[str, Any]:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
         "python": platform.python_version(),
+        # which counterfake ran: this checkout's, or another one's put first on PYTHONPATH
+        "counterfake": str(Path(counterfake.__file__).resolve().parent),
         "command": "python -m " + " ".join([_module(), *sys.argv[1:]]),
     }
 

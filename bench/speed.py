@@ -43,6 +43,7 @@ from unittest import mock
 import cv2
 import numpy as np
 
+from bench.results import save
 from counterfake import matching
 from counterfake.imaging import load_image
 from counterfake.index.memory import CandidateIndex
@@ -294,6 +295,7 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="also break each match's CPU time down by stage"
     )
+    parser.add_argument("--name", help="save the run as bench/results/speed-NAME.json")
     args = parser.parse_args()
     cv2.setNumThreads(1)
 
@@ -329,6 +331,8 @@ def main() -> None:
     timings = time_matching(args.sizes, real, templates, queries, owners, warm_up, args.profile)
     out = {"extraction": extraction, "matching": timings}
     (args.cases.parent / "speed.json").write_text(json.dumps(out, indent=1))
+    if args.name:
+        save(f"speed-{args.name}", out)
     print(table(out))
 
 
