@@ -70,7 +70,7 @@ class Thresholds:
     min_votes: float = 0.3  # weighted index votes below which a candidate is not worth verifying
     max_descriptor_distance: int = 64  # of 256 bits, for a tentative pair
     ransac_pixels: float = 3.0  # inlier distance in the photo's 512-px frame
-    min_inliers: int = 10  # fewer pairs cannot be judged; the decision is the NFA's
+    min_inliers: int = 14  # a floor for fitting at all; the decision is the NFA's
     max_median_residual: float = 1.6  # pixels; a different photo of the same scene lands wider
     max_stretch: float = 1.3  # most anisotropy of the affine map (a resize to other proportions)
     max_perspective: float = 1.3  # most a perspective map's scale varies across the photo
