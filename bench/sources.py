@@ -16,9 +16,10 @@ matching was not tuned on, and bench/accuracy.py scores them unchanged:
   colour over a seeded central region of 20-35%); every other photo of the group is scanned as
   a negative: another shot of the same scene is never a repost or a derivative.
 
-Photos that are the same picture in the data itself (PDQ distance at most ``SAME_PHOTO``;
-studio holds several byte-identical files under different ids) are kept once: a match between
-them is right, not false. The count dropped is printed and saved in the manifest.
+Photos that are the same picture in the data itself are kept once (``same_picture``): studio
+holds byte-identical files under different ids, and scenes one photo twice, at two sizes, in two
+groups. A match between them is right, not false. What was left out is printed and saved in
+the manifest.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from counterfake.signature.pdq import hamming_distance, pdq_hash
 
 SEED = 20261207
 SAME_PHOTO = 10  # PDQ bits: at most this far apart, two files are one picture
+RESIZED_COPY = 6.0  # grey levels: a resized copy differs by at most this much at the median
 STUDIO_PLAN = [
     (None, "jpeg"),
     (None, "half"),
@@ -52,15 +54,34 @@ EDIT_TRANSFORMS = ("none", "jpeg", "half", "crop", "flip")
 
 def distinct(paths: list[Path]) -> tuple[list[Path], list[str]]:
     """The paths with every repeat of an earlier picture left out, and the names left out."""
-    kept: list[tuple[Path, bytes]] = []
+    kept: list[tuple[Path, bytes, np.ndarray]] = []
     dropped: list[str] = []
     for path in paths:
-        bits = pdq_hash(read_rgb(path)).bits
-        if any(hamming_distance(bits, other) <= SAME_PHOTO for _, other in kept):
+        rgb = read_rgb(path)
+        bits = pdq_hash(rgb).bits
+        if any(same_picture(bits, rgb, other_bits, other) for _, other_bits, other in kept):
             dropped.append(path.name)
         else:
-            kept.append((path, bits))
-    return [path for path, _ in kept], dropped
+            kept.append((path, bits, rgb))
+    return [path for path, _, _ in kept], dropped
+
+
+def same_picture(bits: bytes, rgb: np.ndarray, other_bits: bytes, other: np.ndarray) -> bool:
+    """Whether two files of the data are one picture: PDQ hashes at most SAME_PHOTO bits apart,
+    or one a resized copy of the other (the same proportions, another size, and the same grey
+    levels within RESIZED_COPY at the median once both are at the smaller size; Holidays keeps
+    one photo as a 400x300 query in one group and a 325x243 image in another)."""
+    if hamming_distance(bits, other_bits) <= SAME_PHOTO:
+        return True
+    (h1, w1), (h2, w2) = rgb.shape[:2], other.shape[:2]
+    if (h1, w1) == (h2, w2) or abs(w1 / h1 - w2 / h2) > 0.01:
+        return False
+    size = (min(w1, w2), min(h1, h2))
+    grey = [
+        cv2.cvtColor(cv2.resize(x, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+        for x in (rgb, other)
+    ]
+    return float(np.median(np.abs(grey[0].astype(float) - grey[1]))) <= RESIZED_COPY
 
 
 def central_region(shape: tuple[int, ...], rng: random.Random) -> np.ndarray:
@@ -139,11 +160,12 @@ def build(data: Path, source_set: str, out: Path, seed: int = SEED) -> dict:
         others = [p for paths in groups.values() for p in paths[1:]]
         # another file of the same picture as a registered one is a copy in the data, not a
         # negative: left out like the repeats among the registered photos
-        query_bits = [pdq_hash(read_rgb(p)).bits for p in queries]
+        registered_pictures = [(pdq_hash(rgb).bits, rgb) for rgb in map(read_rgb, queries)]
         negatives = []
         for path in others:
-            bits = pdq_hash(read_rgb(path)).bits
-            if any(hamming_distance(bits, b) <= SAME_PHOTO for b in query_bits):
+            rgb = read_rgb(path)
+            bits = pdq_hash(rgb).bits
+            if any(same_picture(bits, rgb, *picture) for picture in registered_pictures):
                 dropped.append(path.name)
             else:
                 negatives.append(path)

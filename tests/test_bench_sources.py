@@ -5,7 +5,8 @@ import random
 import numpy as np
 from PIL import Image
 
-from bench.sources import central_region, distinct
+from bench.sources import central_region, distinct, same_picture
+from counterfake.signature.pdq import pdq_hash
 
 
 def test_a_picture_stored_twice_is_kept_once(tmp_path):
@@ -26,3 +27,15 @@ def test_the_scenes_edit_region_covers_a_fifth_to_a_third_of_the_photo():
     for seed in range(20):
         share = central_region((243, 325, 3), random.Random(seed)).mean()
         assert 0.15 < share < 0.40
+
+
+def test_a_resized_copy_is_the_same_picture_and_another_crop_is_not():
+    rng = np.random.default_rng(5)
+    photo = np.asarray(
+        Image.fromarray(rng.uniform(0, 255, (30, 40, 3)).astype(np.uint8)).resize((400, 300))
+    )
+    smaller = np.asarray(Image.fromarray(photo).resize((325, 244)))
+    cropped = np.ascontiguousarray(photo[20:, 30:])
+    bits = pdq_hash(photo).bits
+    assert same_picture(bits, photo, pdq_hash(smaller).bits, smaller)
+    assert not same_picture(bits, photo, pdq_hash(cropped).bits, cropped)
