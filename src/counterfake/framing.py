@@ -1,5 +1,6 @@
-"""Where a registered photo lies in a scanned image: how much of each the other covers, and
-whether the photo's outline is drawn in the scanned image as a seam.
+"""Where a registered photo lies in a scanned image: how much of each the other covers, whether
+the photo's outline is drawn in the scanned image as a seam, and whether the scanned image shows
+more of the scene, or finer detail of it, than any copy of the photo could.
 
 A copy of a photo shows at most the photo: cropped, or framed by something else (a collage's
 other tile, a phone's interface, a border), and then its outline is a straight step in the
@@ -9,6 +10,8 @@ tell a collage from a crop.
 """
 
 from __future__ import annotations
+
+import math
 
 import cv2
 import numpy as np
@@ -25,6 +28,13 @@ AXIS_SLACK = 2  # pixels by which a reflection's axis may miss the outline as fi
 # at least 0.63 of the detail inside, and the mirrored correlation at most 0.62.
 BLURRED_FILL = 0.6  # beyond the outline, less detail than this share of inside is a fill
 REFLECTION = 0.65  # correlation across the outline with inside's, mirrored: a reflection
+# A scanned image with this many photo pixels or fewer to each of its own shows the content
+# enlarged; it is a finer capture when it loses more than FINER_DETAIL of its fine detail at
+# the photo's resolution. Measured on ../shared/data/scenes: 20 crops of registered photos
+# enlarged 1.25-2x and saved at JPEG 85 lost 0.145-0.263; 16 zoomed-in second shots of the
+# same scenes lost 0.207-0.405. Set above every copy.
+FINER_SCALE = 0.9
+FINER_DETAIL = 0.28
 
 
 def frame_corners(width: float, height: float) -> np.ndarray:
@@ -174,3 +184,32 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     if a.std() == 0 or b.std() == 0:
         return 0.0
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def finer_than_photo(
+    rgb: np.ndarray, transform: np.ndarray, scale: float, signature: Signature
+) -> bool:
+    """Whether the scanned image shows the photo's content in more detail than the photo has.
+
+    A copy can be enlarged (a crop blown up to fill a post), but enlarging adds no detail: the
+    image, taken down to the photo's own resolution and back up, loses little. A second shot
+    zoomed in on part of the scene was captured at a finer scale and loses much more. Judged
+    only where the scanned image has at least 1 / FINER_SCALE times the photo's pixels for the
+    content they share; the loss is measured against the image's own fine detail.
+    ``transform`` maps the working frame (``scale`` working pixels per scanned pixel) into the
+    photo's frame.
+    """
+    frame_per_work = math.sqrt(abs(float(np.linalg.det(transform[:2, :2]))))
+    photo_per_pixel = frame_per_work * scale * signature.width / signature.frame_width
+    if photo_per_pixel >= FINER_SCALE:
+        return False
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    height, width = grey.shape
+    reduced = cv2.resize(
+        grey,
+        (max(8, round(width * photo_per_pixel)), max(8, round(height * photo_per_pixel))),
+        interpolation=cv2.INTER_AREA,
+    )
+    restored = cv2.resize(reduced, (width, height), interpolation=cv2.INTER_CUBIC)
+    detail = float(np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 3)).mean())
+    return float(np.abs(grey - restored).mean()) > FINER_DETAIL * max(detail, 1e-6)
