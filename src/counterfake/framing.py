@@ -205,11 +205,20 @@ def finer_than_photo(
         return False
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
     height, width = grey.shape
+    # only the photo's own content counts: not a screenshot's interface text around it
+    outline = project(
+        np.linalg.inv(transform), frame_corners(signature.frame_width, signature.frame_height)
+    )
+    shown = np.zeros((height, width), np.uint8)
+    cv2.fillConvexPoly(shown, np.round(outline / scale).astype(np.int32), 1)
+    shown = cv2.erode(shown, np.ones((7, 7), np.uint8)) > 0
+    if shown.sum() < 64 * 64:
+        return False
     reduced = cv2.resize(
         grey,
         (max(8, round(width * photo_per_pixel)), max(8, round(height * photo_per_pixel))),
         interpolation=cv2.INTER_AREA,
     )
     restored = cv2.resize(reduced, (width, height), interpolation=cv2.INTER_CUBIC)
-    detail = float(np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 3)).mean())
-    return float(np.abs(grey - restored).mean()) > FINER_DETAIL * max(detail, 1e-6)
+    detail = float(np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 3))[shown].mean())
+    return float(np.abs(grey - restored)[shown].mean()) > FINER_DETAIL * max(detail, 1e-6)
