@@ -145,6 +145,12 @@ def counted(summary: dict) -> dict:
     return {**summary, "rows": rows}
 
 
+def row_order(key: str) -> tuple:
+    """Reposts first, each group's "all" row first, then sizes, then the rest by name."""
+    group, name = key.split("|")
+    return (group != "repost", name != "all", not name.startswith("size"), name)
+
+
 def table(summary: dict) -> str:
     """The Markdown table pasted into the README."""
     lines = [
@@ -152,11 +158,7 @@ def table(summary: dict) -> str:
         "|---|---:|---:|---:|",
     ]
 
-    def order(key: str) -> tuple:
-        group, name = key.split("|")
-        return (group != "repost", name != "all", not name.startswith("size"), name)
-
-    for key in sorted(summary["rows"], key=order):
+    for key in sorted(summary["rows"], key=row_order):
         values = summary["rows"][key]
         group, name = key.split("|")
         found = np.mean([v[0] for v in values])

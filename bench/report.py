@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench.accuracy import row_order
 from bench.results import RESULTS
 
 DOCS = RESULTS.parent.parent / "docs" / "benchmarks.md"
@@ -60,11 +61,7 @@ def section(name: str, result: dict) -> list[str]:
         "|---|---:|---:|---:|",
     ]
 
-    def order(key: str) -> tuple:
-        group, label = key.split("|")
-        return (group != "repost", label != "all", not label.startswith("size"), label)
-
-    for key in sorted(result["rows"], key=order):
+    for key in sorted(result["rows"], key=row_order):
         group, label = key.split("|")
         n, found, pdq = _recall(result["rows"], key)
         shown = f"**{group}, all**" if label == "all" else f"{group}: {label}"

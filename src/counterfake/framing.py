@@ -1,6 +1,6 @@
 """Where a registered photo lies in a scanned image: how much of each the other covers, whether
 the photo's outline is drawn in the scanned image as a seam, and whether the scanned image shows
-more of the scene, or finer detail of it, than any copy of the photo could.
+more of the scene than any copy of the photo could.
 
 A copy of a photo shows at most the photo: cropped, or framed by something else (a collage's
 other tile, a phone's interface, a border), and then its outline is a straight step in the
@@ -10,8 +10,6 @@ tell a collage from a crop.
 """
 
 from __future__ import annotations
-
-import math
 
 import cv2
 import numpy as np
@@ -28,13 +26,6 @@ AXIS_SLACK = 2  # pixels by which a reflection's axis may miss the outline as fi
 # at least 0.63 of the detail inside, and the mirrored correlation at most 0.62.
 BLURRED_FILL = 0.6  # beyond the outline, less detail than this share of inside is a fill
 REFLECTION = 0.65  # correlation across the outline with inside's, mirrored: a reflection
-# A scanned image with this many photo pixels or fewer to each of its own shows the content
-# enlarged; it is a finer capture when it loses more than FINER_DETAIL of its fine detail at
-# the photo's resolution. Measured on ../shared/data/scenes: 20 crops of registered photos
-# enlarged 1.25-2x and saved at JPEG 85 lost 0.145-0.263; 16 zoomed-in second shots of the
-# same scenes lost 0.207-0.405. Set above every copy.
-FINER_SCALE = 0.9
-FINER_DETAIL = 0.28
 
 
 def frame_corners(width: float, height: float) -> np.ndarray:
@@ -66,42 +57,49 @@ def has_seam(work: np.ndarray, transform: np.ndarray, signature: Signature) -> b
     is sampled; a point is on a seam when the step across the outline exceeds the step just
     inside it by SEAM_CONTRAST grey levels.
     """
-    corners = frame_corners(signature.frame_width, signature.frame_height)
-    outline = project(np.linalg.inv(transform), corners)
     grey = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    height, width = grey.shape
-    centre = outline.mean(axis=0)
     seam_points = inside_points = 0
-    for start, end in zip(outline, np.roll(outline, -1, axis=0), strict=True):
-        along = np.linspace(0.1, 0.9, 48)[:, None]
-        points = start + along * (end - start)
-        direction = (end - start) / max(float(np.linalg.norm(end - start)), 1e-6)
-        normal = np.array([-direction[1], direction[0]])
-        if np.dot(points.mean(axis=0) - centre, normal) < 0:
-            normal = -normal  # pointing out of the photo
+    for points, normal in _sides(transform, signature, np.linspace(0.1, 0.9, 48)):
         probes = [points + d * normal for d in (3.0, -3.0, -9.0)]
-        inside = np.all(
-            [
-                (p[:, 0] >= 0) & (p[:, 0] < width - 1) & (p[:, 1] >= 0) & (p[:, 1] < height - 1)
-                for p in probes
-            ],
-            axis=0,
-        )
+        inside = _within(grey, probes)
         if inside.sum() < 8:
             continue  # this side is the derivative's own border: nothing beyond it
-        outside, edge, inner = (
-            cv2.remap(
-                grey,
-                p[inside, 0:1].astype(np.float32),
-                p[inside, 1:2].astype(np.float32),
-                cv2.INTER_LINEAR,
-            ).ravel()
-            for p in probes
-        )
+        outside, edge, inner = _sample(grey, probes, inside)
         step_across, step_inside = np.abs(outside - edge), np.abs(edge - inner)
         seam_points += int((step_across > step_inside + SEAM_CONTRAST).sum())
         inside_points += int(inside.sum())
     return inside_points > 0 and seam_points >= SEAM_SHARE * inside_points
+
+
+def _sides(
+    transform: np.ndarray, signature: Signature, along: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each side of the photo's outline in the scanned frame: points at the fractions
+    ``along`` of it, and its unit normal pointing out of the photo."""
+    corners = frame_corners(signature.frame_width, signature.frame_height)
+    outline = project(np.linalg.inv(transform), corners)
+    centre = outline.mean(axis=0)
+    sides = []
+    for start, end in zip(outline, np.roll(outline, -1, axis=0), strict=True):
+        points = start + along[:, None] * (end - start)
+        direction = (end - start) / max(float(np.linalg.norm(end - start)), 1e-6)
+        normal = np.array([-direction[1], direction[0]])
+        if np.dot(points.mean(axis=0) - centre, normal) < 0:
+            normal = -normal
+        sides.append((points, normal))
+    return sides
+
+
+def _within(grey: np.ndarray, lines: list[np.ndarray]) -> np.ndarray:
+    """Which positions along the lines lie inside the image on every line."""
+    height, width = grey.shape
+    return np.all(
+        [
+            (p[:, 0] >= 0) & (p[:, 0] < width - 1) & (p[:, 1] >= 0) & (p[:, 1] < height - 1)
+            for p in lines
+        ],
+        axis=0,
+    )
 
 
 def scene_continues(work: np.ndarray, transform: np.ndarray, signature: Signature) -> bool:
@@ -115,33 +113,17 @@ def scene_continues(work: np.ndarray, transform: np.ndarray, signature: Signatur
     side of the outline that lies inside the scanned image; the detail is the grey level's
     change along the outline.
     """
-    corners = frame_corners(signature.frame_width, signature.frame_height)
-    outline = project(np.linalg.inv(transform), corners)
     grey = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    height, width = grey.shape
-    centre = outline.mean(axis=0)
     depths = np.arange(2.0, STRIP + 1.0)
     # the outline is placed to a pixel or two: a reflection's axis is looked for within
     # AXIS_SLACK pixels of it, which puts the mirror of depth d at inner depth d - 2 x slack
     inner_depths = np.arange(2.0 - 2 * AXIS_SLACK, STRIP + 1.0 + 2 * AXIS_SLACK)
     outer_detail = inner_detail = 0.0
     mirrored: list[float] = []
-    for start, end in zip(outline, np.roll(outline, -1, axis=0), strict=True):
-        along = np.linspace(0.05, 0.95, 96)[:, None]
-        points = start + along * (end - start)
-        direction = (end - start) / max(float(np.linalg.norm(end - start)), 1e-6)
-        normal = np.array([-direction[1], direction[0]])
-        if np.dot(points.mean(axis=0) - centre, normal) < 0:
-            normal = -normal  # pointing out of the photo
+    for points, normal in _sides(transform, signature, np.linspace(0.05, 0.95, 96)):
         outer = [points + d * normal for d in depths]
         inner = [points - d * normal for d in inner_depths]
-        inside = np.all(
-            [
-                (p[:, 0] >= 0) & (p[:, 0] < width - 1) & (p[:, 1] >= 0) & (p[:, 1] < height - 1)
-                for p in outer + inner
-            ],
-            axis=0,
-        )
+        inside = _within(grey, outer + inner)
         if inside.sum() < 16:
             continue  # this side is the scanned image's own border: nothing beyond it
 
@@ -184,41 +166,3 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     if a.std() == 0 or b.std() == 0:
         return 0.0
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
-
-
-def finer_than_photo(
-    rgb: np.ndarray, transform: np.ndarray, scale: float, signature: Signature
-) -> bool:
-    """Whether the scanned image shows the photo's content in more detail than the photo has.
-
-    A copy can be enlarged (a crop blown up to fill a post), but enlarging adds no detail: the
-    image, taken down to the photo's own resolution and back up, loses little. A second shot
-    zoomed in on part of the scene was captured at a finer scale and loses much more. Judged
-    only where the scanned image has at least 1 / FINER_SCALE times the photo's pixels for the
-    content they share; the loss is measured against the image's own fine detail.
-    ``transform`` maps the working frame (``scale`` working pixels per scanned pixel) into the
-    photo's frame.
-    """
-    frame_per_work = math.sqrt(abs(float(np.linalg.det(transform[:2, :2]))))
-    photo_per_pixel = frame_per_work * scale * signature.width / signature.frame_width
-    if photo_per_pixel >= FINER_SCALE:
-        return False
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    height, width = grey.shape
-    # only the photo's own content counts: not a screenshot's interface text around it
-    outline = project(
-        np.linalg.inv(transform), frame_corners(signature.frame_width, signature.frame_height)
-    )
-    shown = np.zeros((height, width), np.uint8)
-    cv2.fillConvexPoly(shown, np.round(outline / scale).astype(np.int32), 1)
-    shown = cv2.erode(shown, np.ones((7, 7), np.uint8)) > 0
-    if shown.sum() < 64 * 64:
-        return False
-    reduced = cv2.resize(
-        grey,
-        (max(8, round(width * photo_per_pixel)), max(8, round(height * photo_per_pixel))),
-        interpolation=cv2.INTER_AREA,
-    )
-    restored = cv2.resize(reduced, (width, height), interpolation=cv2.INTER_CUBIC)
-    detail = float(np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 3))[shown].mean())
-    return float(np.abs(grey - restored)[shown].mean()) > FINER_DETAIL * max(detail, 1e-6)

@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from counterfake.evidence import MAX_NFA, TEXTURED_CONTRAST, Evidence, confirmed_spots
-from counterfake.framing import finer_than_photo, frame_overlap, has_seam, scene_continues
+from counterfake.framing import frame_overlap, has_seam, scene_continues
 from counterfake.geometry import project
 from counterfake.index.memory import CandidateIndex
 from counterfake.signature.extract import Query, Signature
@@ -720,22 +720,20 @@ def _scene_goes_on(query: object, signature: Signature, instance: Instance) -> b
     interface, a border) or made from the photo itself (a blurred or mirrored copy filling a
     square). Another shot of the same scene shows new detail of its own beyond the outline,
     with no step (framing.py). A scanned image with more than SCENE_BEYOND of itself outside
-    the photo, no seam and new detail there is a same-scene photo, however alike; so is one
-    that shows part of the photo in finer detail than the photo has (a zoomed-in second shot).
-    Only pixels can show either: a scanned image known by its signature alone (or by its size,
-    as pairs keep it once its pixels are gone) is not judged.
+    the photo, no seam and new detail there is a same-scene photo, however alike. Only pixels
+    can show that: a scanned image known by its signature alone (or by its size, as pairs keep
+    it once its pixels are gone) is not judged.
     """
     if not isinstance(query, Query):
         return False
     transform = instance.transform
     height, width = query.work.shape[:2]
     _, covered = frame_overlap(transform, width, height, signature)
-    beyond = (
+    return (
         covered < 1.0 - SCENE_BEYOND
         and not has_seam(query.work, transform, signature)
         and scene_continues(query.work, transform, signature)
     )
-    return beyond or finer_than_photo(query.rgb, transform, query.scale, signature)
 
 
 def _log10_nfa(instance: Instance, registry_size: int) -> float:
