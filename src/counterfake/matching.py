@@ -38,7 +38,9 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from counterfake.cells import compare_cells
 from counterfake.evidence import MAX_NFA, TEXTURED_CONTRAST, Evidence, confirmed_spots
+from counterfake.fitting import fit_transform
 from counterfake.framing import frame_overlap, has_seam, scene_continues
 from counterfake.geometry import project
 from counterfake.index.memory import CandidateIndex
@@ -52,38 +54,12 @@ from counterfake.signature.grid import (
     grid_work_size,
 )
 from counterfake.signature.hamming import two_nearest
+from counterfake.thresholds import Thresholds
 
-_FIT_TOLERANCE = (4.0, 3.0, 3.0, 3.0)  # L, a, b, contrast: cells this close "agree" for the fit
-_PERSPECTIVE_ROUNDS = 3  # least-squares refits of a perspective map on the pairs near it
-_MONOCHROME_SPREAD = 2.0  # Lab chroma units: a copy whose cells vary less has lost its colour
 PRECISE_PIXELS = 2.0  # photo-frame pixels per scanned pixel up to which corners land precisely
 SCENE_BEYOND = 0.05  # share of a scanned image outside the photo that shows a wider shot
 
 Kind = Literal["repost", "manipulated", "same_scene"]
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """The operating point. Set on negatives only; see bench/README section of the README."""
-
-    candidates: int = 10  # (photo, orientation) pairs verified per image
-    min_votes: float = 0.3  # weighted index votes below which a candidate is not worth verifying
-    max_descriptor_distance: int = 64  # of 256 bits, for a tentative pair
-    ransac_pixels: float = 3.0  # inlier distance in the photo's 512-px frame
-    min_inliers: int = 14  # a floor for fitting at all; the decision is the NFA's
-    max_median_residual: float = 1.6  # pixels; a different photo of the same scene lands wider
-    max_stretch: float = 1.3  # most anisotropy of the affine map (a resize to other proportions)
-    max_perspective: float = 1.3  # most a perspective map's scale varies across the photo
-    perspective_gain: float = 1.1  # how many more pairs a perspective map must explain
-    min_visible: float = 0.3  # share of the photo that must lie inside the scanned image
-    colour_difference: float = 10.0  # CIE Lab units, after the global fit
-    texture_difference: float = 0.45  # |log| contrast ratio, after the global fit
-    noise_multiple: float = 3.0  # a cell is altered only if also this far above the noise
-    min_region_cells: int = 6  # smaller altered components are overlays, not edits
-    manipulated_fraction: float = 0.04  # altered share of the photo that makes a manipulation
-    max_altered_fraction: float = 0.8  # beyond this the "match" is a coincidental alignment
-    min_agreeing: float = 0.3  # share of the photo that must agree in absolute terms, likewise
-    min_face_agreement: float = 0.5  # a derivative keeps the face: see signature/faces.py
 
 
 @dataclass
@@ -195,7 +171,7 @@ def verify(
         reference_xy[:, 0] = signature.frame_width - 1 - reference_xy[:, 0]
     instances: list[Instance] = []
     while len(instances) < 2 and len(query_xy) >= t.min_inliers:
-        fitted = _fit_transform(query_xy, photo_xy, mirrored, t)
+        fitted = fit_transform(query_xy, photo_xy, mirrored, t)
         if fitted is None:
             break
         transform, inlier, residual = fitted
@@ -301,104 +277,6 @@ def _tentative_pairs(
     return query.xy[nearest[keep]], reference.xy[photo_idx], (distance, nearest)
 
 
-def _fit_transform(
-    query_xy: np.ndarray, photo_xy: np.ndarray, mirrored: bool, t: Thresholds
-) -> tuple[np.ndarray, np.ndarray, float] | None:
-    """Scanned points -> photo points: (3x3 homography, inlier mask, median inlier residual).
-
-    RANSAC first finds a similarity (scale, rotation, shift): few parameters, so a coincidence
-    rarely fits. A mirrored appearance is a similarity composed with a reflection, which
-    OpenCV's similarity estimator cannot express, so the scanned points are reflected first and
-    the reflection is folded back in. The similarity is then refined to a general affine map
-    when that explains more pairs with a modest stretch (a copy resized to other proportions),
-    and that to a perspective map when it explains clearly more (see ``_slanted``).
-    """
-    source = query_xy.copy()
-    if mirrored:
-        source[:, 0] = -source[:, 0]
-    transform, _ = cv2.estimateAffinePartial2D(
-        source,
-        photo_xy,
-        method=cv2.RANSAC,
-        ransacReprojThreshold=t.ransac_pixels,
-        maxIters=4000,
-        confidence=0.999,
-        refineIters=10,
-    )
-    if transform is None:
-        return None
-    if mirrored:
-        transform = transform @ np.diag([-1.0, 1.0, 1.0])
-    transform = _slanted(_stretched(transform, query_xy, photo_xy, t), query_xy, photo_xy, t)
-    residuals = _residuals(transform, query_xy, photo_xy)
-    inlier = residuals <= t.ransac_pixels
-    if inlier.sum() < 3:
-        return None
-    return transform, inlier, float(np.median(residuals[inlier]))
-
-
-def _residuals(transform: np.ndarray, query_xy: np.ndarray, photo_xy: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(project(transform, query_xy) - photo_xy, axis=1)
-
-
-def _stretched(
-    similarity: np.ndarray, query_xy: np.ndarray, photo_xy: np.ndarray, t: Thresholds
-) -> np.ndarray:
-    """The affine refinement of a similarity, if it explains more pairs and stretches little."""
-    near = _residuals(similarity, query_xy, photo_xy) <= 4 * t.ransac_pixels
-    if near.sum() < t.min_inliers:
-        return similarity
-    affine, _ = cv2.estimateAffine2D(
-        query_xy[near], photo_xy[near], method=cv2.RANSAC, ransacReprojThreshold=t.ransac_pixels
-    )
-    if affine is None:
-        return similarity
-    singular = np.linalg.svd(affine[:, :2], compute_uv=False)
-    if singular[0] > t.max_stretch * singular[1]:
-        return similarity
-    count = (_residuals(affine, query_xy, photo_xy) <= t.ransac_pixels).sum()
-    return (
-        affine
-        if count > (_residuals(similarity, query_xy, photo_xy) <= t.ransac_pixels).sum()
-        else similarity
-    )
-
-
-def _slanted(
-    affine: np.ndarray, query_xy: np.ndarray, photo_xy: np.ndarray, t: Thresholds
-) -> np.ndarray:
-    """The affine map as a 3x3 homography, refined to a perspective map when that explains
-    ``perspective_gain`` times as many pairs and bends little.
-
-    A photo of a screen taken at a slant, or a "keystone" correction, leaves residuals that
-    grow towards one side under any affine map: its inliers thin out there and their median
-    residual rises, so such a copy can fail the very test that tells the same photo from
-    another photo of the same scene. The perspective map has more freedom, so it must earn its
-    place by explaining clearly more pairs, and its scale may vary across the matched points
-    by at most ``max_perspective`` (a steeper slant is not a repost any more).
-    """
-    flat = np.vstack([affine, [0.0, 0.0, 1.0]])
-    before = (_residuals(affine, query_xy, photo_xy) <= t.ransac_pixels).sum()
-    if before < t.min_inliers:  # a coincidental fit: nothing to refine
-        return flat
-    homography = flat
-    for _ in range(_PERSPECTIVE_ROUNDS):  # the affine map already sorted the pairs: no RANSAC
-        near = _residuals(homography, query_xy, photo_xy) <= 2 * t.ransac_pixels
-        if near.sum() < t.min_inliers:
-            return flat
-        homography, _ = cv2.findHomography(query_xy[near], photo_xy[near], 0)
-        if homography is None or abs(np.linalg.det(homography)) < 1e-12:
-            return flat
-    homography = homography / homography[2, 2]
-    corners = np.concatenate([query_xy[near].min(axis=0), query_xy[near].max(axis=0)])
-    box = corners[[0, 1, 2, 1, 2, 3, 0, 3]].reshape(4, 2)
-    depth = box @ homography[2, :2] + 1.0
-    if depth.min() <= 0 or depth.max() > t.max_perspective * depth.min():
-        return flat
-    explained = (_residuals(homography, query_xy, photo_xy) <= t.ransac_pixels).sum()
-    return homography if explained >= t.perspective_gain * before else flat
-
-
 def _warp(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], **options) -> np.ndarray:
     """``cv2.warpPerspective``, or the same warp by ``cv2.warpAffine`` when the 3x3 map is affine
     (nearly every match): that is about 2.5 times cheaper on a full-size mask."""
@@ -495,7 +373,7 @@ def _compared(
     visible_share = float(visible.mean())
     if visible_share < t.min_visible:
         return None
-    altered, agreeing = _compare_cells(dequantise(signature.grid), scanned_cells, visible, t)
+    altered, agreeing = compare_cells(dequantise(signature.grid), scanned_cells, visible, t)
     agreeing &= ~altered
     return Instance(
         transform=transform,
@@ -538,131 +416,6 @@ def _face_agreement(
     if face_visible.mean() < 0.5:  # cropped away: the face can neither confirm nor refute
         return None
     return float(agreeing[row0:row1, col0:col1][face_visible].mean())
-
-
-def _compare_cells(
-    photo: np.ndarray, scanned: np.ndarray, visible: np.ndarray, t: Thresholds
-) -> tuple[np.ndarray, np.ndarray]:
-    """(altered, agreeing) cells after the global fit.
-
-    Altered cells differ in colour or texture beyond both the absolute thresholds and the noise
-    of this particular copy (a heavily recompressed copy is noisier everywhere). Agreeing cells
-    are within the absolute thresholds. Both are needed: when an alignment is a coincidence,
-    every cell differs, the "noise" is huge, and nothing would stand out as altered.
-    """
-    colour, texture = cell_differences(photo, scanned, visible)
-    altered = visible & (
-        (colour > max(t.colour_difference, t.noise_multiple * _noise(colour[visible])))
-        | (texture > max(t.texture_difference, t.noise_multiple * _noise(texture[visible])))
-    )
-    agreeing = visible & (colour <= t.colour_difference) & (texture <= t.texture_difference)
-    return _keep_regions(altered, t.min_region_cells) & visible, agreeing
-
-
-def cell_differences(
-    photo: np.ndarray, scanned: np.ndarray, visible: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(colour, texture) difference of each cell once global changes are fitted away.
-
-    Colour is the CIE Lab distance, texture the |log| ratio of the local contrasts, both after
-    a robust per-channel gain and offset (recompression, colour grading, a semi-transparent
-    watermark over the whole image change every cell alike). A copy with no colour left is
-    compared with the photo as a greyscale conversion would leave it.
-    """
-    if _monochrome(scanned, visible) and not _monochrome(photo, visible):
-        photo = _as_grey(photo)
-    fitted = np.empty_like(scanned)
-    for channel, tolerance in enumerate(_FIT_TOLERANCE):
-        fitted[:, :, channel] = _robust_linear_fit(
-            scanned[:, :, channel], photo[:, :, channel], visible, tolerance
-        )
-    colour = np.linalg.norm(fitted[:, :, :3] - photo[:, :, :3], axis=-1)
-    contrast = np.maximum(fitted[:, :, 3], 0.0)  # a fitted gain can push a flat cell below zero
-    texture = np.abs(np.log((contrast + 3.0) / (photo[:, :, 3] + 3.0)))
-    return colour, texture
-
-
-def _monochrome(cells: np.ndarray, visible: np.ndarray) -> bool:
-    """Whether the visible cells carry no colour beyond one flat tint (a greyscale copy)."""
-    if not visible.any():
-        return False
-    chroma = cells[:, :, 1:3][visible]
-    spread = np.hypot(*(chroma - np.median(chroma, axis=0)).T)
-    return float(np.percentile(spread, 95)) <= _MONOCHROME_SPREAD
-
-
-def _as_grey(cells: np.ndarray) -> np.ndarray:
-    """The photo's cells as a greyscale conversion would leave them.
-
-    A greyscale copy keeps luma (0.299 R + 0.587 G + 0.114 B, what image libraries and phone
-    filters compute), not CIE lightness: a saturated blue garment turns darker than its
-    lightness says. Comparing lightness alone would call such cells altered; so the photo's
-    cell colours go through the same conversion, and its chroma becomes neutral like the copy's.
-    The contrast channel is kept: within a cell, luma and lightness vary nearly together.
-    """
-    lab = cells[:, :, :3].astype(np.float32) - np.float32([0, 128, 128])
-    lab[:, :, 0] *= 100 / 255
-    rgb = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1)
-    luma = rgb @ np.float32([0.299, 0.587, 0.114])
-    grey_lab = cv2.cvtColor(np.repeat(luma[:, :, None], 3, axis=2), cv2.COLOR_RGB2Lab)
-    grey = cells.copy()
-    grey[:, :, 0] = grey_lab[:, :, 0] * 255 / 100
-    grey[:, :, 1:3] = 128
-    return grey
-
-
-def _robust_linear_fit(
-    source: np.ndarray, target: np.ndarray, visible: np.ndarray, tolerance: float
-) -> np.ndarray:
-    """Map ``source`` onto ``target`` with a gain and offset fitted on the cells that agree.
-
-    Up to half the cells may be altered, and they would pull an ordinary least-squares fit
-    towards themselves. So the fit starts from whichever of "no change" (the usual repost) and
-    "a uniform shift" (a global filter) already agrees within ``tolerance`` on more cells, and
-    each round refits on the cells that agree with the previous fit.
-    """
-    if not visible.any():
-        return source
-
-    def agreeing(model: tuple[float, float]) -> int:
-        return int((np.abs(model[0] * source + model[1] - target)[visible] <= tolerance).sum())
-
-    starts = [(1.0, 0.0), (1.0, float(np.median(target[visible] - source[visible])))]
-    gain, offset = max(starts, key=agreeing)
-    for _ in range(3):
-        residual = np.abs(gain * source + offset - target)
-        use = visible & (residual <= max(tolerance, 2.5 * _noise(residual[visible])))
-        x, y = source[use].astype(np.float64), target[use].astype(np.float64)
-        centred = x - x.mean()
-        spread = float(centred @ centred)
-        if len(x) < 8 or spread < 1e-6 * len(x):
-            break
-        # the least-squares slope in closed form: np.polyfit's general solver cost several
-        # times as much, four channels of every verified alignment
-        gain = float(np.clip(centred @ (y - y.mean()) / spread, 0.5, 2.0))
-        offset = float(np.mean(y - gain * x))
-    return gain * source + offset
-
-
-def _noise(values: np.ndarray) -> float:
-    """A noise scale robust to half the cells being altered: the 20th percentile of |x|.
-
-    For a normal distribution that percentile is 0.253 sigma.
-    """
-    if len(values) == 0:
-        return 0.0
-    return float(np.percentile(np.abs(values), 20) / 0.253)
-
-
-def _keep_regions(cells: np.ndarray, min_cells: int) -> np.ndarray:
-    """Drop thin and small components (text and watermark strokes), keep solid regions."""
-    kernel = np.ones((3, 3), np.uint8)
-    opened = cv2.morphologyEx(cells.astype(np.uint8), cv2.MORPH_OPEN, kernel)
-    closed = cv2.morphologyEx(opened, cv2.MORPH_CLOSE, kernel)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=4)
-    keep = np.zeros(count, bool)
-    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_cells
-    return keep[labels]
 
 
 def _credible(instance: Instance, t: Thresholds) -> bool:
