@@ -11,10 +11,10 @@ For a scanned image the steps are:
    screen taken at a slant). A second instance of the same photo (the "before" beside the
    "after" in a collage) is searched for among the rest.
 3. **Localise.** The image is warped into the photo's frame and summarised with the same coarse
-   grid as the signature. A robust per-channel fit absorbs global changes (recompression, colour
-   grading, a tone curve, a semi-transparent watermark), and a copy with no colour left is compared with the
-   photo as a greyscale conversion would leave it; cells that still differ clearly, in colour or in
-   texture, are the altered region. Isolated cells (text) are removed; what remains is mapped
+   grid as the signature. A robust fit absorbs global changes (recompression, colour grading, a
+   tone curve, a semi-transparent watermark), and a copy with no colour left is compared with
+   the photo as a greyscale conversion would leave it; cells that still differ clearly, in colour
+   or in texture, are the altered region. Isolated cells (text) are removed; what remains is mapped
    back into the scanned image's own pixels as the mask.
 4. **Decide.** An alignment proves *this* photo, not a look-alike, only when its number of false
    alarms (evidence.py: how many unrelated registered photos would align as well, from how
