@@ -146,11 +146,12 @@ class Matcher:
         found = self.look(query)
         if found or not isinstance(query, Query):
             return found
-        cells = grid_cells(query.rgb)
+        cells = grid_cells(query.work)
         if not cells:
             return []
         best: dict[int, Match] = {}
-        for x0, y0, x1, y1 in cells:
+        for box in cells:
+            x0, y0, x1, y1 = (round(v / query.scale) for v in box)
             cell = make_query(np.ascontiguousarray(query.rgb[y0:y1, x0:x1]))
             for match in self.look(cell, looks=1 + len(cells)):
                 match = _placed(match, query.shape, x0, y0)
