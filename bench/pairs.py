@@ -227,7 +227,7 @@ def run_collection(
         )
     files, truth = collection(manifest, cases_dir, limit, distractors, skip)
     started, cpu = time.perf_counter(), cpu_seconds()
-    doc = PairFinder(workers=workers).find(files)
+    doc = PairFinder(workers=workers).find(files).to_json()
     pairs_seconds, pairs_cpu = time.perf_counter() - started, cpu_seconds() - cpu
     memory = peak_memory_gb()
     (cases_dir.parent / "pairs-doc.json").write_text(json.dumps({"doc": doc, "files": files}))

@@ -1,4 +1,9 @@
-"""Atomic output files: a reader (or a killed run) never leaves half a report behind."""
+"""Atomic output files: a reader never sees half a file, and a failed or killed write leaves
+the file as it was and nothing beside it.
+
+Every file counterfake writes whole (reports, the scan's JSON, the journal's rewrite) goes
+through ``atomic_writer``.
+"""
 
 from __future__ import annotations
 
