@@ -27,7 +27,6 @@ def atomic_writer(
     line can print it as one line.
     """
     target = Path(path)
-    mode = "w" if encoding else "wb"
     try:
         handle, temporary = tempfile.mkstemp(
             prefix=f".{target.name}.", suffix=".partial", dir=target.parent
@@ -35,9 +34,12 @@ def atomic_writer(
     except OSError as error:
         raise OSError(error.errno, error.strerror, str(path)) from None
     try:
-        text = {"encoding": encoding, "errors": errors, "newline": ""} if encoding else {}
-        with open(handle, mode, **text) as file:
-            yield file
+        if encoding:
+            with open(handle, "w", encoding=encoding, errors=errors, newline="") as text:
+                yield text
+        else:
+            with open(handle, "wb") as binary:
+                yield binary
         os.chmod(temporary, 0o644)
         os.replace(temporary, target)
     except OSError as error:

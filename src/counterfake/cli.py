@@ -640,7 +640,10 @@ def _describe_pdq_match(registry: Registry, match: PdqMatch) -> str:
     if match.kind == "photo":
         photo = registry.photo(int(match.ref))
         return f"photo {photo.photo_id} {photo.label} ({photo.subject})"
-    source, _, _, ref = registry.imported_pdq(int(match.ref))
+    imported = registry.imported_pdq(int(match.ref))
+    if imported is None:  # withdrawn by its sharer since the lookup
+        return f"imported {match.ref} (withdrawn since)"
+    source, _, _, ref = imported
     return f"imported {match.ref} from {source}" + (f" ({ref})" if ref else "")
 
 

@@ -108,9 +108,9 @@ def read_pdq_records(
         except OSError as error:
             raise ExchangeFormatError(f"{name}: cannot be read ({error.strerror})") from None
     else:
-        name = name or getattr(source, "name", "<stream>")
+        name = name or str(getattr(source, "name", "<stream>"))
         text = source.read()
-    yield from read_pdq_text(text, name)
+    yield from read_pdq_text(text, name or "<stream>")
 
 
 def read_pdq_text(text: str, name: str) -> Iterator[PdqRecord]:
@@ -174,8 +174,9 @@ def _read_pdq_lines(lines: list[str], name: str) -> Iterator[PdqRecord]:
             fields = dict(cell.partition("=")[::2] for cell in cells)
             if "quality" not in fields:
                 raise _error(name, number, "a 'hash=' line without 'quality='")
-            quality = _quality(fields["quality"], where)
-            yield _record(fields["hash"], quality, fields.get("filename"), where)
+            yield _record(
+                fields["hash"], _quality(fields["quality"], where), fields.get("filename"), where
+            )
             continue
         if len(cells) > 3:
             raise _error(name, number, f"{len(cells)} fields; expected hash[,quality[,name]]")

@@ -184,7 +184,7 @@ class Registry:
             self.db.ensure_schema(_SCHEMA)
             with self.db.transaction() as tx:
                 self._check_schema(tx)
-        except (RegistryError, *engine_errors()) as error:
+        except (RegistryError, *engine_errors()) as error:  # type: ignore[misc]  # mypy#12100
             self.db.close()
             if isinstance(error, RegistryError):
                 raise

@@ -80,6 +80,8 @@ class OverlayContest:
             return 1.0
         signature = self.signatures[key]
         transform = self._transforms[key, reference_key]
+        if transform is None:  # not aligned: it has no grid in the contest either
+            return None
         shown, covered = frame_overlap(
             transform, signature.frame_width, signature.frame_height, reference
         )

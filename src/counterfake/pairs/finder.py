@@ -427,7 +427,7 @@ class PairFinder:
             return None
         match = decide(
             source,
-            query,
+            query,  # type: ignore[arg-type]  # a Frame has what decide reads: shape, scale
             signature,
             instances,
             self.thresholds,

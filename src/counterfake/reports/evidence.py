@@ -308,6 +308,7 @@ def _check_link(line: dict[str, Any], number: int, lines: list[bytes]) -> None:
 
 def _check_kind(line: dict[str, Any], number: int, total: int) -> None:
     """A header first, file lines, and an end line last (checked after the anchor)."""
+    allowed: tuple[str, ...]
     if number == 1:
         allowed = ("header",)
     elif number == total:
