@@ -386,6 +386,3 @@ def describe_os_error(
 def _path_text(path: str | os.PathLike | bytes) -> str:
     path = os.fspath(path)
     return os.fsdecode(path) if isinstance(path, bytes) else path
-
-
-_one_line = one_line  # signature/cfsig.py still imports it under this name

@@ -7,7 +7,8 @@ Both the scan (scan.py) and the service (service/engine.py) start here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import _lru_cache_wrapper, lru_cache
+from functools import lru_cache
+from typing import Protocol
 
 from counterfake.duplicates import same_photo
 from counterfake.index.memory import CandidateIndex
@@ -16,6 +17,14 @@ from counterfake.matching import Matcher
 from counterfake.registry import Registry
 from counterfake.signature.extract import Signature
 from counterfake.thresholds import Thresholds
+
+
+class SignatureCache(Protocol):
+    """Signatures by photo id, the most recently read kept in memory."""
+
+    def __call__(self, photo_id: int) -> Signature: ...
+
+    def cache_clear(self) -> None: ...
 
 
 def index_registry(registry: Registry, index: CandidateIndex) -> SharedEntries:
@@ -37,7 +46,7 @@ def cached_matcher(
     signature_of: Callable[[int], Signature],
     thresholds: Thresholds,
     cache_size: int,
-) -> tuple[Matcher, _lru_cache_wrapper[Signature]]:
+) -> tuple[Matcher, SignatureCache]:
     """A matcher over ``index`` that keeps the ``cache_size`` signatures read most recently,
     and that cache (clear it when a photo is withdrawn)."""
     cached = lru_cache(maxsize=cache_size)(signature_of)
