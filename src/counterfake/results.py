@@ -55,6 +55,17 @@ def rounded_nfa(value: float) -> float:
     return float(f"{value:.{NFA_DIGITS}g}")
 
 
+def reported(measured: Measured) -> dict[str, Any]:
+    """What every finding and pair reports of a match: its kind and figures, rounded."""
+    return {
+        "kind": measured.kind,
+        "score": rounded_score(measured.score),
+        "nfa": rounded_nfa(measured.nfa),
+        "altered_fraction": rounded_score(measured.altered_fraction),
+        "inliers": measured.inliers,
+    }
+
+
 @dataclass(frozen=True)
 class Finding:
     """A registered photo found in a scanned file.
@@ -78,17 +89,7 @@ class Finding:
         cls, match: Measured, *, photo: str, subject: str, mask: str | None, instances: int
     ) -> Finding:
         """The finding for one match, its figures rounded as reported."""
-        return cls(
-            photo=photo,
-            subject=subject,
-            kind=match.kind,
-            score=rounded_score(match.score),
-            nfa=rounded_nfa(match.nfa),
-            altered_fraction=rounded_score(match.altered_fraction),
-            mask=mask,
-            inliers=match.inliers,
-            instances=instances,
-        )
+        return cls(photo=photo, subject=subject, mask=mask, instances=instances, **reported(match))
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,14 +146,10 @@ class Pair:
         return cls(
             source=source,
             derivative=derivative,
-            kind=measured.kind,
-            score=rounded_score(measured.score),
-            nfa=rounded_nfa(measured.nfa),
-            altered_fraction=rounded_score(measured.altered_fraction),
             mask=mask,
-            inliers=measured.inliers,
             direction=direction,
             cluster=cluster,
+            **reported(measured),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -7,8 +7,8 @@ waits for the interpreter behind the matches, and a registration reached a busy 
 only after up to a second. So every match first reads the feed's head (one indexed query) and
 applies what it has not seen: a registration or a withdrawal answered before a match request
 starts is in effect for that match, in every worker. A match sorts the registrations it
-applies into a small segment of the index; joining segments (tens of seconds of sorting at
-100,000 photos, by the estimate in CandidateIndex) is left to the feed thread, which builds the
+applies into a small segment of the index; joining segments (long sorts at a large registry,
+see CandidateIndex) is left to the feed thread, which builds the
 joined segment while matches go on.
 
 Copies of one picture (the same signature registered again, or a re-encode of the photo)
@@ -42,8 +42,8 @@ from counterfake.signature.extract import Signature, make_query
 from counterfake.signature.pdq import pdq_hash
 
 log = logging.getLogger(__name__)
-# A cached signature takes ~60 kB, and a cache miss costs ~1 ms (read and check the blob):
-# 1024 keep the photos verified most recently within ~60 MB, whatever the registry's size.
+# Signatures a worker keeps, read most recently first: bounded whatever the registry's size,
+# and large enough that a photo verified often is read once (a miss reads and checks a blob).
 SIGNATURE_CACHE = 1024
 _LOAD_BATCH = 5000  # PDQ hashes added to the PDQ index at once while loading
 

@@ -1,7 +1,7 @@
 """Several service processes on one port that share one loaded index (``serve --workers N``).
 
-A worker's memory is mostly its candidate index, about 42 kB a registered photo, so N workers
-that each load the registry hold N copies of it. Here the parent process loads the indexes
+A worker's memory is mostly its candidate index (docs/service.md has the figure per
+registered photo), so N workers that each load the registry hold N copies of it. Here the parent process loads the indexes
 once, closes its database connection, and forks the workers: the kernel shares the loaded
 pages between them until one writes to a page (a withdrawal marks a few rows dead; a segment
 joined later is the worker's own). Each worker then opens its own database connections, serves
