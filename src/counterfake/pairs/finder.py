@@ -90,7 +90,7 @@ class PairFinder:
         try:
             collection = self.collect(collection_items(paths, exports))
             self.relate(collection, masks_dir)
-            organisation = self.settle(collection, masks_dir)
+            organisation = self.settle_clusters(collection, masks_dir)
             affected = affected_clusters(organisation.clusters)
             originals = [
                 cluster.original
@@ -235,7 +235,9 @@ class PairFinder:
 
     # ---- pass 3: settle the clusters ---------------------------------------------------------
 
-    def settle(self, collection: Collection, masks_dir: str | os.PathLike | None) -> Organisation:
+    def settle_clusters(
+        self, collection: Collection, masks_dir: str | os.PathLike | None
+    ) -> Organisation:
         """Group the images, then verify what the grouping leaves open, and group again.
 
         In order: each cluster's original reaches past its cluster (``bridge``); the

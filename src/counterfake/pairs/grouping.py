@@ -183,7 +183,7 @@ def organise(collection: Collection, contest: Contest | None = None) -> Organisa
             )
             original = order[0]
             # the winner measured in its own pixels against the runners-up: only there does a
-            # screenshot or a border show the seam around the photo (see _direction)
+            # screenshot or a border show the seam around the photo (see direction)
             unmeasured += [
                 (runner_up, original)
                 for runner_up in order[1 : 1 + RUNNERS_UP]
