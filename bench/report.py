@@ -147,6 +147,12 @@ def _flat(value: object, prefix: str = "") -> dict[str, object]:
     return {prefix.rstrip("."): value}
 
 
+def _cell(value: object) -> str:
+    """A figure as a table cell: floats to six digits, a bar escaped."""
+    text = f"{value:.6g}" if isinstance(value, float) else str(value)
+    return text.replace("|", "\\|")
+
+
 def comparisons() -> list[str]:
     """A side-by-side of every pair of result files named ``…-before`` and ``…-after``: the
     same benchmark run on the code before and after a change meant to keep behaviour."""
@@ -163,19 +169,23 @@ def comparisons() -> list[str]:
         if not after_path.exists():
             continue
         kind = before_path.stem.split("-")[0]
-        before = _flat(json.loads(before_path.read_text()))
-        after = _flat(json.loads(after_path.read_text()))
+        runs = [json.loads(path.read_text()) for path in (before_path, after_path)]
+        before, after = (_flat(run) for run in runs)
         differing = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
         lines += [
             f"**{before_path.stem.removesuffix('-before')}**: {len(before)} figures compared, "
             + ("all equal." if not differing else f"{len(differing)} differ: {differing[:10]}."),
+            f"Before: commit `{runs[0]['run']['commit']}`, after: commit "
+            f"`{runs[1]['run']['commit']}`; `{runs[1]['run']['command']}`.",
             "",
             "| figure | before | after |",
             "|---|---:|---:|",
         ]
         for key in HEADLINES.get(kind, ()):
             shown = [k for k in sorted(before) if k == key or k.startswith(key + ".")]
-            lines += [f"| {k} | {before.get(k)} | {after.get(k)} |" for k in shown]
+            lines += [
+                f"| {_cell(k)} | {_cell(before.get(k))} | {_cell(after.get(k))} |" for k in shown
+            ]
         lines.append("")
     return lines
 

@@ -8,7 +8,8 @@ import bench.report
 
 
 def _save(folder, name, figures):
-    (folder / f"{name}.json").write_text(json.dumps({"run": {"commit": name}, **figures}))
+    run = {"commit": name, "command": f"python -m bench.pairs --name {name}"}
+    (folder / f"{name}.json").write_text(json.dumps({"run": run, **figures}))
 
 
 def test_runs_before_and_after_are_compared_on_every_figure_but_timings(tmp_path, monkeypatch):
