@@ -89,17 +89,17 @@ def run(cases_dir: Path, workers: int) -> dict:
         own = source_path[case["source"]] if case else None
         positive = bool(case and case["registered"])
         # "same scene" says "another photo of this scene", never "a copy": not a false match
-        claims = [m for m in result.matches if m["kind"] != "same_scene"]
+        claims = [m for m in result.matches if m.kind != "same_scene"]
         same_scene += len(result.matches) - len(claims)
-        wrong = [m for m in claims if not positive or m["photo"] != own]
+        wrong = [m for m in claims if not positive or m.photo != own]
         false_matches["counterfake"] += bool(wrong)
-        false_examples += [f"{result.path} -> {m['photo']}" for m in wrong]
+        false_examples += [f"{result.path} -> {m.photo}" for m in wrong]
         false_matches["pdq"] += baseline[i] is not None and (not positive or baseline[i] != own)
         if result.error:
             false_examples.append(f"ERROR {result.error}")
         if not positive:
             continue
-        hit = next((m for m in claims if m["photo"] == own), None)
+        hit = next((m for m in claims if m.photo == own), None)
         pdq_hit = baseline[i] == own
         if case["expected_kind"] == "repost":
             keys = [("repost", "all"), ("repost", case["transform"])]
@@ -110,17 +110,17 @@ def run(cases_dir: Path, workers: int) -> dict:
                 ("manipulated", f"size {case['target_fraction']:.0%}"),
                 ("manipulated", case["transform"]),
             ]
-        kind_right = hit is not None and hit["kind"] == case["expected_kind"]
+        kind_right = hit is not None and hit.kind == case["expected_kind"]
         for key in keys:
             rows[key].append((hit is not None, pdq_hit, kind_right))
         if hit is None:
             continue
-        kinds.append(hit["kind"] == case["expected_kind"])
+        kinds.append(hit.kind == case["expected_kind"])
         if case["expected_kind"] == "manipulated":
             truth = cv2.imread(str(cases_dir / case["mask"]), cv2.IMREAD_GRAYSCALE) > 127
             predicted = np.zeros_like(truth)
-            if hit["mask"]:
-                predicted = cv2.imread(hit["mask"], cv2.IMREAD_GRAYSCALE) > 127
+            if hit.mask:
+                predicted = cv2.imread(hit.mask, cv2.IMREAD_GRAYSCALE) > 127
             ious.append(iou(predicted, truth))
     return {
         "rows": {f"{k[0]}|{k[1]}": v for k, v in rows.items()},

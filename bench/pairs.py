@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 
 from bench.accuracy import build_registry
+from bench.results import save
 from bench.speed import FLIP_RATE
 from counterfake.imaging import load_image
 from counterfake.index.memory import CandidateIndex
@@ -226,7 +227,7 @@ def run_collection(
         )
     files, truth = collection(manifest, cases_dir, limit, distractors, skip)
     started, cpu = time.perf_counter(), cpu_seconds()
-    doc = PairFinder(workers=workers).find(files)
+    doc = PairFinder(workers=workers).find(files).to_json()
     pairs_seconds, pairs_cpu = time.perf_counter() - started, cpu_seconds() - cpu
     memory = peak_memory_gb()
     (cases_dir.parent / "pairs-doc.json").write_text(json.dumps({"doc": doc, "files": files}))
@@ -437,6 +438,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000, help="timed queries at scale")
     parser.add_argument("--skip-collection", action="store_true")
     parser.add_argument("--rescore", type=Path, help="score a saved pairs-doc.json again, no run")
+    parser.add_argument("--name", help="save the run as bench/results/pairs-NAME.json")
     args = parser.parse_args()
     result: dict = {}
     if args.rescore:
@@ -456,6 +458,8 @@ def main() -> None:
         print(json.dumps(result["scale"]), flush=True)
     name = "pairs-scale.json" if args.skip_collection else "pairs.json"
     (args.cases.parent / name).write_text(json.dumps(result, indent=1))
+    if args.name:
+        save(f"pairs-{args.name}", result)
     print(table(result))
 
 

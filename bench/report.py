@@ -96,7 +96,7 @@ def write() -> str:
         path.stem.removeprefix("accuracy-"): json.loads(path.read_text())
         for path in sorted(RESULTS.glob("accuracy-*.json"))
     }
-    order = [name for name in SOURCES if name in results] + sorted(set(results) - set(SOURCES))
+    order = [name for name in SOURCES if name in results]  # before/after runs: comparisons()
     lines = [
         "# Benchmarks",
         "",
@@ -115,8 +115,88 @@ def write() -> str:
     ]
     for name in order:
         lines += section(name, results[name])
+    lines += comparisons()
     DOCS.write_text("\n".join(lines))
     return "\n".join([*HEADER, *[headline(name, results[name]) for name in order]])
+
+
+# what a run measured of the code's answers, as against how long it took on a shared machine
+TIMINGS = ("seconds", "_per_s", "_per_image", "peak_memory", "workers", "run")
+HEADLINES = {
+    "accuracy": (
+        "negatives",
+        "false_matches",
+        "same_scene_reports",
+        "kind_accuracy",
+        "mean_mask_iou",
+        "rows.repost|all",
+        "rows.manipulated|all",
+    ),
+    "pairs": (
+        "images",
+        "pair_recall",
+        "false_pairs",
+        "reported_pairs",
+        "clusters",
+        "photos_affected",
+        "scenes",
+        "cluster_purity",
+    ),
+}
+
+
+def _flat(value: object, prefix: str = "") -> dict[str, object]:
+    """Every figure of a result file by its dotted key, timings and the run's context left out."""
+    if isinstance(value, dict):
+        flat: dict[str, object] = {}
+        for key, item in value.items():
+            if not any(mark in key for mark in TIMINGS):
+                flat |= _flat(item, f"{prefix}{key}.")
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+def _cell(value: object) -> str:
+    """A figure as a table cell: floats to six digits, a bar escaped."""
+    text = f"{value:.6g}" if isinstance(value, float) else str(value)
+    return text.replace("|", "\\|")
+
+
+def comparisons() -> list[str]:
+    """A side-by-side of every pair of result files named ``…-before`` and ``…-after``: the
+    same benchmark run on the code before and after a change meant to keep behaviour."""
+    lines = [
+        "## Before and after a refactor",
+        "",
+        "Each pair of result files named `-before` and `-after` is the same run on the code",
+        "before and after a change meant to keep behaviour (the commits are in the files).",
+        "Every figure is compared except timings; the table shows the headline ones.",
+        "",
+    ]
+    for before_path in sorted(RESULTS.glob("*-before.json")):
+        after_path = before_path.with_name(before_path.name.replace("-before", "-after"))
+        if not after_path.exists():
+            continue
+        kind = before_path.stem.split("-")[0]
+        runs = [json.loads(path.read_text()) for path in (before_path, after_path)]
+        before, after = (_flat(run) for run in runs)
+        differing = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        lines += [
+            f"**{before_path.stem.removesuffix('-before')}**: {len(before)} figures compared, "
+            + ("all equal." if not differing else f"{len(differing)} differ: {differing[:10]}."),
+            f"Before: commit `{runs[0]['run']['commit']}`, after: commit "
+            f"`{runs[1]['run']['commit']}`; `{runs[1]['run']['command']}`.",
+            "",
+            "| figure | before | after |",
+            "|---|---:|---:|",
+        ]
+        for key in HEADLINES.get(kind, ()):
+            shown = [k for k in sorted(before) if k == key or k.startswith(key + ".")]
+            lines += [
+                f"| {_cell(k)} | {_cell(before.get(k))} | {_cell(after.get(k))} |" for k in shown
+            ]
+        lines.append("")
+    return lines
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import numpy as np
 from conftest import EXAMPLES, blur_region, jpeg, save
 
 from counterfake.registry import Registry
+from counterfake.results import FileResult
 from counterfake.scan import Scanner
 from counterfake.signature.extract import make_signature
 
@@ -33,7 +34,7 @@ CONTEXT = {
 }
 
 
-def make_scan(folder: Path, photo: np.ndarray, garment: np.ndarray) -> tuple[str, list[dict]]:
+def make_scan(folder: Path, photo: np.ndarray, garment: np.ndarray) -> tuple[str, list[FileResult]]:
     """Register the example photo in ``folder``/r.db, scan ``folder``/downloaded: (db, results)."""
     downloaded = folder / "downloaded"
     save(downloaded / "a_repost.jpg", jpeg(cv2.resize(photo, (240, 320)), 70))
@@ -49,10 +50,8 @@ def make_scan(folder: Path, photo: np.ndarray, garment: np.ndarray) -> tuple[str
     signature = make_signature(photo, "photos/beach <day>.jpg", hashlib.sha256(data).hexdigest())
     with Registry(db) as registry:
         registry.register("alice", [signature])
-    results = [
-        r.to_json() for r in Scanner(db).scan([downloaded], masks_dir=folder / "masks", workers=1)
-    ]
+    results = list(Scanner(db).scan([downloaded], masks_dir=folder / "masks", workers=1))
     for result in results:
-        if result["path"].endswith("b_fake.png"):
-            result["context"] = CONTEXT
+        if result.path.endswith("b_fake.png"):
+            result.context = CONTEXT
     return db, results

@@ -29,7 +29,15 @@ from bench.cases import (
     screenshot,
 )
 from counterfake.cli import main
-from counterfake.pairs import Collection, PairFinder, Picture, Relation, affected_clusters, organise
+from counterfake.pairs import (
+    Cluster,
+    Collection,
+    PairFinder,
+    Picture,
+    Relation,
+    affected_clusters,
+    organise,
+)
 from counterfake.reports.evidence import verify_evidence
 
 SOURCES = ("0003", "0007")
@@ -87,7 +95,7 @@ def collection(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def found(collection) -> dict:
-    return PairFinder(workers=2).find([collection["folder"]])
+    return PairFinder(workers=2).find([collection["folder"]]).to_json()
 
 
 def test_each_derivative_is_paired_with_its_source_in_the_right_direction(found, collection):
@@ -101,8 +109,10 @@ def test_each_derivative_is_paired_with_its_source_in_the_right_direction(found,
 
 
 def test_a_manipulated_pair_has_a_mask_over_the_edited_garment(collection, tmp_path):
-    doc = PairFinder(workers=1).find(
-        [collection["sources"][0], *list(collection["derivatives"])[:1]], masks_dir=tmp_path
+    doc = (
+        PairFinder(workers=1)
+        .find([collection["sources"][0], *list(collection["derivatives"])[:1]], masks_dir=tmp_path)
+        .to_json()
     )
     [pair] = doc["pairs"]
     assert pair["kind"] == "manipulated" and 0.15 < pair["altered_fraction"] < 0.6
@@ -124,7 +134,7 @@ def test_one_cluster_per_original_photo_and_the_counts(found, collection):
 
 
 def test_unrelated_photos_give_no_pair(collection):
-    doc = PairFinder(workers=2).find(collection["sources"] + collection["distractors"])
+    doc = PairFinder(workers=2).find(collection["sources"] + collection["distractors"]).to_json()
     assert doc["pairs"] == [] and doc["clusters"] == []
     assert doc["photos_affected"] == 0 and doc["scenes"] == 0 and doc["errors"] == []
 
@@ -135,8 +145,10 @@ def test_bad_inputs_get_one_line_errors_and_the_rest_completes(collection, tmp_p
     empty = tmp_path / "empty"
     empty.mkdir()
     derivative = next(iter(collection["derivatives"]))
-    doc = PairFinder(workers=1).find(
-        [collection["sources"][0], bad, empty, tmp_path / "absent.jpg", derivative]
+    doc = (
+        PairFinder(workers=1)
+        .find([collection["sources"][0], bad, empty, tmp_path / "absent.jpg", derivative])
+        .to_json()
     )
     errors = {e["path"]: e["error"] for e in doc["errors"]}
     assert set(errors) == {str(bad), str(empty), str(tmp_path / "absent.jpg")}
@@ -198,7 +210,7 @@ def test_an_edit_saved_finer_than_its_photo_is_not_taken_for_the_original(tmp_pa
     edited, _ = apply_edit(photo, _region(SOURCES[0], 0.35), "inpaint", random.Random(3), [])
     fine_edit = _jpeg(tmp_path / "edit.jpg", edited, 99)
     plain = [_jpeg(tmp_path / f"resaved-{q}.jpg", photo, q) for q in (70, 75)]
-    doc = PairFinder(workers=1).find([source, fine_edit, *plain])
+    doc = PairFinder(workers=1).find([source, fine_edit, *plain]).to_json()
     [cluster] = doc["clusters"]
     assert cluster["original"] in (source, *plain)  # the photo, or a same-size re-save of it
     [pair] = [p for p in doc["pairs"] if p["derivative"] == fine_edit]
@@ -216,7 +228,7 @@ def test_a_photo_shown_only_beside_another_in_a_collage_is_related_not_affected(
     both = collage(Placed(photo, None, np.eye(3)), read_rgb(Path(partner)), False, random.Random(5))
     shared = _jpeg(tmp_path / "collage.jpg", both.rgb, 90)
     copy = _jpeg(tmp_path / "copy.jpg", photo, 75)
-    doc = PairFinder(workers=1).find([source, partner, shared, copy])
+    doc = PairFinder(workers=1).find([source, partner, shared, copy]).to_json()
     clusters = {c["original"]: c for c in doc["clusters"]}
     assert clusters[source]["affected"] and shared in clusters[source]["members"]
     assert clusters[partner]["affected"] is False and clusters[partner]["scene"] is None
@@ -230,10 +242,10 @@ def test_an_original_counts_when_an_image_was_made_from_it_alone():
     seen only in that collage, so it is related, not affected; a collage (8) of two photos (6,
     7) found nowhere else holds no counted original, so both count."""
     clusters = [
-        {"original": 1, "members": {1, 3, 5}},
-        {"original": 2, "members": {2, 5}},
-        {"original": 6, "members": {6, 8}},
-        {"original": 7, "members": {7, 8}},
+        Cluster(1, {1, 3, 5}),
+        Cluster(2, {2, 5}),
+        Cluster(6, {6, 8}),
+        Cluster(7, {7, 8}),
     ]
     assert affected_clusters(clusters) == [True, False, True, True]
 
@@ -273,7 +285,7 @@ def test_one_texture_pasted_into_edits_of_two_photos_keeps_the_photos_apart(tmp_
                 88,
             ),
         ]
-    doc = PairFinder(workers=1).find(files)
+    doc = PairFinder(workers=1).find(files).to_json()
     originals = {c["original"]: c for c in doc["clusters"] if c["affected"]}
     assert set(originals) == set(photos) and doc["photos_affected"] == 2
     for photo, other in (photos, photos[::-1]):
@@ -310,9 +322,9 @@ def test_collages_of_two_photos_join_both_clusters_and_merge_neither():
         collection.relations[source, derivative] = _related(source, derivative)
     for photo, collage_copy in ((0, 4), (2, 4), (1, 5), (3, 5)):
         collection.relations[photo, collage_copy] = _related(photo, collage_copy, 0.5, seam=True)
-    clusters = organise(collection)["clusters"]
-    assert sorted(c["original"] in (0, 1) for c in clusters) == [False, True]
-    assert all({4, 5} <= c["members"] and len(c["members"]) == 4 for c in clusters)
+    clusters = organise(collection).clusters
+    assert sorted(c.original in (0, 1) for c in clusters) == [False, True]
+    assert all({4, 5} <= c.members and len(c.members) == 4 for c in clusters)
 
 
 def _beside(small: np.ndarray, large: np.ndarray) -> np.ndarray:
@@ -353,7 +365,7 @@ def test_a_collage_whose_relations_went_to_the_photo_beside_and_to_screens_joins
             _jpeg(tmp_path / f"{stem}-screen.jpg", framed_on_screen(photo), 88),
             _jpeg(tmp_path / f"{stem}-screen2.jpg", framed_on_screen(photo[:, ::-1]), 80),
         ]
-    doc = PairFinder(workers=1).find(files)
+    doc = PairFinder(workers=1).find(files).to_json()
     clusters = {c["original"]: c for c in doc["clusters"]}
     for source, collage_path in collages.items():
         assert collage_path in clusters[source]["members"]
@@ -369,7 +381,7 @@ def test_edits_that_found_one_another_join_their_photo_through_one_relation_that
     collection.relations[0, 1] = _related(0, 1)
     collection.relations[2, 3] = _related(2, 3, agreeing=0.7)
     collection.relations[0, 2] = _related(0, 2, agreeing=0.65)
-    [cluster] = organise(collection)["clusters"]
-    assert cluster["members"] == {0, 1, 2, 3}
+    [cluster] = organise(collection).clusters
+    assert cluster.members == {0, 1, 2, 3}
     collection.relations[0, 2] = _related(0, 2, agreeing=0.4)
-    assert len(organise(collection)["clusters"]) == 2
+    assert len(organise(collection).clusters) == 2

@@ -65,7 +65,7 @@ def test_a_stamped_copy_saved_finer_than_the_photo_is_not_taken_for_the_original
     stamp = _jpeg(tmp_path / "stamped.jpg", stamped(photo), 99)
     plain = [_jpeg(tmp_path / f"resaved-{q}.jpg", photo, q) for q in (72, 80)]
     others = [_jpeg(tmp_path / "half.jpg", half, 85), _jpeg(tmp_path / "edit.jpg", edited, 85)]
-    doc = PairFinder(workers=1).find([source, stamp, *plain, *others])
+    doc = PairFinder(workers=1).find([source, stamp, *plain, *others]).to_json()
     [cluster] = doc["clusters"]
     assert cluster["original"] in (source, *plain)
     [pair] = [p for p in doc["pairs"] if p["derivative"] == stamp]
@@ -129,9 +129,9 @@ def test_a_relation_measured_only_in_the_smaller_image_is_asked_for_the_other_wa
     collection = Collection(pictures)
     collection.relations[0, 1] = _relation(0, 1, 1.0, 1.0)
     collection.relations[2, 0] = _relation(2, 0, shown=0.46, covered=1.0)
-    assert organise(collection)["unmeasured"] == [(0, 2)]
+    assert organise(collection).unmeasured == [(0, 2)]
     collection.relations[0, 2] = _relation(0, 2, shown=1.0, covered=0.46)
-    assert organise(collection)["unmeasured"] == []
+    assert organise(collection).unmeasured == []
 
 
 def test_a_copy_resized_down_loses_the_contest_to_the_photo(tmp_path):
@@ -245,12 +245,12 @@ def test_the_contest_winner_is_measured_against_the_runners_up_and_loses_if_it_f
         return {key: 3 if key == 1 else 0 for key in contenders}
 
     first = organise(collection, screenshot_wins)
-    [cluster] = first["clusters"]
-    assert cluster["original"] == 1
-    assert {(0, 1), (3, 1)} & set(first["unmeasured"])
+    [cluster] = first.clusters
+    assert cluster.original == 1
+    assert {(0, 1), (3, 1)} & set(first.unmeasured)
     collection.relations[0, 1] = replace(_relation(0, 1, 1.0, 0.55), seam=True)
-    [cluster] = organise(collection, screenshot_wins)["clusters"]
-    assert cluster["original"] in (0, 3)
+    [cluster] = organise(collection, screenshot_wins).clusters
+    assert cluster.original in (0, 3)
 
 
 def test_of_the_photo_and_its_resaves_the_finest_save_is_the_original(tmp_path):
@@ -273,7 +273,7 @@ def test_of_the_photo_and_its_resaves_the_finest_save_is_the_original(tmp_path):
         _jpeg(tmp_path / "stamped.jpg", stamped(decoded), 88),
         _jpeg(tmp_path / "edit.jpg", edited, 85),
     ]
-    doc = PairFinder(workers=1).find([source, *resaves, *others])
+    doc = PairFinder(workers=1).find([source, *resaves, *others]).to_json()
     [cluster] = doc["clusters"]
     assert cluster["original"] == source
     sources = {p["derivative"]: p["source"] for p in doc["pairs"]}

@@ -78,7 +78,7 @@ def test_a_card_per_match_each_picture_loaded(opened, report):
     page, _ = opened
     _, results = report
     cards = page.locator("article.card.match")
-    assert cards.count() == sum(len(r["matches"]) for r in results) == 3
+    assert cards.count() == sum(len(r.matches) for r in results) == 3
     widths = page.locator("article.card.match img").evaluate_all(
         "images => images.map(image => image.complete ? image.naturalWidth : 0)"
     )

@@ -8,6 +8,7 @@ import pytest
 from reports_support import CONTEXT, HOSTILE, make_scan
 
 from counterfake.reports.csv_report import COLUMNS, safe_cell, write_csv, write_pairs_csv
+from counterfake.results import Cluster, FileResult, Finding, Pair, PairsDocument
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,8 @@ def test_starts_with_a_byte_order_mark_and_the_columns(table):
 
 def test_one_row_per_match_and_per_error(table):
     results, rows, _ = table
-    matches = sum(len(r["matches"]) for r in results)
-    errors = sum(1 for r in results if r["error"])
+    matches = sum(len(r.matches) for r in results)
+    errors = sum(1 for r in results if r.error)
     assert (matches, errors) == (3, 1)
     assert len(rows) == matches + errors
     assert [r["kind"] for r in rows if r["kind"]].count("manipulated") == 2
@@ -62,22 +63,13 @@ def test_other_values_are_kept(value):
 
 def test_hostile_cells_are_written_as_text(tmp_path):
     results = [
-        {
-            "path": '=HYPERLINK("http://evil","x").jpg',
-            "sha256": "ab",
-            "error": None,
-            "matches": [
-                {
-                    "photo": "@p",
-                    "subject": "-s",
-                    "kind": "repost",
-                    "score": 0.9,
-                    "altered_fraction": 0.0,
-                    "mask": None,
-                }
-            ],
-            "context": {"chat": {"name": "+chat"}, "from": "=cmd|' /C calc'!A0"},
-        }
+        FileResult(
+            '=HYPERLINK("http://evil","x").jpg',
+            "ab",
+            None,
+            [Finding("@p", "-s", "repost", 0.9, 1e-12, 0.0, None, 40, 1)],
+            {"chat": {"name": "+chat"}, "from": "=cmd|' /C calc'!A0"},
+        )
     ]
     write_csv(tmp_path / "h.csv", results)
     with open(tmp_path / "h.csv", encoding="utf-8-sig", newline="") as file:
@@ -88,32 +80,20 @@ def test_hostile_cells_are_written_as_text(tmp_path):
 
 
 def test_pairs_csv_has_a_row_per_pair_with_its_cluster(tmp_path):
-    doc = {
-        "images": 3,
-        "errors": [],
-        "pairs": [
-            {
-                "source": "a.jpg",
-                "derivative": "b.jpg",
-                "kind": "manipulated",
-                "score": 0.9,
-                "altered_fraction": 0.3,
-                "mask": None,
-            },
-            {
-                "source": "a.jpg",
-                "derivative": "-c.jpg",
-                "kind": "repost",
-                "score": 0.8,
-                "altered_fraction": 0.0,
-                "mask": None,
-            },
+    doc = PairsDocument(
+        tool="counterfake test",
+        images=3,
+        errors=[],
+        pairs=[
+            Pair("a.jpg", "b.jpg", "manipulated", 0.9, 1e-9, 0.3, None, 40, "crop", 1),
+            Pair("a.jpg", "-c.jpg", "repost", 0.8, 1e-9, 0.0, None, 40, "resolution", 1),
         ],
-        "clusters": [
-            {"id": 1, "original": "a.jpg", "members": ["a.jpg", "b.jpg", "-c.jpg"], "scene": 1}
-        ],
-    }
-    write_pairs_csv(doc, tmp_path / "p.csv")
+        clusters=[Cluster(1, "a.jpg", ["a.jpg", "b.jpg", "-c.jpg"], affected=True, scene=1)],
+        photos_affected=1,
+        scenes=1,
+        files=[],
+    )
+    write_pairs_csv(tmp_path / "p.csv", doc)
     with open(tmp_path / "p.csv", encoding="utf-8-sig", newline="") as file:
         rows = list(csv.DictReader(file))
     assert [(r["derivative"], r["kind"], r["cluster"]) for r in rows] == [
@@ -123,6 +103,6 @@ def test_pairs_csv_has_a_row_per_pair_with_its_cluster(tmp_path):
 
 
 def test_a_name_that_is_not_utf8_is_written_as_its_escape(tmp_path):
-    write_csv(tmp_path / "s.csv", [{"path": "bad-\udcff.jpg", "error": "bad: empty file"}])
+    write_csv(tmp_path / "s.csv", [FileResult("bad-\udcff.jpg", error="bad: empty file")])
     text = (tmp_path / "s.csv").read_text(encoding="utf-8-sig")
     assert "bad-\\udcff.jpg" in text

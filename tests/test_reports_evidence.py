@@ -74,8 +74,8 @@ def test_manifest_holds_header_files_and_end(pristine, scanned):
     assert header["thresholds"]["min_inliers"] == Thresholds().min_inliers
     assert header["registry"]["photos"] == 1 and len(header["registry"]["sha256"]) == 64
     assert header["started"] == "2026-01-02T03:04:05+00:00"
-    assert [f["path"] for f in files] == [r["path"] for r in results]
-    assert all(f["sha256"] == r["sha256"] for f, r in zip(files, results, strict=True))
+    assert [f["path"] for f in files] == [r.path for r in results]
+    assert all(f["sha256"] == r.sha256 for f, r in zip(files, results, strict=True))
     assert end["files"] == len(results) and end["errors"] == 1
     assert end["matches"] == {"manipulated": 2, "repost": 1}
     fake = next(f for f in files if f["path"].endswith("b_fake.png"))

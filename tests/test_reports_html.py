@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import cv2
@@ -17,6 +18,7 @@ from reports_support import HOSTILE, make_scan
 
 from counterfake.reports.html import odds_text, render_pairs_report, render_report, write_report
 from counterfake.reports.thumbnails import MAX_SIDE, make_thumbnail
+from counterfake.results import Cluster, FileResult, Pair, PairsDocument
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 
@@ -75,7 +77,7 @@ def test_one_card_per_match_with_reduced_embedded_pictures(page):
 
 def test_manipulated_matches_are_outlined_in_red_reposts_not(page, scanned):
     _, results = scanned
-    kinds = [m["kind"] for r in results for m in r["matches"]]
+    kinds = [m.kind for r in results for m in r.matches]
     outlined = [red_pixels(p) > 100 for p in images(page)]
     assert outlined == [kind == "manipulated" for kind in kinds]
     assert page.count('data-outlined="true"') == 2
@@ -90,7 +92,7 @@ def test_timeline_says_where_each_date_comes_from(page):
 
 def test_a_file_gone_since_the_scan_is_said_not_fatal(tmp_path, scanned):
     _, results = scanned
-    gone = [{**results[1], "path": str(tmp_path / "gone.jpg")}]
+    gone = [replace(results[1], path=str(tmp_path / "gone.jpg"))]
     page = render_report(gone)
     assert "picture not available" in page and page.count('<article class="card match">') == 1
 
@@ -124,38 +126,20 @@ def test_pairs_report_shows_clusters_with_source_and_outlined_derivative(tmp_pat
     derivative = str(EXAMPLES / "downloaded" / "manipulated.jpg")
     mask = tmp_path / "m.png"
     cv2.imwrite(str(mask), garment.astype(np.uint8) * 255)
-    doc = {
-        "images": 4,
-        "errors": [{"path": HOSTILE, "error": f"{HOSTILE}: empty file"}],
-        "pairs": [
-            {
-                "source": source,
-                "derivative": derivative,
-                "kind": "manipulated",
-                "score": 0.91,
-                "altered_fraction": 0.14,
-                "mask": str(mask),
-            },
-            {
-                "source": source,
-                "derivative": str(EXAMPLES / "downloaded" / "repost.jpg"),
-                "kind": "repost",
-                "score": 0.97,
-                "altered_fraction": 0.0,
-                "mask": None,
-            },
+    repost = str(EXAMPLES / "downloaded" / "repost.jpg")
+    doc = PairsDocument(
+        tool="counterfake test",
+        images=4,
+        errors=[{"path": HOSTILE, "error": f"{HOSTILE}: empty file"}],
+        pairs=[
+            Pair(source, derivative, "manipulated", 0.91, 1e-9, 0.14, str(mask), 40, "crop", 1),
+            Pair(source, repost, "repost", 0.97, 1e-12, 0.0, None, 60, "resolution", 1),
         ],
-        "clusters": [
-            {
-                "id": 1,
-                "original": source,
-                "members": [source, derivative, str(EXAMPLES / "downloaded" / "repost.jpg")],
-                "scene": 1,
-            }
-        ],
-        "photos_affected": 1,
-        "scenes": 1,
-    }
+        clusters=[Cluster(1, source, [source, derivative, repost], affected=True, scene=1)],
+        photos_affected=1,
+        scenes=1,
+        files=[],
+    )
     page = render_pairs_report(doc)
     assert page.count('<section class="cluster">') == 1
     assert page.count('<article class="card match pair">') == 2
@@ -168,13 +152,8 @@ def test_pairs_report_shows_clusters_with_source_and_outlined_derivative(tmp_pat
 def test_bidi_overrides_and_undecodable_names_are_shown_as_escapes(tmp_path, scanned):
     _, results = scanned
     tricky = [
-        {**results[1], "path": "invoice\u202egpj.exe"},
-        {
-            "path": "bad-\udcff.jpg",
-            "sha256": None,
-            "error": "bad-\udcff.jpg: empty file",
-            "matches": [],
-        },
+        replace(results[1], path="invoice\u202egpj.exe"),
+        FileResult("bad-\udcff.jpg", error="bad-\udcff.jpg: empty file"),
     ]
     write_report(tmp_path / "r.html", tricky)
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
@@ -198,8 +177,8 @@ def test_a_matchs_number_of_false_alarms_reads_as_odds(nfa, text):
 
 def test_every_match_card_states_its_chance_alignment(page, scanned):
     _, results = scanned
-    matches = [m for r in results for m in r["matches"]]
-    assert matches and all(0.0 <= m["nfa"] < 0.01 for m in matches)
+    matches = [m for r in results for m in r.matches]
+    assert matches and all(0.0 <= m.nfa < 0.01 for m in matches)
     stated = re.findall(r"<dt>Chance alignment</dt><dd>([^<]+)</dd>", page)
     assert len(stated) == len(matches)
     assert all(re.fullmatch(r"(about|less than) 1 in 10\^\d+", text) for text in stated)

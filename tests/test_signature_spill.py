@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from counterfake.scan import in_parallel
+from counterfake.parallel import in_parallel
 from counterfake.signature.extract import Signature, make_signature
 from counterfake.signature.spill import SpilledSignatures
 

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -23,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from counterfake import __version__
+from counterfake.atomic import atomic_writer, check_writable
 from counterfake.db import display_name
 from counterfake.exchange import (
     FORMATS,
@@ -37,7 +39,8 @@ from counterfake.exchange import (
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, load_image
 from counterfake.journal import Journal, JournalError
 from counterfake.keys import ROLES, ApiKeyError, KeyStore
-from counterfake.pairs import PairFinder, as_results
+from counterfake.pairs import PairFinder
+from counterfake.parallel import default_workers
 from counterfake.references import OpaqueIds, exported_records
 from counterfake.registry import (
     Registry,
@@ -46,7 +49,6 @@ from counterfake.registry import (
     default_db_path,
     registry_exists,
 )
-from counterfake.reports.atomic import atomic_writer, check_writable
 from counterfake.reports.csv_report import write_csv, write_pairs_csv
 from counterfake.reports.evidence import (
     EvidenceError,
@@ -56,7 +58,8 @@ from counterfake.reports.evidence import (
 )
 from counterfake.reports.html import write_pairs_report, write_report
 from counterfake.reports.json_report import write_results
-from counterfake.scan import FileResult, Scanner, default_workers, hash_files
+from counterfake.results import FileResult, Finding
+from counterfake.scan import Scanner, hash_files
 from counterfake.signature import cfsig
 from counterfake.signature.pdq import MATCH_THRESHOLD, MIN_QUALITY, PdqHash, pdq_hash
 from counterfake.sources.telegram import ExportSummary
@@ -381,8 +384,7 @@ def _scan(args: argparse.Namespace) -> int:
     anchor = _write_reports(args, results, scanner, started, interrupted)
     if scratch is not None:
         for result in results:  # the scratch masks are not the user's: do not point at them
-            for match in result.matches:
-                match["mask"] = None
+            result.matches = [replace(match, mask=None) for match in result.matches]
         if not (interrupted and journal is not None):
             shutil.rmtree(scratch, ignore_errors=True)
     if journal is not None:
@@ -456,7 +458,7 @@ def _write_reports(
 
 def _summarise(results: list[FileResult], interrupted: bool, exports: list[ExportSummary]) -> None:
     errors = sum(1 for r in results if r.error)
-    kinds = [m["kind"] for r in results for m in r.matches]
+    kinds = [m.kind for r in results for m in r.matches]
     print(
         f"scanned {len(results)} file(s): {kinds.count('manipulated')} manipulated, "
         f"{kinds.count('repost')} repost(s), {errors} unreadable"
@@ -472,11 +474,12 @@ def _summarise(results: list[FileResult], interrupted: bool, exports: list[Expor
         )
     for result in results:
         for match in result.matches:
-            print(
-                f"  {match['kind']:<11} {result.path}  <-  {match['photo']} ({match['subject']}), "
-                f"score {match['score']:.2f}, nfa {match.get('nfa', 0.0):.1e}, "
-                f"altered {match['altered_fraction']:.0%}"
-            )
+            if isinstance(match, Finding):
+                print(
+                    f"  {match.kind:<11} {result.path}  <-  {match.photo} ({match.subject}), "
+                    f"score {match.score:.2f}, nfa {match.nfa:.1e}, "
+                    f"altered {match.altered_fraction:.0%}"
+                )
 
 
 def _pairs(args: argparse.Namespace) -> int:
@@ -493,16 +496,16 @@ def _pairs(args: argparse.Namespace) -> int:
     exports: list[ExportSummary] = []
     try:
         doc = finder.find(args.paths, masks_dir=args.masks or scratch, exports=exports)
-        doc["telegram"] = [export.to_json() for export in exports]
-        for error in doc["errors"]:
+        doc.telegram = [export.to_json() for export in exports]
+        for error in doc.errors:
             err.print(error["error"], markup=False)
         if args.report:
-            write_pairs_report(doc, args.report, max_pixels=args.max_pixels)
+            write_pairs_report(args.report, doc, max_pixels=args.max_pixels)
         anchor = None
         if args.evidence:
             anchor = write_evidence(
                 args.evidence,
-                as_results(doc),
+                doc.file_results(),
                 registry=None,
                 started=started,
                 thresholds=finder.thresholds,
@@ -516,23 +519,23 @@ def _pairs(args: argparse.Namespace) -> int:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     if scratch is not None:
-        for pair in doc["pairs"]:  # the scratch masks are gone: do not point at them
-            pair["mask"] = None
+        # the scratch masks are gone: do not point at them
+        doc.pairs = [replace(pair, mask=None) for pair in doc.pairs]
     with atomic_writer(args.json) as file:
-        json.dump(doc, file, indent=1, ensure_ascii=False)
+        json.dump(doc.to_json(), file, indent=1, ensure_ascii=False)
     if args.csv:
-        write_pairs_csv(doc, args.csv)
-    kinds = [p["kind"] for p in doc["pairs"]]
+        write_pairs_csv(args.csv, doc)
+    kinds = [p.kind for p in doc.pairs]
     print(
-        f"examined {doc['images']} image(s): {len(doc['pairs'])} pair(s) "
+        f"examined {doc.images} image(s): {len(doc.pairs)} pair(s) "
         f"({kinds.count('manipulated')} manipulated, {kinds.count('repost')} repost(s)) in "
-        f"{len(doc['clusters'])} cluster(s); {doc['photos_affected']} original photo(s) affected, "
-        f"{doc['scenes']} scene(s); {len(doc['errors'])} unreadable"
+        f"{len(doc.clusters)} cluster(s); {doc.photos_affected} original photo(s) affected, "
+        f"{doc.scenes} scene(s); {len(doc.errors)} unreadable"
     )
-    for pair in doc["pairs"]:
+    for pair in doc.pairs:
         print(
-            f"  {pair['kind']:<11} {pair['derivative']}  <-  {pair['source']}, "
-            f"score {pair['score']:.2f}, altered {pair['altered_fraction']:.0%}"
+            f"  {pair.kind:<11} {pair.derivative}  <-  {pair.source}, "
+            f"score {pair.score:.2f}, altered {pair.altered_fraction:.0%}"
         )
     if anchor:
         print(
@@ -637,7 +640,10 @@ def _describe_pdq_match(registry: Registry, match: PdqMatch) -> str:
     if match.kind == "photo":
         photo = registry.photo(int(match.ref))
         return f"photo {photo.photo_id} {photo.label} ({photo.subject})"
-    source, _, _, ref = registry.imported_pdq(int(match.ref))
+    imported = registry.imported_pdq(int(match.ref))
+    if imported is None:  # withdrawn by its sharer since the lookup
+        return f"imported {match.ref} (withdrawn since)"
+    source, _, _, ref = imported
     return f"imported {match.ref} from {source}" + (f" ({ref})" if ref else "")
 
 

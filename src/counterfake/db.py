@@ -47,11 +47,17 @@ class DatabaseError(Exception):
 
 
 class Cursor(Protocol):
-    rowcount: int
+    """What both engines' cursors offer (rows are tuples; ``fetchone`` is None past the end)."""
 
-    def fetchone(self) -> tuple | None: ...
+    @property
+    def rowcount(self) -> int: ...
 
-    def fetchall(self) -> list[tuple]: ...
+    @property
+    def description(self) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
 
 
 def engine_errors() -> tuple[type[Exception], ...]:

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, NamedTuple, TextIO
 
 import numpy as np
 
@@ -108,9 +108,9 @@ def read_pdq_records(
         except OSError as error:
             raise ExchangeFormatError(f"{name}: cannot be read ({error.strerror})") from None
     else:
-        name = name or getattr(source, "name", "<stream>")
+        name = name or str(getattr(source, "name", "<stream>"))
         text = source.read()
-    yield from read_pdq_text(text, name)
+    yield from read_pdq_text(text, name or "<stream>")
 
 
 def read_pdq_text(text: str, name: str) -> Iterator[PdqRecord]:
@@ -174,8 +174,9 @@ def _read_pdq_lines(lines: list[str], name: str) -> Iterator[PdqRecord]:
             fields = dict(cell.partition("=")[::2] for cell in cells)
             if "quality" not in fields:
                 raise _error(name, number, "a 'hash=' line without 'quality='")
-            quality = _quality(fields["quality"], where)
-            yield _record(fields["hash"], quality, fields.get("filename"), where)
+            yield _record(
+                fields["hash"], _quality(fields["quality"], where), fields.get("filename"), where
+            )
             continue
         if len(cells) > 3:
             raise _error(name, number, f"{len(cells)} fields; expected hash[,quality[,name]]")
@@ -423,6 +424,17 @@ class PdqIndex:
             self._starts[table, 1:] = np.cumsum(np.bincount(values, minlength=1 << 16))
 
 
+class PdqRow(NamedTuple):
+    """One PDQ hash the registry holds: a registered photo's (``ref`` is its photo id) or an
+    imported one's (``ref`` is its imported row's id; ``quality`` None when its format did not
+    carry one)."""
+
+    kind: Literal["photo", "imported"]
+    ref: str
+    quality: int | None
+    hex_hash: str
+
+
 @dataclass(frozen=True)
 class PdqMatch:
     kind: str  # "photo" (a registered photo) or "imported" (a hash from a sharing programme)
@@ -430,7 +442,7 @@ class PdqMatch:
     distance: int
 
 
-def index_pdq_hashes(rows: Iterable[tuple[str, str, int | None, str]]) -> PdqIndex:
+def index_pdq_hashes(rows: Iterable[PdqRow]) -> PdqIndex:
     """An index over ``Registry.pdq_hashes(dihedral=True)`` rows; see :func:`lookup_pdq`.
 
     A photo gives eight rows (its orientations); each gets a key of its own, and
@@ -438,7 +450,7 @@ def index_pdq_hashes(rows: Iterable[tuple[str, str, int | None, str]]) -> PdqInd
     """
     index = PdqIndex()
     index.add_many(
-        (f"{kind}:{ref}:{number}", hash_hex) for number, (kind, ref, _, hash_hex) in enumerate(rows)
+        (f"{row.kind}:{row.ref}:{number}", row.hex_hash) for number, row in enumerate(rows)
     )
     return index
 

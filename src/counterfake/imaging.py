@@ -25,12 +25,13 @@ import errno
 import os
 import re
 import stat
-import unicodedata
 import warnings
 from io import BytesIO
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+from counterfake.text import one_line, printable
 
 try:  # HEIC/HEIF from phones; pillow-heif is a dependency, but decoding must not need it
     from pillow_heif import register_heif_opener
@@ -96,11 +97,11 @@ class ImageError(Exception):
 
     def __init__(self, path: str | os.PathLike, problem: str) -> None:
         self.path = _path_text(path)
-        self.problem = _one_line(problem)
+        self.problem = one_line(problem)
         super().__init__(self.path, self.problem)
 
     def __str__(self) -> str:
-        return f"{_printable(self.path)}: {self.problem}"
+        return f"{printable(self.path)}: {self.problem}"
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -350,7 +351,7 @@ def _pillow_bomb(message: str, max_pixels: int) -> str:
 
 def _decode_problem(error: Exception) -> str:
     """A decoder's failure in plain words; Pillow's own text is kept where it says more."""
-    text = _one_line(str(error))[:_MAX_PROBLEM]
+    text = one_line(str(error))[:_MAX_PROBLEM]
     if "truncated" in text.lower() or isinstance(error, EOFError):
         return "truncated file (the image data ends early)"
     if not text:
@@ -385,28 +386,3 @@ def describe_os_error(
 def _path_text(path: str | os.PathLike | bytes) -> str:
     path = os.fspath(path)
     return os.fsdecode(path) if isinstance(path, bytes) else path
-
-
-_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def _printable(text: str) -> str:
-    """``text`` with line breaks, control characters, bidi overrides and lone surrogates escaped.
-
-    A file name is chosen by whoever made the file; it must not be able to break a report line,
-    reorder what a reader sees, or make printing the message fail.
-    """
-    if text.isprintable():  # the usual case: nothing to do (isprintable is False for all above)
-        return text
-    out = []
-    for char in text:
-        if unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp") or char in _BIDI_CONTROLS:
-            out.append(char.encode("unicode_escape", "backslashreplace").decode("ascii"))
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def _one_line(text: str) -> str:
-    """A message from anywhere as one printable line."""
-    return _printable(" ".join(text.split()))

@@ -19,7 +19,8 @@ import os
 from pathlib import Path
 from typing import IO, Any
 
-from counterfake.scan import FileResult
+from counterfake.atomic import atomic_writer
+from counterfake.results import FileResult
 
 __all__ = ["Journal", "JournalError", "journal_path"]
 
@@ -76,12 +77,10 @@ class Journal:
     def _rewrite(self) -> None:
         """Start the file afresh with the header and the results kept, replacing it atomically,
         so that appending never continues a line cut short."""
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        with open(temporary, "w", encoding="utf-8") as stream:
+        with atomic_writer(self.path) as stream:
             stream.write(json.dumps(self.header) + "\n")
             for result in self.done.values():
                 stream.write(json.dumps(result.to_json()) + "\n")
-        os.replace(temporary, self.path)
 
     def add(self, result: FileResult) -> None:
         """Record one finished result (skipped if it came from this journal)."""

@@ -171,12 +171,13 @@ class Matcher:
                 signature = self.signature_of(candidate.photo_id)
             except KeyError:  # withdrawn since the index answered: nothing to verify
                 continue
-            instances = verify(query, signature, candidate.mirrored, t)
-            if not instances:
-                continue
-            registry_size = len(self.index) * looks
-            match = decide(
-                candidate.photo_id, query, signature, instances, t, registry_size=registry_size
+            match = verify_and_decide(
+                candidate.photo_id,
+                query,
+                signature,
+                candidate.mirrored,
+                t,
+                registry_size=len(self.index) * looks,
             )
             if match is None:
                 continue
@@ -585,3 +586,28 @@ def altered_mask(
     )
     _, altered = cv2.threshold(soft, 127, 255, cv2.THRESH_BINARY)
     return cv2.bitwise_and(altered, inside)
+
+
+def verify_and_decide(
+    photo_id: int,
+    query: Query | SignatureQuery,
+    signature: Signature,
+    mirrored: bool,
+    t: Thresholds,
+    *,
+    registry_size: int,
+    face: Callable[[], Signature] | None = None,
+) -> Match | None:
+    """``verify`` then ``decide``: the one chain every caller (scan, service, pairs) runs.
+
+    ``face`` gives the signature with its face box when ``signature`` was made without
+    it (pairs compute face boxes only for photos something was verified to hold): the
+    alignments found are then judged with it, as if it had been there all along.
+    """
+    instances = verify(query, signature, mirrored, t)
+    if not instances:
+        return None
+    if face is not None:
+        signature = face()
+        instances = [with_face(i, signature) for i in instances]
+    return decide(photo_id, query, signature, instances, t, registry_size=registry_size)

@@ -73,5 +73,5 @@ def exported_records(
         if quality >= MIN_QUALITY:
             yield PdqRecord(hash_hex, quality, ids("photo", photo_id), bank=REGISTERED_BANK)
     if imports:
-        for row_id, bank, quality, hash_hex, ref in registry.imported_pdq_hashes(owner):
-            yield PdqRecord(hash_hex, quality, ref or ids("imported", row_id), bank=bank)
+        for row_id, bank, imported_quality, hash_hex, ref in registry.imported_pdq_hashes(owner):
+            yield PdqRecord(hash_hex, imported_quality, ref or ids("imported", row_id), bank=bank)

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from counterfake.db import (
     Database,
@@ -34,12 +34,10 @@ from counterfake.db import (
     engine_errors,
     is_postgres_url,
 )
+from counterfake.exchange import PdqRecord, PdqRow
 from counterfake.signature import cfsig
 from counterfake.signature.extract import Signature
 from counterfake.signature.pdq import PdqHash
-
-if TYPE_CHECKING:
-    from counterfake.exchange import PdqRecord
 
 DEFAULT_DB = "counterfake.db"
 SCHEMA_VERSION = 2
@@ -186,7 +184,7 @@ class Registry:
             self.db.ensure_schema(_SCHEMA)
             with self.db.transaction() as tx:
                 self._check_schema(tx)
-        except (RegistryError, *engine_errors()) as error:
+        except (RegistryError, *engine_errors()) as error:  # type: ignore[misc]  # mypy#12100
             self.db.close()
             if isinstance(error, RegistryError):
                 raise
@@ -316,16 +314,6 @@ class Registry:
             tx.execute("DELETE FROM subjects WHERE id = ?", (subject_id,))
         self.db.purge(WITHDRAWN_TABLES)
         return len(photo_ids)
-
-    def withdraw_photo(self, photo_id: int) -> bool:
-        """Delete one registered photo's signature; False if there was none."""
-        with self.db.transaction() as tx:
-            tx.lock(_WRITE_LOCK)
-            if tx.execute("SELECT 1 FROM photos WHERE id = ?", (photo_id,)).fetchone() is None:
-                return False
-            self._delete_photos(tx, [photo_id])
-        self.db.purge(WITHDRAWN_TABLES)
-        return True
 
     def _delete_photos(self, tx: Transaction, photo_ids: list[int]) -> None:
         for photo_id in photo_ids:
@@ -469,9 +457,8 @@ class Registry:
             "GROUP BY s.id, s.name ORDER BY s.name"
         )
 
-    def pdq_hashes(self, *, dihedral: bool = False) -> Iterator[tuple[str, str, int | None, str]]:
-        """(kind, ref id, quality, hex) for every PDQ hash held: registered photos ("photo",
-        photo id) and imported ones ("imported", imported row id).
+    def pdq_hashes(self, *, dihedral: bool = False) -> Iterator[PdqRow]:
+        """Every PDQ hash held: registered photos' and imported ones (see ``PdqRow``).
 
         A photo gives its original orientation, or with ``dihedral`` all eight (a lookup then
         recognises rotated and mirrored reposts; an export gives the original only). An imported
@@ -482,11 +469,11 @@ class Registry:
             f"SELECT photo_id, quality, hash FROM photo_pdq WHERE photo_id > ?{where} "
             "ORDER BY photo_id, orientation LIMIT ?"
         ):
-            yield "photo", str(photo_id), quality, hash_hex
+            yield PdqRow("photo", str(photo_id), quality, hash_hex)
         for row_id, quality, hash_hex in self._pages(
             "SELECT id, quality, hash FROM imported_pdq WHERE id > ? ORDER BY id LIMIT ?"
         ):
-            yield "imported", str(row_id), quality, hash_hex
+            yield PdqRow("imported", str(row_id), quality, hash_hex)
 
     def photo_pdq_hashes(self, owner: str | None = None) -> Iterator[tuple[int, int, str]]:
         """(photo id, quality, hex) of each registered photo's original orientation; with

@@ -11,162 +11,34 @@ back in input order.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import multiprocessing
 import os
-import signal
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
 
-import cv2
-
-from counterfake.duplicates import same_photo
-from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, decode_image, read_bytes
+from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError
 from counterfake.index.memory import CandidateIndex
-from counterfake.index.owners import SharedEntries
+from counterfake.inputs import Item, expand, image_files, item_key, read_image
+from counterfake.loading import cached_matcher, index_registry
+from counterfake.masks import DIGEST_CHARACTERS, write_mask
 from counterfake.matching import Match, Matcher, Thresholds
+from counterfake.parallel import in_parallel
 from counterfake.registry import RegisteredPhoto, Registry
+from counterfake.results import FileResult, Finding
 from counterfake.signature import cfsig
 from counterfake.signature.extract import Signature, make_query, make_signature
-from counterfake.sources.files import WholeFolder, iter_image_files
-from counterfake.sources.telegram import (
-    ExportEntry,
-    ExportSummary,
-    is_telegram_export,
-    iter_export,
-)
+from counterfake.sources.telegram import ExportEntry, ExportSummary
 
-T = TypeVar("T")
-R = TypeVar("R")
-_SIGNATURE_CACHE = 512
-
-
-@dataclass
-class FileResult:
-    """What scanning one file found; ``error`` is set when the file could not be read.
-
-    ``context`` says where an image came from when a source knows more than its path (a
-    Telegram export: chat, message, sender); it is None for plain files.
-    """
-
-    path: str
-    sha256: str | None = None
-    error: str | None = None
-    matches: list[dict[str, Any]] = field(default_factory=list)
-    context: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "sha256": self.sha256,
-            "error": self.error,
-            "matches": self.matches,
-            "context": self.context,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> FileResult:
-        return cls(data["path"], data["sha256"], data["error"], data["matches"], data["context"])
-
-    @property
-    def key(self) -> str:
-        return item_key(ExportEntry(self.path, self.context) if self.context else self.path)
-
-
-Item = str | tuple[str, str] | ExportEntry
-"""One thing to scan: a file path, (path, why it cannot be listed), or an export's entry."""
-
-
-def item_key(item: Item) -> str:
-    """What names one scanned item across runs, so that a resumed scan can skip it.
-
-    A path alone is not enough in an export: two messages may show the same file.
-    """
-    if isinstance(item, tuple):
-        return item[0]
-    if isinstance(item, ExportEntry) and item.context is not None:
-        chat = item.context.get("chat") or {}
-        where = [chat.get("id"), chat.get("name"), item.context.get("message_id")]
-        return json.dumps([item.path, *where, item.context.get("media")])
-    return item if isinstance(item, str) else item.path
+SIGNATURE_CACHE = 512  # signatures each scanning process keeps, read most recently first
 
 
 @dataclass
 class HashResult:
+    """A photo's signature, or why it could not be made."""
+
     path: str
     signature: Signature | None = None
     error: str | None = None
-
-
-def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
-
-
-_job: Callable[[Any], Any] | None = None  # what a forked worker runs; set just before the fork
-
-
-def _run_job(item: Any) -> Any:
-    assert _job is not None
-    return _job(item)
-
-
-def _worker_start(initializer: Callable[[], None]) -> None:
-    """Ctrl-C is the parent's to handle: it stops the pool and keeps what was finished."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    initializer()
-
-
-def in_parallel(
-    function: Callable[[T], R], items: Iterable[T], workers: int, initializer: Callable[[], None]
-) -> Iterator[R]:
-    """``map`` over processes, in order, or in this process when one worker is asked for.
-
-    Workers are forked, so they inherit ``function`` (a closure that could not be pickled) and
-    everything it refers to, such as the candidate index, without copying.
-    """
-    if workers <= 1:
-        initializer()
-        yield from map(function, items)
-        return
-    global _job
-    _job = function
-    context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=_worker_start, initargs=(initializer,)) as pool:
-        yield from pool.imap(_run_job, items, chunksize=4)
-
-
-def _files(paths: Iterable[str | os.PathLike]) -> Iterator[str | tuple[str, str]]:
-    """File paths to read, and (path, one-line error) for what could not even be listed."""
-    for item in iter_image_files(paths):
-        yield (item.path, str(item)) if isinstance(item, ImageError) else str(item)
-
-
-def expand(
-    paths: Iterable[str | os.PathLike], exports: list[ExportSummary] | None = None
-) -> Iterator[Item]:
-    """What to scan: the files under ``paths``, except that a Telegram export (given, or found
-    at any depth of a folder given) yields its entries instead; its summary is appended to
-    ``exports``, filled in as the entries are read."""
-    for item in iter_image_files(paths, read_whole=is_telegram_export):
-        if isinstance(item, WholeFolder):
-            summary = ExportSummary(str(item.path))
-            if exports is not None:
-                exports.append(summary)
-            yield from iter_export(item.path, summary)
-        elif isinstance(item, ImageError):
-            yield (item.path, str(item))
-        else:
-            yield str(item)
-
-
-def read_image(path: str, max_pixels: int) -> tuple[str, Any]:
-    """Read and decode a file: (sha256 of its bytes, RGB pixels); ImageError on any problem."""
-    data = read_bytes(path)
-    return hashlib.sha256(data).hexdigest(), decode_image(data, path, max_pixels=max_pixels)
 
 
 # ---- hashing -------------------------------------------------------------------------------
@@ -191,7 +63,7 @@ def hash_files(
             return HashResult(item, error=str(error))
         return HashResult(item, make_signature(rgb, label=cfsig.label_for(item), sha256=sha256))
 
-    yield from in_parallel(hash_one, _files(paths), workers, lambda: None)
+    yield from in_parallel(hash_one, image_files(paths), workers)
 
 
 # ---- scanning ------------------------------------------------------------------------------
@@ -211,20 +83,19 @@ class Scanner:
         self.thresholds = thresholds or Thresholds()
         self.max_pixels = max_pixels
         self.index = CandidateIndex()
-        self.entries = SharedEntries(self.index, same_photo)  # copies of a photo: one entry
         with Registry(self.registry_path) as registry:
-            for photo_id, signature in registry.signatures():
-                self.entries.add(photo_id, signature, registry.signature)
+            # sorted before workers are forked, so they share what it joins
+            self.entries = index_registry(registry, self.index)
             self.photos: dict[int, RegisteredPhoto] = {p.photo_id: p for p in registry.photos()}
-        self.index.prepare()  # before workers are forked, so they share what it joins
         self._matcher: Matcher | None = None
 
-    def _open(self) -> None:
+    def _open(self) -> Matcher:
         """Give this process its own registry connection (SQLite handles must not cross a fork)."""
         registry = Registry(self.registry_path)
-        self._matcher = Matcher(
-            self.index, lru_cache(maxsize=_SIGNATURE_CACHE)(registry.signature), self.thresholds
+        self._matcher, _ = cached_matcher(
+            self.index, registry.signature, self.thresholds, SIGNATURE_CACHE
         )
+        return self._matcher
 
     def scan(
         self,
@@ -267,15 +138,14 @@ class Scanner:
 
     def scan_file(self, path: str, masks_dir: str | os.PathLike | None = None) -> FileResult:
         """Match one file; a file that cannot be read gets its error, never an exception."""
-        if self._matcher is None:
-            self._open()
+        matcher = self._matcher if self._matcher is not None else self._open()
         try:
             sha256, rgb = read_image(path, self.max_pixels)
         except ImageError as error:
             return FileResult(path, error=str(error))
         matches = [
             replace(match, photo_id=owner)  # a match of an entry is a match of each owner
-            for match in self._matcher.match(make_query(rgb))
+            for match in matcher.match(make_query(rgb))
             for owner in self.entries.owners(match.photo_id)
         ]
         return FileResult(
@@ -284,23 +154,16 @@ class Scanner:
 
     def _describe(
         self, match: Match, path: str, sha256: str, masks_dir: str | os.PathLike | None
-    ) -> dict[str, Any]:
+    ) -> Finding:
         photo = self.photos[match.photo_id]
         mask_path = None
         if masks_dir is not None and match.mask is not None:
-            mask_path = str(
-                Path(masks_dir) / f"{Path(path).stem}.{sha256[:12]}.{match.photo_id}.png"
-            )
-            if not cv2.imwrite(mask_path, match.mask):
-                raise OSError(f"{mask_path}: could not write the mask")
-        return {
-            "photo": photo.label,
-            "subject": photo.subject,
-            "kind": match.kind,
-            "score": round(match.score, 4),
-            "nfa": float(f"{match.nfa:.3g}"),
-            "altered_fraction": round(match.altered_fraction, 4),
-            "mask": mask_path,
-            "inliers": match.inliers,
-            "instances": len(match.instances),
-        }
+            names = [sha256[:DIGEST_CHARACTERS], str(match.photo_id)]
+            mask_path = write_mask(masks_dir, path, names, match.mask)
+        return Finding.of(
+            match,
+            photo=photo.label,
+            subject=photo.subject,
+            mask=mask_path,
+            instances=len(match.instances),
+        )

@@ -16,7 +16,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from counterfake.reports.atomic import atomic_writer
+from counterfake.atomic import atomic_writer
+from counterfake.results import FileResult, PairsDocument
 
 COLUMNS = (
     "path",
@@ -47,10 +48,10 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
-def rows(results: Iterable[Any]) -> Iterable[dict[str, Any]]:
-    """The rows for scan results (``FileResult``s or their JSON dictionaries)."""
-    for result in results:
-        result = result.to_json() if hasattr(result, "to_json") else result
+def rows(results: Iterable[FileResult]) -> Iterable[dict[str, Any]]:
+    """The rows for scan results: one per finding, and one per unreadable file."""
+    for file_result in results:
+        result = file_result.to_json()
         context = result.get("context") or {}
         where = {
             "path": result["path"],
@@ -66,22 +67,15 @@ def rows(results: Iterable[Any]) -> Iterable[dict[str, Any]]:
             yield {**where, **{key: match.get(key) for key in COLUMNS if key in match}}
 
 
-def write_csv(path: str | os.PathLike, results: Iterable[Any]) -> None:
+def write_csv(path: str | os.PathLike, results: Iterable[FileResult]) -> None:
     """Write the scan CSV atomically (a reader never sees half a file)."""
     _write(path, COLUMNS, rows(results))
 
 
-def write_pairs_csv(doc: dict[str, Any], path: str | os.PathLike) -> None:
-    """Write the pairs of ``counterfake pairs`` (its JSON document), one row per pair."""
-    cluster_of = {
-        member: cluster.get("id")
-        for cluster in doc.get("clusters") or []
-        for member in cluster.get("members") or []
-    }
-    pairs = (
-        {**{k: p.get(k) for k in PAIR_COLUMNS}, "cluster": cluster_of.get(p.get("derivative"))}
-        for p in doc.get("pairs") or []
-    )
+def write_pairs_csv(path: str | os.PathLike, doc: PairsDocument) -> None:
+    """Write the pairs of ``counterfake pairs``, one row per pair, atomically."""
+    cluster_of = {member: cluster.id for cluster in doc.clusters for member in cluster.members}
+    pairs = ({**pair.to_json(), "cluster": cluster_of.get(pair.derivative)} for pair in doc.pairs)
     _write(path, PAIR_COLUMNS, pairs)
 
 

@@ -41,6 +41,7 @@ from counterfake import __version__
 from counterfake.db import display_name
 from counterfake.matching import Thresholds
 from counterfake.registry import Registry
+from counterfake.results import FileResult
 
 FORMAT = "counterfake-evidence/1"
 MANIFEST = "manifest.jsonl"
@@ -113,7 +114,7 @@ class _Chain:
 
 def write_evidence(
     directory: str | os.PathLike,
-    results: Iterable[Any],
+    results: Iterable[FileResult],
     *,
     registry: str | os.PathLike | None,
     started: datetime,
@@ -159,8 +160,7 @@ def write_evidence(
         )
         counts: Counter = Counter()
         for result in results:
-            result = result.to_json() if hasattr(result, "to_json") else result
-            chain.add(_file_line(result, temporary, counts))
+            chain.add(_file_line(result.to_json(), temporary, counts))
         chain.add(
             {
                 "type": "end",
@@ -308,6 +308,7 @@ def _check_link(line: dict[str, Any], number: int, lines: list[bytes]) -> None:
 
 def _check_kind(line: dict[str, Any], number: int, total: int) -> None:
     """A header first, file lines, and an end line last (checked after the anchor)."""
+    allowed: tuple[str, ...]
     if number == 1:
         allowed = ("header",)
     elif number == total:

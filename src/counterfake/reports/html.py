@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import unicodedata
 from collections import Counter
 from datetime import UTC, datetime
 from functools import cache
@@ -20,31 +19,22 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from counterfake import __version__
+from counterfake.atomic import atomic_writer
 from counterfake.imaging import DEFAULT_MAX_PIXELS
-from counterfake.reports.atomic import atomic_writer
 from counterfake.reports.summary import appearance, group_by_day, summarise
 from counterfake.reports.thumbnails import make_thumbnail
+from counterfake.results import FileResult, PairsDocument
+from counterfake.text import printable
 
 _MAX_TEXT = 2000  # characters of a message text shown on a card
-_BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _visible(value: Any) -> Any:
-    """Text with bidi overrides, control characters and lone surrogates shown as escapes.
-
-    A file or chat name chosen by an attacker must not reorder what the reader sees (a
-    right-to-left override turning ``gpj.exe`` around) nor make writing the page fail (a file
-    name that is not UTF-8). Line breaks and tabs in message texts are kept.
-    """
-    if not isinstance(value, str) or isinstance(value, Markup) or value.isprintable():
-        return value  # Markup: the output of the templates' own macros, already safe
-    return "".join(
-        char.encode("unicode_escape").decode("ascii")
-        if char not in "\n\t"
-        and (char in _BIDI_CONTROLS or unicodedata.category(char) in ("Cc", "Cs", "Zl", "Zp"))
-        else char
-        for char in value
-    )
+    """Text as the page shows it (``text.printable``), line breaks and tabs of message texts
+    kept; anything else as it is. Markup, the output of the templates' own macros, is safe."""
+    if not isinstance(value, str) or isinstance(value, Markup):
+        return value
+    return printable(value, keep="\n\t")
 
 
 def odds_text(nfa: float) -> str:
@@ -70,25 +60,21 @@ def _environment() -> Environment:
     return environment
 
 
-def _as_dict(result: Any) -> dict[str, Any]:
-    return result.to_json() if hasattr(result, "to_json") else result
-
-
 def write_report(
     path: str | os.PathLike,
-    results: list[Any],
+    results: list[FileResult],
     *,
     scanned_at: datetime | None = None,
     interrupted: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> None:
-    """Write the report of a scan (``FileResult``s or their JSON dictionaries), atomically.
+    """Write the report of a scan, atomically.
 
     The scanned files and the match masks are read again here to make the thumbnails, so call
     this before temporary masks are deleted.
     """
     page = render_report(
-        [_as_dict(r) for r in results],
+        results,
         scanned_at=scanned_at,
         interrupted=interrupted,
         max_pixels=max_pixels,
@@ -98,12 +84,14 @@ def write_report(
 
 
 def render_report(
-    results: list[dict[str, Any]],
+    scan: list[FileResult],
     *,
     scanned_at: datetime | None = None,
     interrupted: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> str:
+    """The page of a scan's report (see ``write_report``)."""
+    results = [result.to_json() for result in scan]  # what the templates read
     scanned_at = scanned_at or datetime.now(UTC)
     cards = []
     for result in results:
@@ -138,21 +126,22 @@ def render_report(
 
 
 def write_pairs_report(
-    doc: dict[str, Any], path: str | os.PathLike, *, max_pixels: int = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike, pairs_doc: PairsDocument, *, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> None:
-    """Write the report of ``counterfake pairs`` (its JSON document), atomically."""
-    page = render_pairs_report(doc, max_pixels=max_pixels)
+    """Write the report of ``counterfake pairs``, atomically."""
+    page = render_pairs_report(pairs_doc, max_pixels=max_pixels)
     with atomic_writer(path) as file:
         file.write(page)
 
 
-def render_pairs_report(doc: dict[str, Any], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
+def render_pairs_report(pairs_doc: PairsDocument, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> str:
     """Clusters (one per original photo) with their derivatives; pairs outside any cluster last.
 
     Each derivative is shown with its altered region outlined beside the image it was made from.
     """
+    doc = pairs_doc.to_json()  # what the templates read
     now = datetime.now(UTC)
-    pairs = doc.get("pairs") or []
+    pairs = doc["pairs"]
     by_derivative: dict[str, list[dict[str, Any]]] = {}
     for pair in pairs:
         by_derivative.setdefault(pair["derivative"], []).append(pair)

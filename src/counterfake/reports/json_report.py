@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from pathlib import Path
 
 from counterfake import __version__
+from counterfake.atomic import atomic_writer
 from counterfake.db import display_name
-from counterfake.scan import FileResult
+from counterfake.results import FileResult
 from counterfake.sources.telegram import ExportSummary
 
 
@@ -21,7 +21,7 @@ def write_results(
     interrupted: bool,
     telegram: Iterable[ExportSummary] = (),
 ) -> None:
-    """Write atomically: a reader never sees half a document, even if the scan is killed.
+    """Write the scan's JSON document atomically (a reader never sees half of it).
 
     ``telegram`` lists what each Telegram export scanned held (chats, messages, images, media
     not included, refused paths).
@@ -33,6 +33,5 @@ def write_results(
         "telegram": [summary.to_json() for summary in telegram],
         "results": [r.to_json() for r in results],
     }
-    temporary = Path(f"{path}.partial")
-    temporary.write_text(json.dumps(document, indent=2))
-    os.replace(temporary, path)
+    with atomic_writer(path) as file:
+        json.dump(document, file, indent=2)

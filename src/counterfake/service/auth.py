@@ -45,5 +45,5 @@ def require(*roles: str):
             )
         return key
 
-    check.roles = roles  # read by the app to document the roles in the OpenAPI document
+    check.roles = roles  # type: ignore[attr-defined]  # read by the app to document the roles in the OpenAPI document
     return check

@@ -7,8 +7,8 @@ waits for the interpreter behind the matches, and a registration reached a busy 
 only after up to a second. So every match first reads the feed's head (one indexed query) and
 applies what it has not seen: a registration or a withdrawal answered before a match request
 starts is in effect for that match, in every worker. A match sorts the registrations it
-applies into a small segment of the index; joining segments (tens of seconds of sorting at
-100,000 photos, by the estimate in CandidateIndex) is left to the feed thread, which builds the
+applies into a small segment of the index; joining segments (long sorts at a large registry,
+see CandidateIndex) is left to the feed thread, which builds the
 joined segment while matches go on.
 
 Copies of one picture (the same signature registered again, or a re-encode of the photo)
@@ -30,24 +30,20 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, replace
-from functools import lru_cache
 
-import cv2
-import numpy as np
-
-from counterfake.duplicates import same_photo
 from counterfake.exchange import PdqIndex
 from counterfake.imaging import DEFAULT_MAX_PIXELS, decode_image
 from counterfake.index.memory import CandidateIndex
 from counterfake.index.owners import SharedEntries
-from counterfake.matching import Match, Matcher, SignatureQuery, Thresholds
+from counterfake.loading import cached_matcher, index_registry
+from counterfake.matching import Match, SignatureQuery, Thresholds
 from counterfake.registry import Change, RegisteredPhoto, Registry
 from counterfake.signature.extract import Signature, make_query
 from counterfake.signature.pdq import pdq_hash
 
 log = logging.getLogger(__name__)
-# A cached signature takes ~60 kB, and a cache miss costs ~1 ms (read and check the blob):
-# 1024 keep the photos verified most recently within ~60 MB, whatever the registry's size.
+# Signatures a worker keeps, read most recently first: bounded whatever the registry's size,
+# and large enough that a photo verified often is read once (a miss reads and checks a blob).
 SIGNATURE_CACHE = 1024
 _LOAD_BATCH = 5000  # PDQ hashes added to the PDQ index at once while loading
 
@@ -90,13 +86,11 @@ def load_indexes(registry: Registry) -> LoadedIndexes:
     timeout, at 50,000 photos on two shared cores).
     """
     index = CandidateIndex(merge_on_search=False)
-    loaded = LoadedIndexes(index, PdqIndex(), registry.head_seq(), SharedEntries(index, same_photo))
-    for photo_id, signature in registry.signatures():
-        loaded.entries.add(photo_id, signature, registry.signature)
-    loaded.index.prepare()
+    seq = registry.head_seq()
+    loaded = LoadedIndexes(index, PdqIndex(), seq, index_registry(registry, index))
     batch: list[tuple[str, str]] = []
-    for kind, ref, _quality, hex_hash in registry.pdq_hashes():
-        batch.append((f"{kind}:{ref}", hex_hash))
+    for row in registry.pdq_hashes():
+        batch.append((f"{row.kind}:{row.ref}", row.hex_hash))
         if len(batch) == _LOAD_BATCH:
             loaded.pdq.add_many(batch)
             batch = []
@@ -134,8 +128,9 @@ class MatchingEngine:
         # and the feed thread would wait its turn behind all of them for the interpreter.
         self._slots = threading.BoundedSemaphore(concurrent_matches or os.cpu_count() or 1)
         self._follower: threading.Thread | None = None
-        self._signatures = lru_cache(maxsize=SIGNATURE_CACHE)(self._signature)
-        self._matcher = Matcher(self.index, self._signatures, thresholds or Thresholds())
+        self._matcher, self._signatures = cached_matcher(
+            self.index, self._signature, thresholds or Thresholds(), SIGNATURE_CACHE
+        )
 
     def _signature(self, photo_id: int) -> Signature:
         return self.registry.signature(photo_id)
@@ -249,11 +244,3 @@ class MatchingEngine:
 
     def lookup_pdq(self, hex_hash: str, max_distance: int) -> list[tuple[str, int]]:
         return self.pdq.lookup(hex_hash, max_distance)
-
-
-def mask_png(mask: np.ndarray) -> bytes:
-    """A mask (uint8, 255 = altered) as PNG bytes."""
-    ok, data = cv2.imencode(".png", mask)
-    if not ok:
-        raise ValueError("the mask could not be encoded as PNG")
-    return data.tobytes()

@@ -154,7 +154,9 @@ class ReviewStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 values,
             ).fetchone()
-        return self.get(row[0])
+        record = self.get(row[0])
+        assert record is not None  # inserted in the transaction just committed
+        return record
 
     def get(self, match_id: int, platform: str | None = None) -> MatchRecord | None:
         """One record; with ``platform``, only if that platform recorded it."""
@@ -167,7 +169,8 @@ class ReviewStore:
         return MatchRecord(*rows[0]) if rows else None
 
     def list(self, where: RecordFilter) -> list[MatchRecord]:
-        clauses, params = ["id > ?"], [where.after_id]
+        clauses: list[str] = ["id > ?"]
+        params: list[object] = [where.after_id]
         for column, value in (
             ("status", where.status),
             ("subject", where.subject),
@@ -202,7 +205,7 @@ class ReviewStore:
             ).fetchone()
             if row is None:
                 return None
-            *row, before = row
+            *found, before = row
             if before == "rejected" and status != "rejected":
                 log.warning(
                     "match %d: %s changed rejected to %s; its suppression is lifted",
@@ -215,12 +218,12 @@ class ReviewStore:
                 (status, now(), reviewer, match_id),
             )
             tx.execute("DELETE FROM match_suppressions WHERE match_id = ?", (match_id,))
-            if status == "rejected" and row[2]:  # a withdrawn subject's record keeps no hash
+            if status == "rejected" and found[2]:  # a withdrawn subject's record keeps no hash
                 tx.execute(
                     "INSERT INTO match_suppressions "
                     "(photo_id, image_sha256, image_pdq, match_id, created) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    (*row, match_id, now()),
+                    (*found, match_id, now()),
                 )
         return self.get(match_id)
 

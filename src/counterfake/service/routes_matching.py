@@ -12,13 +12,17 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, UploadFile
 from pydantic import BaseModel
 
 from counterfake.imaging import ImageError
 from counterfake.keys import ApiKey
+from counterfake.masks import mask_png
+from counterfake.results import Finding
 from counterfake.service.auth import require
-from counterfake.service.engine import Found, ScannedImage, mask_png
+from counterfake.service.context import Service
+from counterfake.service.engine import Found, ScannedImage
 from counterfake.service.forms import one_part
 from counterfake.service.organisations import owner_of
 from counterfake.service.records import now
@@ -70,6 +74,13 @@ def _answer(
         photo, match = item.photo, item.match
         if reviews.suppressed(photo.photo_id, scanned.sha256, scanned.pdq_hex):
             continue
+        finding = Finding.of(
+            match,
+            photo=reviews.opaque("photo", photo.photo_id),
+            subject=reviews.opaque("subject", photo.subject),
+            mask=_mask_base64(match.mask) if mask else None,
+            instances=len(match.instances),
+        )
         match_id = None
         if record:
             match_id = reviews.record(
@@ -78,33 +89,23 @@ def _answer(
                     "photo_id": photo.photo_id,
                     "subject": photo.subject,
                     "photo_label": photo.label,
-                    "kind": match.kind,
-                    "score": round(match.score, 4),
-                    "altered_fraction": round(match.altered_fraction, 4),
+                    "kind": finding.kind,
+                    "score": finding.score,
+                    "altered_fraction": finding.altered_fraction,
                     "image_sha256": scanned.sha256,
                     "image_pdq": scanned.pdq_hex,
                 },
             ).id
-            _notify(service, key, match_id, item)
-        png = mask_png(match.mask) if mask and match.mask is not None else None
-        matches.append(
-            {
-                "match_id": match_id,
-                "subject": reviews.opaque("subject", photo.subject),
-                "photo": reviews.opaque("photo", photo.photo_id),
-                "kind": match.kind,
-                "score": round(match.score, 4),
-                "nfa": float(f"{match.nfa:.3g}"),
-                "altered_fraction": round(match.altered_fraction, 4),
-                "mask": base64.b64encode(png).decode() if png else None,
-                "inliers": match.inliers,
-                "instances": len(match.instances),
-            }
-        )
+            _notify(service, key, match_id, item, finding)
+        matches.append({"match_id": match_id, **finding.to_json()})
     return {"name": name, "sha256": scanned.sha256, "error": None, "matches": matches}
 
 
-def _notify(service, key: ApiKey, match_id: int, item: Found) -> None:
+def _mask_base64(mask: np.ndarray | None) -> str | None:
+    return None if mask is None else base64.b64encode(mask_png(mask)).decode()
+
+
+def _notify(service: Service, key: ApiKey, match_id: int, item: Found, finding: Finding) -> None:
     """Queue the webhook of the helpline that registered the photo, if it set one."""
     owner, subject = owner_of(item.photo.subject)
     hook = service.reviews.webhook(owner)
@@ -118,9 +119,9 @@ def _notify(service, key: ApiKey, match_id: int, item: Found) -> None:
             "match_id": match_id,
             "subject": subject,
             "photo": item.photo.label,
-            "kind": item.match.kind,
-            "score": round(item.match.score, 4),
-            "altered_fraction": round(item.match.altered_fraction, 4),
+            "kind": finding.kind,
+            "score": finding.score,
+            "altered_fraction": finding.altered_fraction,
             "platform": key.name,
             "sent": now(),
         },

@@ -74,7 +74,7 @@ def pin(url: str, allow_private: bool = False) -> PinnedTarget:
         found = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as error:
         raise WebhookTargetError(f"{parts.hostname}: cannot be resolved ({error})") from None
-    addresses = [info[4][0] for info in found]
+    addresses = [str(info[4][0]) for info in found]
     if not allow_private:
         refused = [address for address in addresses if _forbidden(address)]
         if refused:
@@ -87,7 +87,7 @@ def pin(url: str, allow_private: bool = False) -> PinnedTarget:
     literal = f"[{address}]" if ":" in address else address
     netloc = f"{literal}:{parts.port}" if parts.port else literal
     host = parts.netloc.rpartition("@")[2]
-    return PinnedTarget(urlunsplit(parts._replace(netloc=netloc)), host, parts.hostname)
+    return PinnedTarget(urlunsplit(parts._replace(netloc=netloc)), host, str(parts.hostname))
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

@@ -1,12 +1,12 @@
 """Several service processes on one port that share one loaded index (``serve --workers N``).
 
-A worker's memory is mostly its candidate index, about 42 kB a registered photo, so N workers
-that each load the registry hold N copies of it. Here the parent process loads the indexes
-once, closes its database connection, and forks the workers: the kernel shares the loaded
-pages between them until one writes to a page (a withdrawal marks a few rows dead; a segment
-joined later is the worker's own). Each worker then opens its own database connections, serves
-the shared listening socket with uvicorn, and follows the change feed from where the parent
-loaded, like any worker.
+A worker's memory is mostly its candidate index (docs/service.md has the figure per
+registered photo), so N workers that each load the registry hold N copies of it. Here the
+parent process loads the indexes once, closes its database connection, and forks the
+workers: the kernel shares the loaded pages between them until one writes to a page (a
+withdrawal marks a few rows dead; a segment joined later is the worker's own). Each worker
+then opens its own database connections, serves the shared listening socket with uvicorn, and
+follows the change feed from where the parent loaded, like any worker.
 
 The parent only supervises: it stops the workers on SIGTERM or SIGINT, and replaces a worker
 that dies, forked again from the loaded indexes (it catches up with the feed on its first

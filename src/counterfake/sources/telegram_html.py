@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from counterfake.imaging import IMAGE_SUFFIXES
-from counterfake.sources.telegram import (
+from counterfake.sources.telegram_export import (
     LEAVES,
     ExportEntry,
     ExportFolder,

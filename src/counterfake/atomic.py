@@ -1,4 +1,9 @@
-"""Atomic output files: a reader (or a killed run) never leaves half a report behind."""
+"""Atomic output files: a reader never sees half a file, and a failed or killed write leaves
+the file as it was and nothing beside it.
+
+Every file counterfake writes whole (reports, the scan's JSON, the journal's rewrite) goes
+through ``atomic_writer``.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,6 @@ def atomic_writer(
     line can print it as one line.
     """
     target = Path(path)
-    mode = "w" if encoding else "wb"
     try:
         handle, temporary = tempfile.mkstemp(
             prefix=f".{target.name}.", suffix=".partial", dir=target.parent
@@ -30,9 +34,12 @@ def atomic_writer(
     except OSError as error:
         raise OSError(error.errno, error.strerror, str(path)) from None
     try:
-        text = {"encoding": encoding, "errors": errors, "newline": ""} if encoding else {}
-        with open(handle, mode, **text) as file:
-            yield file
+        if encoding:
+            with open(handle, "w", encoding=encoding, errors=errors, newline="") as text:
+                yield text
+        else:
+            with open(handle, "wb") as binary:
+                yield binary
         os.chmod(temporary, 0o644)
         os.replace(temporary, target)
     except OSError as error:

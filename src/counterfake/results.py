@@ -1,0 +1,287 @@
+"""The one result model: what a scan or a pairs run found, as every face renders it.
+
+The command line's JSON, the CSV, the HTML report, the evidence manifest, the service and the
+benchmarks all read these classes, and each class turns itself into JSON in one place
+(``to_json``), so a figure is rounded once and a field is named once.
+
+- ``Finding``: a registered photo found in a scanned file (``counterfake scan``, the service).
+- ``Pair``: an image of a collection made from another one (``counterfake pairs``).
+- ``FileResult``: one scanned file and what was found in it, or why it could not be read.
+- ``Cluster`` and ``PairsDocument``: the groups and the whole answer of ``counterfake pairs``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+from counterfake.inputs import item_key
+from counterfake.matching import Kind
+from counterfake.sources.telegram import ExportEntry
+
+__all__ = ["Cluster", "FileResult", "Finding", "Kind", "Pair", "PairsDocument", "PictureFile"]
+
+Direction = Literal["composition", "crop", "resolution", "Telegram date", "cluster order"]
+"""Why a pair's source is taken to be the source (docs/pairs.md)."""
+
+SCORE_DIGITS = 4  # scores and altered fractions are reported to four decimals
+NFA_DIGITS = 3  # the number of false alarms, to three significant digits
+
+
+class Measured(Protocol):
+    """What matching measured of one alignment (a ``matching.Match`` or a pairs relation)."""
+
+    @property
+    def kind(self) -> Kind: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def nfa(self) -> float: ...
+    @property
+    def altered_fraction(self) -> float: ...
+    @property
+    def inliers(self) -> int: ...
+
+
+def rounded_score(value: float) -> float:
+    """A score or a fraction as reported."""
+    return round(value, SCORE_DIGITS)
+
+
+def rounded_nfa(value: float) -> float:
+    """A number of false alarms as reported."""
+    return float(f"{value:.{NFA_DIGITS}g}")
+
+
+def reported(measured: Measured) -> dict[str, Any]:
+    """What every finding and pair reports of a match: its kind and figures, rounded."""
+    return {
+        "kind": measured.kind,
+        "score": rounded_score(measured.score),
+        "nfa": rounded_nfa(measured.nfa),
+        "altered_fraction": rounded_score(measured.altered_fraction),
+        "inliers": measured.inliers,
+    }
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A registered photo found in a scanned file.
+
+    ``mask`` is the path of the altered region's PNG (in the scanned image's pixels), or None;
+    the service puts the PNG itself there, base64-encoded.
+    """
+
+    photo: str
+    subject: str
+    kind: Kind
+    score: float
+    nfa: float
+    altered_fraction: float
+    mask: str | None
+    inliers: int
+    instances: int
+
+    @classmethod
+    def of(
+        cls, match: Measured, *, photo: str, subject: str, mask: str | None, instances: int
+    ) -> Finding:
+        """The finding for one match, its figures rounded as reported."""
+        return cls(photo=photo, subject=subject, mask=mask, instances=instances, **reported(match))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Finding:
+        """The finding as ``to_json`` wrote it; a journal from before ``nfa`` was recorded
+        reads as 0."""
+        return cls(
+            photo=data["photo"],
+            subject=data["subject"],
+            kind=data["kind"],
+            score=data["score"],
+            nfa=data.get("nfa", 0.0),
+            altered_fraction=data["altered_fraction"],
+            mask=data.get("mask"),
+            inliers=data["inliers"],
+            instances=data["instances"],
+        )
+
+
+@dataclass(frozen=True)
+class Pair:
+    """``derivative`` was made from ``source``: both are images of the collection (paths).
+
+    ``mask`` is in the derivative's pixels; None when there is none, or when the relation was
+    measured the other way round (in the source's pixels). ``cluster`` is the id of the
+    cluster it belongs to.
+    """
+
+    source: str
+    derivative: str
+    kind: Kind
+    score: float
+    nfa: float
+    altered_fraction: float
+    mask: str | None
+    inliers: int
+    direction: Direction
+    cluster: int
+
+    @classmethod
+    def of(
+        cls,
+        measured: Measured,
+        *,
+        source: str,
+        derivative: str,
+        mask: str | None,
+        direction: Direction,
+        cluster: int,
+    ) -> Pair:
+        """The pair for one verified relation, its figures rounded as reported."""
+        return cls(
+            source=source,
+            derivative=derivative,
+            mask=mask,
+            direction=direction,
+            cluster=cluster,
+            **reported(measured),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Pair:
+        """The pair as ``to_json`` wrote it."""
+        return cls(
+            source=data["source"],
+            derivative=data["derivative"],
+            kind=data["kind"],
+            score=data["score"],
+            nfa=data["nfa"],
+            altered_fraction=data["altered_fraction"],
+            mask=data.get("mask"),
+            inliers=data["inliers"],
+            direction=data["direction"],
+            cluster=data["cluster"],
+        )
+
+
+@dataclass
+class FileResult:
+    """What scanning one file found; ``error`` is set when the file could not be read.
+
+    ``context`` says where an image came from when a source knows more than its path (a
+    Telegram export: chat, message, sender); it is None for plain files. The findings of a
+    pairs run are the pairs in which the file is the derivative.
+    """
+
+    path: str
+    sha256: str | None = None
+    error: str | None = None
+    matches: Sequence[Finding | Pair] = field(default_factory=list)
+    context: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "sha256": self.sha256,
+            "error": self.error,
+            "matches": [match.to_json() for match in self.matches],
+            "context": self.context,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FileResult:
+        """The result as ``to_json`` wrote it (a journal line, a saved document)."""
+        matches = [
+            Pair.from_json(match) if "derivative" in match else Finding.from_json(match)
+            for match in data.get("matches") or []
+        ]
+        return cls(
+            data["path"], data.get("sha256"), data.get("error"), matches, data.get("context")
+        )
+
+    @property
+    def key(self) -> str:
+        """The scanned item's ``inputs.item_key``: what a resumed scan skips."""
+        return item_key(ExportEntry(self.path, self.context) if self.context else self.path)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """An original photo of the collection and every image made from it (paths), the original
+    first. ``affected``: whether it counts as a photo affected (see
+    ``pairs.grouping.affected_clusters``); ``scene``: its scene number, when it counts."""
+
+    id: int
+    original: str
+    members: list[str]
+    affected: bool
+    scene: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PictureFile:
+    """One image of a pairs run as the document lists it."""
+
+    path: str
+    sha256: str | None
+    context: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PairsDocument:
+    """The answer of ``counterfake pairs`` (its JSON: docs/pairs.md)."""
+
+    tool: str
+    images: int
+    errors: list[dict[str, str]]
+    pairs: list[Pair]
+    clusters: list[Cluster]
+    photos_affected: int
+    scenes: int
+    files: list[PictureFile]
+    telegram: list[dict[str, Any]] | None = None  # what each Telegram export held, if any
+
+    def to_json(self) -> dict[str, Any]:
+        document = {
+            "tool": self.tool,
+            "images": self.images,
+            "errors": self.errors,
+            "pairs": [pair.to_json() for pair in self.pairs],
+            "clusters": [cluster.to_json() for cluster in self.clusters],
+            "photos_affected": self.photos_affected,
+            "scenes": self.scenes,
+            "files": [file.to_json() for file in self.files],
+        }
+        if self.telegram is not None:
+            document["telegram"] = self.telegram
+        return document
+
+    def file_results(self) -> Iterator[FileResult]:
+        """One scan-like result per file, its findings the pairs it is the derivative of: the
+        form the evidence manifest records."""
+        found: dict[str, list[Pair]] = defaultdict(list)
+        for pair in self.pairs:
+            found[pair.derivative].append(pair)
+        errors = {e["path"]: e["error"] for e in self.errors}
+        for file in self.files:
+            yield FileResult(
+                file.path,
+                file.sha256,
+                errors.get(file.path),
+                found.get(file.path, []),
+                file.context,
+            )
