@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from numpy.polynomial import Polynomial
 
 from counterfake.thresholds import Thresholds
 
@@ -21,6 +20,7 @@ _MONOCHROME_SPREAD = 2.0  # Lab chroma units: a copy whose cells vary less has l
 _CURVE_DEGREE = 3  # a tone curve (gamma, an S-curve) is a cubic in lightness, closely enough
 _LEVEL_BAND = 16  # lightness levels (of 256) per band in which a tone curve takes the median
 _BAND_CELLS = 4  # cells a band needs to count
+_LINEAR_ENOUGH = 0.9  # share of cells a gain and offset must fit for no curve to be looked for
 _CURVE_SLOPES = (0.2, 5.0)  # the contrast in a cell is scaled by a curve's slope within these
 
 
@@ -55,9 +55,18 @@ def cell_differences(
     """
     if _monochrome(scanned, visible) and not _monochrome(photo, visible):
         photo = _as_grey(photo)
-    curve = _tone_curve(scanned[:, :, 0], photo[:, :, 0], visible)
+    lightness, photo_lightness = scanned[:, :, 0], photo[:, :, 0]
+    linear = _robust_fit(lightness, photo_lightness, visible, _FIT_TOLERANCE[0], 1)
+    curve = _as_curve(linear)
+    # curves are looked for only where a gain and offset leave cells out: nearly every copy
+    # needs none, and fitting them costs most of a verification
+    bent = _agreeing(linear, lightness, photo_lightness, visible, _FIT_TOLERANCE[0]) < (
+        _LINEAR_ENOUGH * visible.sum()
+    )
+    if bent:
+        curve = _tone_curve(lightness, photo_lightness, visible, curve)
     fitted = np.empty_like(scanned)
-    fitted[:, :, :3] = _fitted_colour(scanned[:, :, :3], photo[:, :, :3], visible, curve)
+    fitted[:, :, :3] = _fitted_colour(scanned[:, :, :3], photo[:, :, :3], visible, curve, bent)
     # a tone curve changes the contrast within a cell as its secant across the cell's spread
     spread = scanned[:, :, 3]
     contrast = (curve(scanned[:, :, 0] + spread) - curve(scanned[:, :, 0] - spread)) / 2
@@ -73,13 +82,18 @@ def cell_differences(
 
 
 def _fitted_colour(
-    scanned: np.ndarray, photo: np.ndarray, visible: np.ndarray, lightness: ToneCurve
+    scanned: np.ndarray,
+    photo: np.ndarray,
+    visible: np.ndarray,
+    lightness: ToneCurve,
+    per_channel: bool,
 ) -> np.ndarray:
     """The scanned cells' Lab colours mapped onto the photo's, whichever way agrees with more.
 
     Colour grading is a gain and offset per Lab channel after a tone curve on lightness; a
     photo app's curve acts on each of red, green and blue instead, which moves lightness by
-    a colour's saturation too (a gamma darkens grey far more than pure red). Both are fitted.
+    a colour's saturation too (a gamma darkens grey far more than pure red). Both are fitted
+    when ``per_channel``.
     """
     by_lab = np.stack(
         [
@@ -93,6 +107,8 @@ def _fitted_colour(
         ],
         axis=-1,
     )
+    if not per_channel:
+        return by_lab
     scanned_rgb, photo_rgb = _lab_to_rgb(scanned), _lab_to_rgb(photo)
     by_rgb = _rgb_to_lab(
         np.stack(
@@ -153,6 +169,17 @@ def _as_grey(cells: np.ndarray) -> np.ndarray:
     return grey
 
 
+@dataclass(frozen=True)
+class Polynomial:
+    """A polynomial by its coefficients, highest power first (``np.polyval``'s order): numpy's
+    Polynomial class costs several times as much to evaluate, for every alignment verified."""
+
+    coefficients: np.ndarray
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        return np.polyval(self.coefficients, values)
+
+
 def _robust_fit(
     source: np.ndarray, target: np.ndarray, visible: np.ndarray, tolerance: float, degree: int
 ) -> Polynomial:
@@ -164,10 +191,10 @@ def _robust_fit(
     each round refits on the cells that agree with the previous fit. A linear fit's gain is
     kept within 0.5-2; whether a cubic rises is the caller's to check.
     """
-    identity = Polynomial([0.0, 1.0])
+    identity = Polynomial(np.array([1.0, 0.0]))
     if not visible.any():
         return identity
-    shift = Polynomial([float(np.median(target[visible] - source[visible])), 1.0])
+    shift = Polynomial(np.array([1.0, float(np.median(target[visible] - source[visible]))]))
     model = max((identity, shift), key=lambda m: _agreeing(m, source, target, visible, tolerance))
     for _ in range(3):
         residual = np.abs(model(source) - target)
@@ -178,7 +205,7 @@ def _robust_fit(
         if degree == 1:
             centred = x - x.mean()
             gain = float(np.clip(centred @ (y - y.mean()) / float(centred @ centred), 0.5, 2.0))
-            model = Polynomial([float(np.mean(y - gain * x)), gain])
+            model = Polynomial(np.array([gain, float(np.mean(y - gain * x))]))
         else:
             model = _fit_by_level(x, y, degree)
     return model
@@ -191,15 +218,23 @@ def _fit_by_level(x: np.ndarray, y: np.ndarray, degree: int) -> Polynomial:
     crowded levels and miss the few cells at the others, where the face often is.
     """
     bands = np.minimum((x // _LEVEL_BAND).astype(np.int64), 255 // _LEVEL_BAND)
-    centres, medians = [], []
-    for band in np.unique(bands):
-        members = bands == band
-        if members.sum() >= _BAND_CELLS:
-            centres.append(float(np.median(x[members])))
-            medians.append(float(np.median(y[members])))
+    _, count, centres = _medians_by_band(bands, x)
+    _, _, medians = _medians_by_band(bands, y)
+    crowded = count >= _BAND_CELLS
+    centres, medians = centres[crowded], medians[crowded]
     if len(centres) <= degree:
-        return Polynomial.fit(x, y, 1).convert()
-    return Polynomial.fit(np.array(centres), np.array(medians), degree).convert()
+        return Polynomial(np.polyfit(x, y, 1))
+    return Polynomial(np.polyfit(centres, medians, degree))
+
+
+def _medians_by_band(bands: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(bands, cells in each, the median of ``values`` in each), as ``np.median`` gives it, in
+    one sort rather than a median per band: this runs for every alignment verified."""
+    order = np.lexsort((values, bands))
+    ordered, sorted_values = bands[order], values[order]
+    present, start, count = np.unique(ordered, return_index=True, return_counts=True)
+    middle = (sorted_values[start + (count - 1) // 2] + sorted_values[start + count // 2]) / 2
+    return present, count, middle
 
 
 def _agreeing(
@@ -234,18 +269,26 @@ class ToneCurve:
         return bool(np.diff(self.scanned).min() > 0 and np.diff(self.photo).min() > 0)
 
 
-def _tone_curve(scanned: np.ndarray, photo: np.ndarray, visible: np.ndarray) -> ToneCurve:
+def _as_curve(linear: Polynomial) -> ToneCurve:
+    levels = np.linspace(0.0, 255.0, 257)
+    return ToneCurve(levels, linear(levels))
+
+
+def _tone_curve(
+    scanned: np.ndarray, photo: np.ndarray, visible: np.ndarray, linear: ToneCurve | None = None
+) -> ToneCurve:
     """The map of lightness that agrees with the most cells: a gain and offset, or a tone curve.
 
     A gamma or S-curve bends lightness; a cubic follows it closely in one direction but not
     always in the other (gamma 2 is a square one way and a square root, infinitely steep at
     black, the other), so the cubic is fitted both ways (scanned -> photo, and photo -> scanned,
     then inverted) and each curve must rise (``ToneCurve.rises``) over the levels the cells span.
+    ``linear``, the gain and offset already fitted, is not fitted again.
     """
     tolerance = _FIT_TOLERANCE[0]
-    levels = np.linspace(0.0, 255.0, 257)
-    linear = _robust_fit(scanned, photo, visible, tolerance, 1)
-    candidates = [ToneCurve(levels, linear(levels))]
+    if linear is None:
+        linear = _as_curve(_robust_fit(scanned, photo, visible, tolerance, 1))
+    candidates = [linear]
     if visible.sum() >= 8 * _CURVE_DEGREE:
         inverse = _robust_fit(scanned, photo, visible, tolerance, _CURVE_DEGREE)
         span = np.linspace(float(scanned[visible].min()), float(scanned[visible].max()), 65)
