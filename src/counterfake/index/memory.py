@@ -8,7 +8,7 @@ whatever the registry's size.
 of each orientation (a well-spread prefix, see features.py). Every descriptor is filed under
 HASH_TABLES keys, each key being one 24-bit slice of the 256-bit descriptor: two descriptors a few
 dozen bits apart very likely agree exactly on at least one of ten slices. A scanned image's first
-QUERY_FEATURES descriptors (also spread-ordered) look up their slices, and the rows found are
+VOTING_FEATURES descriptors (also spread-ordered) look up their slices, and the rows found are
 compared with their full Hamming distance.
 
 **Votes.** Each scanned descriptor keeps only its NEIGHBOURS nearest rows within MAX_DISTANCE, and
@@ -30,7 +30,7 @@ lookup read; skipping them took the lookup from 28 to 13 ms with the same candid
 where reading only their first 64 rows took 22 ms. bench/speed.py's profile shows the index
 stage at 100,000 photos going from 28.0 to 11.2 ms.) The limit is per segment, so a key crowded
 in one large segment may still be read in a small new one. A registry's photos are distinct
-photos, so a crowded key is common ground; a collection searched for pairs (pairs.py) may hold
+photos, so a crowded key is common ground; a collection searched for pairs (pairs/) may hold
 a hundred copies of one photo, which crowd every one of that photo's keys, so its index reads
 crowded keys in full (``skip_crowded_keys=False``).
 
@@ -70,7 +70,7 @@ from counterfake.signature.extract import Signature
 from counterfake.signature.features import DESCRIPTOR_BYTES
 
 INDEXED_FEATURES = 256  # per orientation
-QUERY_FEATURES = 600  # of a scanned image's spread-ordered descriptors, used to vote
+VOTING_FEATURES = 600  # of a scanned image's spread-ordered descriptors, used to vote
 NEIGHBOURS = 2  # nearest rows kept per scanned descriptor
 MAX_DISTANCE = 48  # of 256 bits; farther rows do not vote
 HASH_TABLES = 10
@@ -294,7 +294,7 @@ class CandidateIndex:
 
     def candidates(self, descriptors: np.ndarray, limit: int) -> list[Candidate]:
         """The ``limit`` (photo, orientation) pairs with the most votes, best first."""
-        descriptors = np.ascontiguousarray(descriptors[:QUERY_FEATURES], np.uint8)
+        descriptors = np.ascontiguousarray(descriptors[:VOTING_FEATURES], np.uint8)
         if len(descriptors) == 0:
             return []
         keys = _keys(descriptors)
