@@ -23,7 +23,7 @@ from bench.cases import read_rgb
 from bench.results import save
 from bench.sources import SEED, distinct
 from counterfake.evidence import DISTANCES, MARGIN
-from counterfake.index.memory import CandidateIndex
+from counterfake.index.candidates import CandidateIndex
 from counterfake.matching import Thresholds, verify
 from counterfake.signature.extract import make_query, make_signature
 

@@ -28,7 +28,7 @@ from bench.results import save
 from bench.speed import SyntheticRegistry
 from counterfake.duplicates import same_photo
 from counterfake.imaging import load_image
-from counterfake.index.memory import CandidateIndex
+from counterfake.index.candidates import CandidateIndex
 from counterfake.index.owners import SharedEntries
 from counterfake.matching import Matcher, Thresholds
 from counterfake.signature.extract import make_query, make_signature

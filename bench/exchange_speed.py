@@ -1,4 +1,4 @@
-"""Speed of PDQ lookups (counterfake.exchange.PdqIndex) at hash-exchange scale.
+"""Speed of PDQ lookups (counterfake.index.pdq.PdqIndex) at hash-exchange scale.
 
     python -m bench.exchange_speed                      # 1M hashes, ~2 minutes on 2 cores
     python -m bench.exchange_speed --size 100000 --no-faiss
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from counterfake.exchange import PdqIndex, PdqRecord, read_pdq_records
+from counterfake.exchange import PdqRecord, read_pdq_records
+from counterfake.index.pdq import PdqIndex
 from counterfake.registry import Registry
 from counterfake.signature.pdq import MATCH_THRESHOLD
 

@@ -49,7 +49,7 @@ from bench.accuracy import build_registry
 from bench.results import save
 from bench.speed import FLIP_RATE
 from counterfake.imaging import load_image
-from counterfake.index.memory import CandidateIndex
+from counterfake.index.candidates import CandidateIndex
 from counterfake.pairs import PairFinder, Picture
 from counterfake.scan import Scanner
 from counterfake.signature.extract import make_query, make_signature

@@ -46,7 +46,7 @@ import numpy as np
 from bench.results import save
 from counterfake import matching
 from counterfake.imaging import load_image
-from counterfake.index.memory import CandidateIndex
+from counterfake.index.candidates import CandidateIndex
 from counterfake.matching import Matcher, Thresholds
 from counterfake.signature import cfsig
 from counterfake.signature.extract import Signature, make_query, make_signature

@@ -9,7 +9,7 @@ import pytest
 
 from bench.speed import FLIP_RATE, STAGES, SyntheticRegistry, profile_matching
 from counterfake import matching
-from counterfake.index.memory import CandidateIndex
+from counterfake.index.candidates import CandidateIndex
 from counterfake.signature.extract import make_query, make_signature
 
 

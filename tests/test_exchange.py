@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from counterfake.exchange import (
     FORMATS,
     ExchangeFormatError,
-    PdqIndex,
     PdqRecord,
     read_pdq_records,
     write_pdq_records,
 )
+from counterfake.index.pdq import PdqIndex
 from counterfake.registry import Registry
 
 A = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"  # Meta's README example

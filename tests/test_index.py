@@ -8,15 +8,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from counterfake.index import memory
-from counterfake.index.memory import (
+from counterfake.index import candidates
+from counterfake.index.candidates import (
     CROWDED_ROWS,
     HASH_TABLES,
     INDEXED_FEATURES,
     KEY_BYTES,
     MAX_DISTANCE,
     MAX_PHOTO_ID,
-    QUERY_FEATURES,
+    VOTING_FEATURES,
     CandidateIndex,
     _Additions,
     _key,
@@ -181,7 +181,7 @@ def test_a_photo_withdrawn_or_replaced_while_segments_are_joined_stays_so(photos
     for photo_id in range(1, 5):
         index.add(photo_id, photos[photo_id])
         index.candidates(photos[1].features.descriptors, 1)
-    build = memory._joined
+    build = candidates._joined
 
     def build_while_others_change_the_index(parts):
         joined = build(parts)
@@ -190,9 +190,9 @@ def test_a_photo_withdrawn_or_replaced_while_segments_are_joined_stays_so(photos
             index.add(3, photos[50])
         return joined
 
-    monkeypatch.setattr(memory, "_joined", build_while_others_change_the_index)
+    monkeypatch.setattr(candidates, "_joined", build_while_others_change_the_index)
     index.compact()
-    monkeypatch.setattr(memory, "_joined", build)
+    monkeypatch.setattr(candidates, "_joined", build)
     assert len(index) == 3
     assert index.candidates(photos[2].features.descriptors, 10) == []
     assert [c.photo_id for c in index.candidates(photos[3].features.descriptors, 10)] == []
@@ -209,15 +209,15 @@ def test_a_compaction_overtaken_by_a_search_that_joined_the_same_segments_is_dro
     index.add(2, photos[2])
     index.prepare()  # two segments; adding a third photo makes a join due
     index.add(3, photos[3])
-    build = memory._joined
+    build = candidates._joined
 
     def build_while_a_search_joins(parts):
         joined = build(parts)
-        monkeypatch.setattr(memory, "_joined", build)
+        monkeypatch.setattr(candidates, "_joined", build)
         index.candidates(photos[1].features.descriptors, 1)
         return joined
 
-    monkeypatch.setattr(memory, "_joined", build_while_a_search_joins)
+    monkeypatch.setattr(candidates, "_joined", build_while_a_search_joins)
     index.compact()
     assert len(index._segments) == 1
     for photo_id in (1, 2, 3):
@@ -275,7 +275,7 @@ def test_each_table_lists_a_segments_rows_by_bucket_and_in_row_order():
 def test_added_photos_keep_their_rows_and_orientations_across_blocks(photos, monkeypatch):
     """Additions are packed into blocks; a withdrawn addition leaves no rows behind, and each
     row still names its photo and orientation."""
-    monkeypatch.setattr(memory, "_BLOCK_ROWS", 500)  # one photo (400 rows) per block
+    monkeypatch.setattr(candidates, "_BLOCK_ROWS", 500)  # one photo (400 rows) per block
     additions = _Additions()
     for photo_id in (7, 8, 9):
         sig = photos[photo_id]
@@ -319,7 +319,7 @@ def test_clutter_near_many_photos_does_not_bury_a_small_copy():
     target = signature(rng)
     index.add(99, target)
     query = np.concatenate([clutter, noisy(target.features.descriptors[:40], 6, rng)])
-    assert len(query) <= QUERY_FEATURES  # all of it votes
+    assert len(query) <= VOTING_FEATURES  # all of it votes
     best = index.candidates(query, 1)[0]
     assert (best.photo_id, best.mirrored) == (99, False)
 

@@ -8,7 +8,7 @@ import pytest
 from conftest import blur_region, jpeg
 
 from counterfake.cells import cell_differences
-from counterfake.index.memory import CandidateIndex
+from counterfake.index.candidates import CandidateIndex
 from counterfake.matching import Matcher
 from counterfake.signature.extract import make_query, make_signature
 from counterfake.signature.grid import GRID_CHANNELS, GRID_COLS, GRID_ROWS

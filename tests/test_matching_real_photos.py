@@ -13,7 +13,7 @@ from PIL import Image
 
 from counterfake.evidence import MAX_NFA
 from counterfake.imaging import load_image
-from counterfake.index.memory import CandidateIndex
+from counterfake.index.candidates import CandidateIndex
 from counterfake.matching import Matcher, Thresholds, decide, localise, verify, with_face
 from counterfake.signature.extract import make_query, make_signature
 

@@ -10,7 +10,7 @@ from conftest import SHARED_DATA, blur_region, jpeg
 from PIL import Image
 
 from counterfake.imaging import load_image
-from counterfake.index.memory import CandidateIndex
+from counterfake.index.candidates import CandidateIndex
 from counterfake.matching import Matcher
 from counterfake.signature.extract import make_query, make_signature
 from counterfake.tiles import grid_cells

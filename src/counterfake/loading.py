@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from counterfake.duplicates import same_photo
-from counterfake.index.memory import CandidateIndex
+from counterfake.index.candidates import CandidateIndex
 from counterfake.index.owners import SharedEntries
 from counterfake.matching import Matcher
 from counterfake.registry import Registry

@@ -45,7 +45,7 @@ from counterfake.evidence import MAX_NFA, TEXTURED_CONTRAST, Evidence, confirmed
 from counterfake.fitting import fit_transform
 from counterfake.framing import frame_overlap, has_seam, scene_continues
 from counterfake.geometry import project
-from counterfake.index.memory import CandidateIndex
+from counterfake.index.candidates import CandidateIndex
 from counterfake.signature.extract import Query, Signature, make_query
 from counterfake.signature.features import LocalFeatures
 from counterfake.signature.grid import (

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError
-from counterfake.index.memory import CandidateIndex
+from counterfake.index.candidates import CandidateIndex
 from counterfake.inputs import Item, expand, image_files, item_key, read_image
 from counterfake.loading import cached_matcher, index_registry
 from counterfake.masks import DIGEST_CHARACTERS, write_mask

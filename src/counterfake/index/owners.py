@@ -3,7 +3,7 @@
 A photo may rightly be registered many times: a viral photo, a burst of near-identical shots,
 a public figure's picture registered by several helplines, or one helpline uploading the same
 signature to many subjects. Filed separately, those copies crowd every key of the photo (the
-candidate index passes over crowded keys, see memory.py) and fill the few candidates the
+candidate index passes over crowded keys, see candidates.py) and fill the few candidates the
 matcher verifies, so that one registrar's copies could hide another's photo from every match.
 
 So the candidate index holds each picture once. A registration whose features are identical
@@ -25,8 +25,8 @@ import hashlib
 import threading
 from collections.abc import Callable
 
-from counterfake.exchange import PdqIndex
-from counterfake.index.memory import CandidateIndex
+from counterfake.index.candidates import CandidateIndex
+from counterfake.index.pdq import PdqIndex
 from counterfake.signature.extract import Signature
 
 NEAR_IDENTICAL_BITS = 8  # of PDQ's 256: a re-encode of the same picture, not another one

@@ -17,7 +17,7 @@ import numpy as np
 
 from counterfake import __version__
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError
-from counterfake.index.memory import Candidate, CandidateIndex
+from counterfake.index.candidates import Candidate, CandidateIndex
 from counterfake.inputs import Item, read_image
 from counterfake.masks import DIGEST_CHARACTERS, write_mask
 from counterfake.matching import Instance, Match, decide, verify, verify_and_decide, with_face
@@ -37,6 +37,7 @@ from counterfake.pairs.model import (
 from counterfake.pairs.pictures import collection_items, jpeg_quantisation, picture_of
 from counterfake.pairs.relations import geometry, textured_agreement
 from counterfake.pairs.scenes import scene_groups
+from counterfake.pairs.spill import SpilledSignatures
 from counterfake.parallel import in_parallel
 from counterfake.results import PairsDocument
 from counterfake.signature.extract import (
@@ -46,7 +47,6 @@ from counterfake.signature.extract import (
     make_signature,
     reference_face,
 )
-from counterfake.signature.spill import SpilledSignatures
 from counterfake.sources.telegram import ExportSummary
 from counterfake.thresholds import Thresholds
 

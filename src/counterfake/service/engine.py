@@ -31,10 +31,10 @@ import os
 import threading
 from dataclasses import dataclass, replace
 
-from counterfake.exchange import PdqIndex
 from counterfake.imaging import DEFAULT_MAX_PIXELS, decode_image
-from counterfake.index.memory import CandidateIndex
+from counterfake.index.candidates import CandidateIndex
 from counterfake.index.owners import SharedEntries
+from counterfake.index.pdq import PdqIndex
 from counterfake.loading import cached_matcher, index_registry
 from counterfake.matching import Match, SignatureQuery, Thresholds
 from counterfake.registry import Change, RegisteredPhoto, Registry

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from counterfake.pairs.spill import SpilledSignatures
 from counterfake.parallel import in_parallel
 from counterfake.signature.extract import Signature, make_signature
-from counterfake.signature.spill import SpilledSignatures
 
 
 def _same(a: Signature, b: Signature) -> bool:
