@@ -1,0 +1,86 @@
+"""Which frames of a video are looked at: every scene change, and a steady rate between them,
+never more than a cap per video.
+
+A scene change (a cut in a compilation, a new photo in a slideshow) is sampled at once, so a
+segment's edges are found to within a frame there; between changes a frame is sampled every
+``1 / rate`` seconds, so a photo held for a second or two, a slow pan or a cross-fade is
+still seen. A long video lowers the rate up front so that the cap covers all of it, rather
+than sampling its beginning densely and its end not at all.
+
+Only sampled frames are converted to RGB: the rest are seen as a 32x18 thumbnail of their luma.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from counterfake.video.decode import Frame, Video
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How densely a video is sampled."""
+
+    rate: float = 1.0  # frames per second between scene changes
+    max_samples: int = 600  # per video
+    scene_change: float = 24.0  # mean absolute thumbnail difference (0..255) that marks a cut
+    min_gap: float = 0.2  # seconds: no two samples closer than this (flashes, fades)
+
+    def rate_for(self, duration: float | None) -> float:
+        """The steady rate for a video of this length: lowered so the cap covers all of it,
+        with a third of the cap left for scene changes."""
+        if duration is None or duration <= 0:
+            return self.rate
+        return min(self.rate, (self.max_samples * 2 / 3) / duration)
+
+
+@dataclass
+class Sample:
+    """A sampled frame: its time, its pixels and why it was taken."""
+
+    time: float
+    index: int
+    rgb: np.ndarray
+    scene_change: bool  # taken because the picture changed, not because time passed
+
+
+def scene_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """How different two thumbnails are: mean absolute difference, 0..255, after removing the
+    change in mean brightness (a fade is not a cut)."""
+    return float(np.abs((a - a.mean()) - (b - b.mean())).mean())
+
+
+def sample_frames(
+    video: Video, sampling: Sampling | None = None, *, skip_unreferenced: bool = False
+) -> Iterator[Sample]:
+    """The sampled frames of an open video, in order (the first frame always among them).
+
+    What must hold: samples are at least ``min_gap`` apart, at most ``max_samples`` are
+    yielded, and a gap longer than ``1 / rate`` has no sample only where the cap was reached.
+    """
+    sampling = sampling or Sampling()
+    rate = sampling.rate_for(video.info.duration)
+    interval = 1.0 / rate
+    last_time: float | None = None
+    previous: np.ndarray | None = None
+    taken = 0
+    for frame in video.frames(skip_unreferenced=skip_unreferenced):
+        thumbnail = frame.thumbnail()
+        cut = previous is not None and scene_distance(previous, thumbnail) >= sampling.scene_change
+        previous = thumbnail
+        if taken >= sampling.max_samples:
+            continue  # decode on: a truncated or corrupt end is still reported
+        if _due(frame, last_time, interval, cut, sampling.min_gap):
+            yield Sample(frame.time, frame.index, frame.rgb(), cut)
+            last_time = frame.time
+            taken += 1
+
+
+def _due(frame: Frame, last: float | None, interval: float, cut: bool, min_gap: float) -> bool:
+    if last is None:
+        return True
+    elapsed = frame.time - last
+    return elapsed >= interval - 1e-6 or (cut and elapsed >= min_gap)
