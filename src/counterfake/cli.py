@@ -65,6 +65,9 @@ T = TypeVar("T")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+_PATHS_HELP = "photos, videos or folders (recursive)"
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -107,15 +110,19 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
-    register = command("register", _register, "register photos (or a .cfsig file) for a subject")
-    register.add_argument("paths", nargs="*", metavar="PATH", help="photos or folders (recursive)")
+    register = command(
+        "register", _register, "register photos and videos (or a .cfsig file) for a subject"
+    )
+    register.add_argument("paths", nargs="*", metavar="PATH", help=_PATHS_HELP)
     register.add_argument("--subject", required=True, help="whose photos these are")
     register.add_argument("--signatures", metavar="FILE", help="a .cfsig file made by 'hash'")
     _db_option(register)
     _decoding_options(register)
 
-    hash_ = command("hash", _hash, "write the signatures of photos to a .cfsig file (offline)")
-    hash_.add_argument("paths", nargs="+", metavar="PATH", help="photos or folders (recursive)")
+    hash_ = command(
+        "hash", _hash, "write the signatures of photos and videos to a .cfsig file (offline)"
+    )
+    hash_.add_argument("paths", nargs="+", metavar="PATH", help=_PATHS_HELP)
     hash_.add_argument("-o", "--output", required=True, metavar="FILE", help="the .cfsig to write")
     _decoding_options(hash_)
 
@@ -305,17 +312,19 @@ def _tracked(progress: Progress | None, items: Iterator[T]) -> Iterator[T]:
         yield item
 
 
-def _signatures_of(args: argparse.Namespace) -> list:
+def _signatures_of(args: argparse.Namespace) -> cfsig.Contents:
     """Hash the files named on the command line, reporting each unreadable one on stderr."""
-    signatures = []
+    contents = cfsig.Contents()
     with _progress("hashing") as progress:
         results = hash_files(args.paths, max_pixels=args.max_pixels, workers=args.workers)
         for result in _tracked(progress, results):
             if result.error:
                 err.print(f"skipped {result.error}", markup=False)
+            elif result.video is not None:
+                contents.videos.append(result.video)
             else:
-                signatures.append(result.signature)
-    return signatures
+                contents.photos.append(result.signature)
+    return contents
 
 
 def _register(args: argparse.Namespace) -> int:
@@ -327,18 +336,31 @@ def _register(args: argparse.Namespace) -> int:
     except ValueError as error:
         err.print(f"counterfake register: --subject {args.subject!r}: {error}", markup=False)
         return 2
-    signatures = cfsig.read(args.signatures) if args.signatures else []
-    signatures += _signatures_of(args) if args.paths else []
+    contents = cfsig.read_contents(args.signatures) if args.signatures else cfsig.Contents()
+    if args.paths:
+        hashed = _signatures_of(args)
+        contents.photos += hashed.photos
+        contents.videos += hashed.videos
     with Registry(_db(args)) as registry:
-        added, existing = registry.register(args.subject, signatures)
+        added, existing = registry.register(args.subject, contents.photos)
+        videos = sum(registry.register_video(args.subject, v) for v in contents.videos)
     print(f"registered {added} photo(s) for {args.subject}; {existing} already registered")
+    if contents.videos:
+        print(
+            f"registered {videos} video(s) for {args.subject}; "
+            f"{len(contents.videos) - videos} already registered"
+        )
     return 0
 
 
 def _hash(args: argparse.Namespace) -> int:
-    signatures = _signatures_of(args)
-    cfsig.write(args.output, signatures)
-    print(f"wrote {len(signatures)} signature(s) to {args.output} (signatures only, no pixels)")
+    contents = _signatures_of(args)
+    cfsig.write(args.output, contents.photos, contents.videos)
+    videos = f" and {len(contents.videos)} video(s)" if contents.videos else ""
+    print(
+        f"wrote {len(contents.photos)} signature(s){videos} to {args.output} "
+        "(signatures only, no pixels)"
+    )
     return 0
 
 

@@ -40,12 +40,19 @@ from counterfake.signature.pdq import PdqHash
 
 if TYPE_CHECKING:
     from counterfake.exchange import PdqRecord
+    from counterfake.video.signature import VideoSignature
 
 DEFAULT_DB = "counterfake.db"
 SCHEMA_VERSION = 2
 CHANGES_CHANNEL = "counterfake_registry"
 _WRITE_LOCK = 0x6366_0002  # serialises registry writers so change numbers commit in order
-WITHDRAWN_TABLES = ("photos", "photo_pdq", "subjects")  # what a withdrawal deletes from
+WITHDRAWN_TABLES = (
+    "photos",
+    "photo_pdq",
+    "video_frames",
+    "videos",
+    "subjects",
+)  # what a withdrawal deletes from
 _PAGE = 500  # rows per query when streaming signatures
 _POLL_SECONDS = 0.05  # how often SQLite's wait_for_change looks for new changes
 _SCHEMA = (
@@ -82,6 +89,24 @@ _SCHEMA = (
         created TEXT NOT NULL,
         UNIQUE (source, hash)
     )""",
+    # A registered video: its sampled frames are rows of photos (their signatures, matched as
+    # photos are), tied to it with their times by video_frames; vPDQ as Meta's hash-file lines.
+    """CREATE TABLE IF NOT EXISTS videos (
+        id {SERIAL_PK},
+        subject_id BIGINT NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        md5 TEXT NOT NULL,
+        duration DOUBLE PRECISION NOT NULL,
+        vpdq TEXT NOT NULL,
+        created TEXT NOT NULL,
+        UNIQUE (subject_id, sha256)
+    )""",
+    """CREATE TABLE IF NOT EXISTS video_frames (
+        photo_id BIGINT PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
+        video_id BIGINT NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+        time DOUBLE PRECISION NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS changes (
         seq {SERIAL_PK},
         action TEXT NOT NULL,
@@ -105,6 +130,24 @@ class RegisteredPhoto:
     subject: str
     label: str
     sha256: str
+
+
+@dataclass(frozen=True)
+class RegisteredVideo:
+    video_id: int
+    subject: str
+    label: str
+    sha256: str
+    md5: str
+    duration: float
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    """A registered photo that is a sampled frame of a registered video."""
+
+    video_id: int
+    time: float
 
 
 @dataclass(frozen=True)
@@ -294,6 +337,62 @@ class Registry:
                 tx.notify(CHANGES_CHANNEL, "add")
         return added, existing
 
+    def register_video(self, subject: str, video: VideoSignature) -> bool:
+        """Register a video under a subject in one transaction: its frames as photos (the
+        change feed and the index see them as photos) and the video with its frames' times.
+        False if the subject already holds this video (by SHA-256); nothing is added then."""
+        for number, signature in enumerate(video.frames, 1):
+            try:
+                cfsig.check_signature(signature)
+            except ValueError as error:
+                raise cfsig.SignatureFileError(
+                    f"frame {number} of {video.label}", str(error)
+                ) from None
+        with self.db.transaction() as tx:
+            tx.lock(_WRITE_LOCK)
+            tx.execute(
+                "INSERT INTO subjects (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                (subject, _now()),
+            )
+            subject_id = self._subject_id(tx, subject)
+            row = tx.execute(
+                "INSERT INTO videos (subject_id, label, sha256, md5, duration, vpdq, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (subject_id, sha256) DO NOTHING "
+                "RETURNING id",
+                (
+                    subject_id,
+                    video.label,
+                    video.sha256,
+                    video.md5,
+                    video.duration,
+                    "".join(f"{feature.line()}\n" for feature in video.vpdq),
+                    _now(),
+                ),
+            ).fetchone()
+            if row is None:
+                return False
+            video_id, now = row[0], _now()
+            for time, signature in zip(video.times, video.frames, strict=True):
+                photo = tx.execute(
+                    "INSERT INTO photos (subject_id, label, sha256, signature, created) "
+                    "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                    (
+                        subject_id,
+                        signature.label,
+                        signature.sha256,
+                        cfsig.dumps([signature]),
+                        now,
+                    ),
+                ).fetchone()
+                tx.execute(
+                    "INSERT INTO video_frames (photo_id, video_id, time) VALUES (?, ?, ?)",
+                    (photo[0], video_id, time),
+                )
+                self._insert_pdq(tx, photo[0], signature)
+                self._record_change(tx, "add", photo[0])
+            tx.notify(CHANGES_CHANNEL, "add")
+        return True
+
     def withdraw(self, subject: str) -> int:
         """Delete a subject and all its signatures (deleted, not hidden); return how many photos.
 
@@ -313,6 +412,7 @@ class Registry:
                 ).fetchall()
             ]
             self._delete_photos(tx, photo_ids)
+            tx.execute("DELETE FROM videos WHERE subject_id = ?", (subject_id,))
             tx.execute("DELETE FROM subjects WHERE id = ?", (subject_id,))
         self.db.purge(WITHDRAWN_TABLES)
         return len(photo_ids)
@@ -330,6 +430,7 @@ class Registry:
     def _delete_photos(self, tx: Transaction, photo_ids: list[int]) -> None:
         for photo_id in photo_ids:
             tx.execute("DELETE FROM photo_pdq WHERE photo_id = ?", (photo_id,))
+            tx.execute("DELETE FROM video_frames WHERE photo_id = ?", (photo_id,))
             tx.execute("DELETE FROM photos WHERE id = ?", (photo_id,))
             self._record_change(tx, "remove", photo_id)
         if photo_ids:
@@ -461,6 +562,27 @@ class Registry:
             )
             found.update((row[0], RegisteredPhoto(*row)) for row in rows)
         return found
+
+    def videos(self) -> Iterator[RegisteredVideo]:
+        """Every registered video, in registration order."""
+        rows = self.db.execute(
+            "SELECT v.id, s.name, v.label, v.sha256, v.md5, v.duration FROM videos v "
+            "JOIN subjects s ON s.id = v.subject_id ORDER BY v.id"
+        )
+        for row in rows:
+            yield RegisteredVideo(*row)
+
+    def video_frames(self) -> dict[int, VideoFrame]:
+        """Which registered photos are frames of a registered video: photo id -> (video, time)."""
+        rows = self.db.execute("SELECT photo_id, video_id, time FROM video_frames")
+        return {photo_id: VideoFrame(video_id, time) for photo_id, video_id, time in rows}
+
+    def video_vpdq(self, video_id: int) -> str:
+        """A registered video's vPDQ, as the lines of Meta's hash file."""
+        rows = self.db.execute("SELECT vpdq FROM videos WHERE id = ?", (video_id,))
+        if not rows:
+            raise KeyError(video_id)
+        return rows[0][0]
 
     def subjects(self) -> list[tuple[str, int]]:
         """(subject, number of photos) for every subject."""

@@ -39,6 +39,8 @@ from counterfake.sources.telegram import (
     is_telegram_export,
     iter_export,
 )
+from counterfake.video.decode import is_animation, is_video_path
+from counterfake.video.signature import VideoSignature, make_video_signature
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -97,9 +99,12 @@ def item_key(item: Item) -> str:
 
 @dataclass
 class HashResult:
+    """A photo's signature, a video's (``video``), or the one-line error."""
+
     path: str
     signature: Signature | None = None
     error: str | None = None
+    video: VideoSignature | None = None
 
 
 def default_workers() -> int:
@@ -178,13 +183,19 @@ def hash_files(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int = 1,
 ) -> Iterator[HashResult]:
-    """Signatures of every image under ``paths``; the label of each is its path as given
+    """Signatures of every image and video under ``paths``; the label of each is its path as given
     (control characters escaped, the last cfsig.MAX_LABEL characters of a longer one), so that
     every label passes cfsig.check_label."""
 
     def hash_one(item: str | tuple[str, str]) -> HashResult:
         if isinstance(item, tuple):
             return HashResult(item[0], error=item[1])
+        if is_video_path(item) or is_animation(item):
+            try:
+                video = make_video_signature(item, cfsig.label_for(item))
+            except ImageError as error:  # VideoError is one
+                return HashResult(item, error=str(error))
+            return HashResult(item, video=video)
         try:
             sha256, rgb = read_image(item, max_pixels)
         except ImageError as error:

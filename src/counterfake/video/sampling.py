@@ -53,34 +53,47 @@ def scene_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs((a - a.mean()) - (b - b.mean())).mean())
 
 
+class Sampler:
+    """Decides, frame by frame in decoding order, which frames are sampled.
+
+    What must hold: samples are at least ``min_gap`` apart, at most ``max_samples`` are taken,
+    the first frame is always taken, and a gap longer than ``1 / rate`` has no sample only
+    where the cap was reached.
+    """
+
+    def __init__(self, sampling: Sampling, duration: float | None) -> None:
+        self.sampling = sampling
+        self.interval = 1.0 / sampling.rate_for(duration)
+        self.taken = 0
+        self._last: float | None = None
+        self._previous: np.ndarray | None = None
+
+    def take(self, frame: Frame) -> bool | None:
+        """None if the frame is not sampled; else whether it is a scene change."""
+        thumbnail = frame.thumbnail()
+        previous, self._previous = self._previous, thumbnail
+        cut = previous is not None and scene_distance(previous, thumbnail) >= (
+            self.sampling.scene_change
+        )
+        if self.taken >= self.sampling.max_samples:
+            return None
+        last = self._last
+        if last is not None:
+            elapsed = frame.time - last
+            if elapsed < self.interval - 1e-6 and not (cut and elapsed >= self.sampling.min_gap):
+                return None
+        self._last = frame.time
+        self.taken += 1
+        return cut
+
+
 def sample_frames(
     video: Video, sampling: Sampling | None = None, *, skip_unreferenced: bool = False
 ) -> Iterator[Sample]:
-    """The sampled frames of an open video, in order (the first frame always among them).
-
-    What must hold: samples are at least ``min_gap`` apart, at most ``max_samples`` are
-    yielded, and a gap longer than ``1 / rate`` has no sample only where the cap was reached.
-    """
-    sampling = sampling or Sampling()
-    rate = sampling.rate_for(video.info.duration)
-    interval = 1.0 / rate
-    last_time: float | None = None
-    previous: np.ndarray | None = None
-    taken = 0
+    """The sampled frames of an open video, in order (see :class:`Sampler`). The video is
+    decoded to its end even past the cap, so a truncated or corrupt end is still reported."""
+    sampler = Sampler(sampling or Sampling(), video.info.duration)
     for frame in video.frames(skip_unreferenced=skip_unreferenced):
-        thumbnail = frame.thumbnail()
-        cut = previous is not None and scene_distance(previous, thumbnail) >= sampling.scene_change
-        previous = thumbnail
-        if taken >= sampling.max_samples:
-            continue  # decode on: a truncated or corrupt end is still reported
-        if _due(frame, last_time, interval, cut, sampling.min_gap):
+        cut = sampler.take(frame)
+        if cut is not None:
             yield Sample(frame.time, frame.index, frame.rgb(), cut)
-            last_time = frame.time
-            taken += 1
-
-
-def _due(frame: Frame, last: float | None, interval: float, cut: bool, min_gap: float) -> bool:
-    if last is None:
-        return True
-    elapsed = frame.time - last
-    return elapsed >= interval - 1e-6 or (cut and elapsed >= min_gap)

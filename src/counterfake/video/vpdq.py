@@ -70,27 +70,23 @@ def vpdq_hash(
     with Video(path, limits) as video:
         if video.is_animation:
             raise VideoError(path, "vPDQ hashes video streams, not animated images")
-        fps = video.stream_rate
-        if not fps:
+        rate = video.stream_rate
+        if not rate:
             raise VideoError(path, "declares no frame rate (vPDQ needs one)")
-        step = max(1, int(seconds_per_hash * fps))
-        width, height = video.info.width, video.info.height
-        features = []
-        for frame in video.frames():
-            if frame.index % step == 0:
-                features.append(_feature(video.path, frame.index, fps, width, height, frame))
-        return features
+        step = max(1, int(seconds_per_hash * rate))
+        return [frame_feature(video, f, rate) for f in video.frames() if f.index % step == 0]
 
 
-def _feature(
-    path: str, number: int, fps: float, width: int, height: int, frame: Frame
-) -> VpdqFeature:
+def frame_feature(video: Video, frame: Frame, rate: float) -> VpdqFeature:
+    """The vPDQ feature of one decoded frame of ``video`` (numbered at ``rate``)."""
     try:
-        rgb = frame.rgb_scaled(width, height)
+        rgb = frame.rgb_scaled(video.info.width, video.info.height)
     except (av.error.FFmpegError, ValueError) as error:
-        raise VideoError(path, f"frame {number} cannot be converted ({_problem(error)})") from None
-    timestamp = float(np.float32(number) / np.float32(fps))
-    return VpdqFeature(pdq_hash(rgb, downsample=False), number, timestamp)
+        raise VideoError(
+            video.path, f"frame {frame.index} cannot be converted ({_problem(error)})"
+        ) from None
+    timestamp = float(np.float32(frame.index) / np.float32(rate))
+    return VpdqFeature(pdq_hash(rgb, downsample=False), frame.index, timestamp)
 
 
 def features_to_json(features: Iterable[VpdqFeature]) -> str:
@@ -118,6 +114,19 @@ def features_from_json(text: str) -> list[VpdqFeature]:
         except ValueError as error:
             raise ValueError(f"vPDQ entry {number + 1} ({str(entry)[:80]!r}): {error}") from None
     return features
+
+
+def feature_from_line(line: str) -> VpdqFeature:
+    """Read one line of Meta's hash file (``frame,quality,hash,timestamp``); ValueError if it
+    is not one."""
+    parts = line.strip().split(",") if isinstance(line, str) else []
+    if len(parts) != 4:
+        raise ValueError(f"a vPDQ line is frame,quality,hash,timestamp, not {str(line)[:80]!r}")
+    frame, quality, hex_hash, timestamp = parts
+    time = float(timestamp)
+    if int(frame) < 0 or not time >= 0:
+        raise ValueError(f"a vPDQ line has a negative frame or time: {line[:80]!r}")
+    return VpdqFeature(PdqHash.from_hex(hex_hash, int(quality)), int(frame), time)
 
 
 def features_to_lines(features: Iterable[VpdqFeature]) -> str:
