@@ -25,11 +25,17 @@ from typing import Any, TypeVar
 import cv2
 
 from counterfake.duplicates import same_photo
-from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, decode_image, read_bytes
+from counterfake.imaging import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    decode_image,
+    describe_os_error,
+    read_bytes,
+)
 from counterfake.index.memory import CandidateIndex
 from counterfake.index.owners import SharedEntries
 from counterfake.matching import Match, Matcher, Thresholds
-from counterfake.registry import RegisteredPhoto, Registry
+from counterfake.registry import RegisteredPhoto, RegisteredVideo, Registry
 from counterfake.signature import cfsig
 from counterfake.signature.extract import Signature, make_query, make_signature
 from counterfake.sources.files import WholeFolder, iter_image_files
@@ -40,7 +46,9 @@ from counterfake.sources.telegram import (
     iter_export,
 )
 from counterfake.video.decode import is_animation, is_video_path
-from counterfake.video.signature import VideoSignature, make_video_signature
+from counterfake.video.matching import VideoMatch, scan_video
+from counterfake.video.signature import VideoSignature, file_digests, make_video_signature
+from counterfake.video.timeline import Segment
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -227,6 +235,8 @@ class Scanner:
             for photo_id, signature in registry.signatures():
                 self.entries.add(photo_id, signature, registry.signature)
             self.photos: dict[int, RegisteredPhoto] = {p.photo_id: p for p in registry.photos()}
+            self.videos: dict[int, RegisteredVideo] = {v.video_id: v for v in registry.videos()}
+            self.video_frames = registry.video_frames()
         self.index.prepare()  # before workers are forked, so they share what it joins
         self._matcher: Matcher | None = None
 
@@ -280,6 +290,8 @@ class Scanner:
         """Match one file; a file that cannot be read gets its error, never an exception."""
         if self._matcher is None:
             self._open()
+        if is_video_path(path) or is_animation(path):
+            return self.scan_video(path, masks_dir)
         try:
             sha256, rgb = read_image(path, self.max_pixels)
         except ImageError as error:
@@ -292,6 +304,62 @@ class Scanner:
         return FileResult(
             path, sha256, None, [self._describe(m, path, sha256, masks_dir) for m in matches]
         )
+
+    def scan_video(self, path: str, masks_dir: str | os.PathLike | None = None) -> FileResult:
+        """Match one video against registered videos and photos (video/matching.py)."""
+        assert self._matcher is not None
+        try:
+            sha256 = file_digests(path)[0]
+            found = scan_video(
+                path,
+                self._matcher,
+                self.entries.owners,
+                self.video_frames,
+                {v.video_id: v.duration for v in self.videos.values()},
+            )
+        except ImageError as error:  # VideoError is one
+            return FileResult(path, error=str(error))
+        except OSError as error:
+            return FileResult(path, error=str(ImageError(path, describe_os_error(error, path))))
+        described = [self._describe_video(m, path, sha256, masks_dir) for m in found.matches]
+        return FileResult(path, sha256, None, described)
+
+    def _describe_video(
+        self, match: VideoMatch, path: str, sha256: str, masks_dir: str | os.PathLike | None
+    ) -> dict[str, Any]:
+        """A video match as a result entry: a photo's fields, plus its time segments (each
+        ``{"scan": [start, end], "registered": [start, end]}``; a photo has no registered
+        range) and the scanned frame's time where it was seen best (and its mask's)."""
+        if match.is_photo:
+            photo = self.photos[match.target]
+            label, subject = photo.label, photo.subject
+        else:
+            video = self.videos[match.target]
+            label, subject = video.label, video.subject
+        mask_path = None
+        if masks_dir is not None and match.mask is not None:
+            name = f"{Path(path).stem}.{sha256[:12]}.{'p' if match.is_photo else 'v'}{match.target}"
+            mask_path = str(Path(masks_dir) / f"{name}.{match.frame_time:.2f}s.png")
+            if not cv2.imwrite(mask_path, match.mask):
+                raise OSError(f"{mask_path}: could not write the mask")
+        return {
+            "photo": label,
+            "subject": subject,
+            "kind": match.kind,
+            "score": round(match.score, 4),
+            "nfa": float(f"{match.nfa:.3g}"),
+            "altered_fraction": round(match.altered_fraction, 4),
+            "mask": mask_path,
+            "inliers": match.inliers,
+            "instances": len(match.segments),
+            "media": "photo" if match.is_photo else "video",
+            "frame_time": round(match.frame_time, 3),
+            "segments": [
+                {"scan": list(s.scan)}
+                | ({} if match.is_photo else {"registered": list(s.registered)})
+                for s in match.segments
+            ],
+        }
 
     def _describe(
         self, match: Match, path: str, sha256: str, masks_dir: str | os.PathLike | None
@@ -315,3 +383,9 @@ class Scanner:
             "inliers": match.inliers,
             "instances": len(match.instances),
         }
+
+
+def _segment_entry(segment: Segment, is_photo: bool) -> dict[str, list[float]]:
+    if is_photo:
+        return {"scan": list(segment.scan)}
+    return {"scan": list(segment.scan), "registered": list(segment.registered)}

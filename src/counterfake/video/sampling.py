@@ -27,7 +27,7 @@ class Sampling:
     rate: float = 1.0  # frames per second between scene changes
     max_samples: int = 600  # per video
     scene_change: float = 24.0  # mean absolute thumbnail difference (0..255) that marks a cut
-    min_gap: float = 0.2  # seconds: no two samples closer than this (flashes, fades)
+    min_gap: float = 0.1  # seconds: no two samples closer than this (flashes, strobes)
 
     def rate_for(self, duration: float | None) -> float:
         """The steady rate for a video of this length: lowered so the cap covers all of it,
