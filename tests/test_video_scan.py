@@ -171,3 +171,20 @@ def test_chains_split_a_clip_shown_twice_and_drop_strays() -> None:
     cuts = [i == 10 for i in range(15)]
     second = segment(found[1], times, cuts, 15.0, 8.0)
     assert second.scan == (10.0, 13.5) and second.registered == pytest.approx((0.0, 3.5))
+
+
+def test_a_telegram_round_video_is_scanned_with_its_message(scanner, tmp_path, original) -> None:
+    from telegram_export import chat, document, write_single_chat
+
+    root = tmp_path / "ChatExport_2024-02-01"
+    (root / "round_video_messages").mkdir(parents=True)
+    square = [np.ascontiguousarray(f[:, 60:420]) for f in original[20:60]]  # a round, cropped
+    write_video(root / "round_video_messages" / "r.mp4", square, fps=FPS)
+    message = document(9, "round_video_messages/r.mp4", "video/mp4", "video_message")
+    write_single_chat(root, chat("Leaks", "public_channel", 77, [message]))
+    (result,) = list(scanner.scan([root]))
+    assert result.error is None and result.context["media"] == "video_message"
+    assert result.context["message_id"] == 9
+    match = only(result.matches)
+    assert match["kind"] == "repost"
+    assert range_iou(match["segments"][0]["registered"], (2.0, 6.0)) >= 0.8
