@@ -188,3 +188,34 @@ def test_a_telegram_round_video_is_scanned_with_its_message(scanner, tmp_path, o
     match = only(result.matches)
     assert match["kind"] == "repost"
     assert range_iou(match["segments"][0]["registered"], (2.0, 6.0)) >= 0.8
+
+
+def test_cli_scan_of_a_folder_with_videos_writes_every_report(tmp_path, registry, original):
+    import csv
+    import json
+
+    from conftest import run_cli
+
+    db, _ = registry
+    folder = tmp_path / "downloaded"
+    folder.mkdir()
+    write_video(folder / "repost.webm", original, fps=FPS, codec="libvpx", options={})
+    (folder / "broken.mov").write_bytes(b"\x00\x00\x00\x14ftypqt  " + bytes(64))
+    scan = run_cli(
+        "scan", str(folder), "--db", str(db), "--json", "out.json", "--report", "r.html",
+        "--csv", "r.csv", "--evidence", "ev", cwd=tmp_path,
+    )  # fmt: skip
+    assert scan.returncode == 0, scan.stderr
+    document = json.loads((tmp_path / "out.json").read_text())
+    by_name = {Path(r["path"]).name: r for r in document["results"]}
+    assert by_name["broken.mov"]["error"].startswith(str(folder / "broken.mov"))
+    (match,) = by_name["repost.webm"]["matches"]
+    assert match["kind"] == "repost" and match["media"] == "video"
+    html = (tmp_path / "r.html").read_text()
+    assert html.count('<div class="strip">') == 1 and "registered video 0.0" in html
+    assert html.count("data:image/jpeg;base64,") >= 3  # the strip of matched frames
+    rows = list(csv.DictReader((tmp_path / "r.csv").open(encoding="utf-8-sig")))
+    (row,) = [r for r in rows if r["kind"]]
+    assert row["segments"].startswith("0.00-8.00>0.00-")
+    verified = run_cli("verify-evidence", "ev", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stderr

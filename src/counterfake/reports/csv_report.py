@@ -33,6 +33,8 @@ COLUMNS = (
     "message_id",
     "date",
     "from",
+    "frame_time",
+    "segments",
 )
 PAIR_COLUMNS = ("source", "derivative", "kind", "score", "altered_fraction", "mask", "cluster")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -63,7 +65,22 @@ def rows(results: Iterable[Any]) -> Iterable[dict[str, Any]]:
         if result.get("error"):
             yield {**where, "error": result["error"]}
         for match in result.get("matches") or []:
-            yield {**where, **{key: match.get(key) for key in COLUMNS if key in match}}
+            row = {key: match.get(key) for key in COLUMNS if key in match}
+            if "segments" in match:
+                row["segments"] = segments_text(match["segments"])
+            yield {**where, **row}
+
+
+def segments_text(segments: list[dict[str, list[float]]]) -> str:
+    """A video match's segments as one cell: ``2.0-7.0>1.5-6.5; ...`` (scanned seconds, then
+    the registered video's after ``>``, when it is a video)."""
+    parts = []
+    for part in segments:
+        text = "{:.2f}-{:.2f}".format(*part["scan"])
+        if "registered" in part:
+            text += ">{:.2f}-{:.2f}".format(*part["registered"])
+        parts.append(text)
+    return "; ".join(parts)
 
 
 def write_csv(path: str | os.PathLike, results: Iterable[Any]) -> None:

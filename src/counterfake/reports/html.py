@@ -23,7 +23,9 @@ from counterfake import __version__
 from counterfake.imaging import DEFAULT_MAX_PIXELS
 from counterfake.reports.atomic import atomic_writer
 from counterfake.reports.summary import appearance, group_by_day, summarise
-from counterfake.reports.thumbnails import make_thumbnail
+from counterfake.reports.thumbnails import StripFrame, make_thumbnail, make_video_strip
+
+STRIP_SEGMENTS = 3
 
 _MAX_TEXT = 2000  # characters of a message text shown on a card
 _BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -113,9 +115,12 @@ def render_report(
                 {
                     "path": result["path"],
                     "sha256": result.get("sha256"),
-                    "image": make_thumbnail(
+                    "image": None
+                    if "segments" in match
+                    else make_thumbnail(
                         result["path"], mask=match.get("mask"), max_pixels=max_pixels
                     ),
+                    "strip": _strip(result["path"], match, max_pixels),
                     "match": match,
                     "seen": seen,
                     "context": _context(result.get("context")),
@@ -134,6 +139,20 @@ def render_report(
             cards=cards,
             errors=[r for r in results if r.get("error")],
         )
+    )
+
+
+def _strip(path: str, match: dict[str, Any], max_pixels: int) -> list[StripFrame]:
+    """A video match's strip of matched frames: where it was seen best (its mask outlined),
+    and the start, middle and end of each segment (at most STRIP_SEGMENTS of them)."""
+    if "segments" not in match:
+        return []
+    times = [match["frame_time"]]
+    for part in match["segments"][:STRIP_SEGMENTS]:
+        start, end = part["scan"]
+        times += [start, (start + end) / 2, max(start, end - 0.05)]
+    return make_video_strip(
+        path, times, mask=match.get("mask"), mask_time=match["frame_time"], max_pixels=max_pixels
     )
 
 
