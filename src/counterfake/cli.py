@@ -60,6 +60,14 @@ from counterfake.scan import FileResult, Scanner, default_workers, hash_files
 from counterfake.signature import cfsig
 from counterfake.signature.pdq import MATCH_THRESHOLD, MIN_QUALITY, PdqHash, pdq_hash
 from counterfake.sources.telegram import ExportSummary
+from counterfake.video.exchange import VpdqRecord, read_vpdq_records, write_vpdq_records
+from counterfake.video.vpdq import (
+    QUERY_MATCH_PERCENT,
+    feature_from_line,
+    features_from_json,
+    match_percent,
+    vpdq_hash,
+)
 
 T = TypeVar("T")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -194,6 +202,24 @@ def _parser() -> argparse.ArgumentParser:
     import_.set_defaults(run=_exchange_import)
     import_.add_argument("file", metavar="FILE", help="any of the formats; detected")
     import_.add_argument("--source", required=True, help="who shared them (e.g. stopncii)")
+    export_v = exchange.add_parser(
+        "export-vpdq", help="write the registered videos' vPDQ (ThreatExchange CSV)"
+    )
+    export_v.set_defaults(run=_exchange_export_vpdq)
+    export_v.add_argument("-o", "--output", required=True, metavar="FILE")
+    import_v = exchange.add_parser(
+        "import-vpdq", help="store vPDQ signals shared in a ThreatExchange CSV"
+    )
+    import_v.set_defaults(run=_exchange_import_vpdq)
+    import_v.add_argument("file", metavar="FILE")
+    import_v.add_argument("--source", required=True, help="who shared them")
+    lookup_v = exchange.add_parser(
+        "lookup-vpdq", help="registered and imported videos a video matches by vPDQ alone"
+    )
+    lookup_v.set_defaults(run=_exchange_lookup_vpdq)
+    lookup_v.add_argument("video", metavar="VIDEO")
+    for sub in (export_v, import_v, lookup_v):
+        _db_option(sub)
     lookup = exchange.add_parser("lookup", help="PDQ hashes held near a hash or an image's")
     lookup.set_defaults(run=_exchange_lookup)
     lookup.add_argument("query", metavar="HEX|FILE", help="a PDQ hash, a hash file or an image")
@@ -618,6 +644,59 @@ def _exchange_import(args: argparse.Namespace) -> int:
         f"{len(records) - withdrawn - added} already held; "
         f"{withdrawn} withdrawn by the sharer (deleted here if held)"
     )
+    return 0
+
+
+def _exchange_export_vpdq(args: argparse.Namespace) -> int:
+    """The registered videos' vPDQ under opaque references (never a subject or a label)."""
+    with Registry(_db(args)) as registry:
+        ids = OpaqueIds(registry.db)
+        records = [
+            VpdqRecord(
+                tuple(map(feature_from_line, registry.video_vpdq(v.video_id).split())),
+                ids("video", v.video_id),
+            )
+            for v in registry.videos()
+        ]
+    with open(args.output, "w", encoding="utf-8", newline="") as out:
+        count = write_vpdq_records(records, out)
+    print(f"exported the vPDQ of {count} video(s) to {args.output} (threatexchange)")
+    return 0
+
+
+def _exchange_import_vpdq(args: argparse.Namespace) -> int:
+    check_bank_name(args.source)
+    records = list(read_vpdq_records(args.file))  # all read before any is stored
+    with Registry(_db(args)) as registry:
+        added = registry.add_vpdq(records, source=args.source)
+    print(
+        f"imported {added} vPDQ signal(s) from {args.file} as {args.source}; "
+        f"{len(records) - added} already held"
+    )
+    return 0
+
+
+def _exchange_lookup_vpdq(args: argparse.Namespace) -> int:
+    """Meta's decision alone (80% of the video's good frames within distance 31)."""
+    query = vpdq_hash(args.video)
+    found = 0
+    with Registry(_db(args)) as registry:
+        held = [
+            (f"{v.subject}: {v.label}", registry.video_vpdq(v.video_id)) for v in registry.videos()
+        ]
+        candidates = [
+            (name, tuple(map(feature_from_line, lines.split()))) for name, lines in held
+        ] + [
+            (f"{source}: {ref or row_id}", tuple(features_from_json(signal)))
+            for row_id, source, signal, ref in registry.imported_vpdq()
+        ]
+    for name, features in candidates:
+        percent = match_percent(query, features)
+        if percent >= QUERY_MATCH_PERCENT:
+            found += 1
+            print(f"{name}\t{percent:.0f}% of the video's frames", flush=True)
+    if not found:
+        print(f"{args.video}: no registered or imported video matches by vPDQ")
     return 0
 
 

@@ -40,6 +40,7 @@ from counterfake.signature.pdq import PdqHash
 
 if TYPE_CHECKING:
     from counterfake.exchange import PdqRecord
+    from counterfake.video.exchange import VpdqRecord
     from counterfake.video.signature import VideoSignature
 
 DEFAULT_DB = "counterfake.db"
@@ -106,6 +107,16 @@ _SCHEMA = (
         photo_id BIGINT PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
         video_id BIGINT NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
         time DOUBLE PRECISION NOT NULL
+    )""",
+    # vPDQ signals imported from a hash-sharing programme, named by the SHA-256 of the signal.
+    """CREATE TABLE IF NOT EXISTS imported_vpdq (
+        id {SERIAL_PK},
+        source TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        signal TEXT NOT NULL,
+        ref TEXT,
+        created TEXT NOT NULL,
+        UNIQUE (source, digest)
     )""",
     """CREATE TABLE IF NOT EXISTS changes (
         seq {SERIAL_PK},
@@ -562,6 +573,27 @@ class Registry:
             )
             found.update((row[0], RegisteredPhoto(*row)) for row in rows)
         return found
+
+    def add_vpdq(self, records: Iterable[VpdqRecord], source: str) -> int:
+        """Store vPDQ signals imported from a programme, in one transaction; return how many
+        were new (a signal already imported from the same source is ignored)."""
+        added = 0
+        with self.db.transaction() as tx:
+            tx.lock(_WRITE_LOCK)
+            for record in records:
+                row = tx.execute(
+                    "INSERT INTO imported_vpdq (source, digest, signal, ref, created) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, digest) DO NOTHING RETURNING id",
+                    (source, record.digest, record.signal, record.ref, _now()),
+                ).fetchone()
+                added += row is not None
+        return added
+
+    def imported_vpdq(self) -> Iterator[tuple[int, str, str, str | None]]:
+        """Every imported vPDQ signal: (id, source, signal, reference)."""
+        yield from self._pages(
+            "SELECT id, source, signal, ref FROM imported_vpdq WHERE id > ? ORDER BY id LIMIT ?"
+        )
 
     def videos(self) -> Iterator[RegisteredVideo]:
         """Every registered video, in registration order."""
