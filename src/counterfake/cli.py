@@ -255,6 +255,12 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=60.0, help="seconds before a request is answered 503"
     )
     serve.add_argument(
+        "--sync-video-seconds",
+        type=float,
+        default=20.0,
+        help="videos up to this long are answered at once, longer ones as a job (default 20)",
+    )
+    serve.add_argument(
         "--max-upload-signatures",
         type=_positive_int,
         default=200,
@@ -783,6 +789,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         request_timeout=args.timeout,
         max_upload_signatures=args.max_upload_signatures,
+        sync_video_seconds=args.sync_video_seconds,
         max_subject_photos=args.max_subject_photos,
         allow_private_webhooks=args.allow_private_webhooks,
     )

@@ -348,10 +348,13 @@ class Registry:
                 tx.notify(CHANGES_CHANNEL, "add")
         return added, existing
 
-    def register_video(self, subject: str, video: VideoSignature) -> bool:
+    def register_video(
+        self, subject: str, video: VideoSignature, max_photos: int | None = None
+    ) -> bool:
         """Register a video under a subject in one transaction: its frames as photos (the
         change feed and the index see them as photos) and the video with its frames' times.
-        False if the subject already holds this video (by SHA-256); nothing is added then."""
+        False if the subject already holds this video (by SHA-256); nothing is added then.
+        With ``max_photos``, SubjectFull if its frames would take the subject past it."""
         for number, signature in enumerate(video.frames, 1):
             try:
                 cfsig.check_signature(signature)
@@ -401,6 +404,14 @@ class Registry:
                 )
                 self._insert_pdq(tx, photo[0], signature)
                 self._record_change(tx, "add", photo[0])
+            if max_photos is not None:
+                (held,) = tx.execute(
+                    "SELECT COUNT(*) FROM photos WHERE subject_id = ?", (subject_id,)
+                ).fetchone()
+                if held > max_photos:
+                    raise SubjectFull(
+                        f"{held} photos and video frames for one subject; the limit is {max_photos}"
+                    )
             tx.notify(CHANGES_CHANNEL, "add")
         return True
 

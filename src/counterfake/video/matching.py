@@ -22,19 +22,25 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 
 from counterfake.evidence import MAX_NFA
-from counterfake.matching import Match, Matcher
+from counterfake.matching import Match
 from counterfake.registry import VideoFrame
-from counterfake.signature.extract import make_query
+from counterfake.signature.extract import Query, make_query
 from counterfake.video.decode import Video, VideoLimits
 from counterfake.video.sampling import Sampling, sample_frames
 from counterfake.video.timeline import Hit, Segment, chains, segment
 
 VideoKind = Literal["repost", "manipulated", "contains_photo"]
+
+
+class FrameMatcher(Protocol):
+    """What matches one sampled frame: a Matcher, or one wrapped (the service's slots)."""
+
+    def match(self, query: Query) -> list[Match]: ...
 
 
 @dataclass
@@ -76,7 +82,7 @@ class _Best:
 
 def scan_video(
     path: str,
-    matcher: Matcher,
+    matcher: FrameMatcher,
     owners: Callable[[int], list[int]],
     frames: dict[int, VideoFrame],
     video_durations: dict[int, float],

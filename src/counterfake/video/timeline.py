@@ -78,10 +78,15 @@ def chains(hits: list[Hit], max_gap: float) -> list[list[Hit]]:
 
 
 def _longest_chain(hits: list[Hit], max_gap: float) -> list[Hit]:
-    """The chain with the most hits (ties: the higher total score), by dynamic programming over
-    hits sorted by scanned time."""
+    """The chain with the most hits, by dynamic programming over hits sorted by scanned time.
+
+    Among chains as long, the one whose steps keep closest to the original speed wins (then
+    the higher total score): a picture held still matches several registered frames equally,
+    and without a preference its registered range would drift anywhere within the hold.
+    """
     count = len(hits)
     length = np.ones(count)
+    drift = np.zeros(count)  # sum over the chain's steps of |registered step - scanned step|
     total = np.array([h.score for h in hits])
     before = np.full(count, -1)
     for j in range(count):
@@ -91,10 +96,12 @@ def _longest_chain(hits: list[Hit], max_gap: float) -> list[Hit]:
                 break
             if step <= 0 or not _follows(hits[i], hits[j], step):
                 continue
-            better = (length[i] + 1, total[i] + hits[j].score) > (length[j], total[j])
-            if better:
-                length[j], total[j], before[j] = length[i] + 1, total[i] + hits[j].score, i
-    end = int(np.lexsort((total, length))[-1])
+            moved = hits[j].registered_time - hits[i].registered_time
+            candidate = (length[i] + 1, -(drift[i] + abs(moved - step)), total[i] + hits[j].score)
+            if candidate > (length[j], -drift[j], total[j]):
+                length[j], total[j], before[j] = candidate[0], candidate[2], i
+                drift[j] = -candidate[1]
+    end = int(np.lexsort((total, -drift, length))[-1])
     chain = []
     while end >= 0:
         chain.append(hits[end])
