@@ -140,3 +140,12 @@ def test_non_videos_are_one_line(tmp_path: Path, content: bytes) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(VideoError, match="no such file"):
         Video(tmp_path / "gone.mp4")
+
+
+def test_fast_motion_is_not_a_string_of_cuts(tmp_path: Path) -> None:
+    picture = textured(7, 640, 240)
+    panning = [np.ascontiguousarray(np.roll(picture, 24 * k, axis=1)[:, :320]) for k in range(40)]
+    path = write_video(tmp_path / "pan.mp4", panning)
+    with Video(path) as video:
+        samples = list(sample_frames(video, Sampling(rate=1.0)))
+    assert len(samples) <= 6  # four seconds: the steady rate, not a sample per frame

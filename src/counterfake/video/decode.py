@@ -16,7 +16,7 @@ FFmpeg in PyAV's wheels cannot decode animated WebP), frame by frame with their 
 
 Frames are decoded one at a time and nothing is kept: memory stays flat however long the video.
 Only a frame that is asked for is converted to RGB (:meth:`Frame.rgb`); every frame offers a
-tiny grey thumbnail (:meth:`Frame.thumbnail`) from its luma plane, enough to see a scene change.
+small grey thumbnail (:meth:`Frame.thumbnail`) from its luma plane, enough to see a scene change.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ VIDEO_SUFFIXES: frozenset[str] = frozenset(
 image suffixes: whether such a file is an animation is decided by its content)."""
 
 ANIMATION_FORMATS = frozenset({"GIF", "WEBP", "PNG"})
-THUMBNAIL_SIZE = (32, 18)  # (width, height) of the grey thumbnail a scene change is seen on
+THUMBNAIL_SIZE = (64, 36)  # (width, height) of the grey thumbnail a scene change is seen on
 _MAX_PROBLEM = 200
 
 

@@ -7,7 +7,7 @@ segment's edges are found to within a frame there; between changes a frame is sa
 still seen. A long video lowers the rate up front so that the cap covers all of it, rather
 than sampling its beginning densely and its end not at all.
 
-Only sampled frames are converted to RGB: the rest are seen as a 32x18 thumbnail of their luma.
+Only sampled frames are converted to RGB: the rest are seen as a 64x36 thumbnail of their luma.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class Sampling:
 
     rate: float = 1.0  # frames per second between scene changes
     max_samples: int = 600  # per video
-    scene_change: float = 24.0  # mean absolute thumbnail difference (0..255) that marks a cut
+    scene_change: float = 0.2  # share of the thumbnail that changed (scene_distance): a cut
     min_gap: float = 0.1  # seconds: no two samples closer than this (flashes, strobes)
 
     def rate_for(self, duration: float | None) -> float:
@@ -47,14 +47,26 @@ class Sample:
     scene_change: bool  # taken because the picture changed, not because time passed
 
 
+CHANGED_LEVEL = 24.0  # brightness levels (0..255) by which a thumbnail pixel changes in a cut
+
+
 def scene_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """How different two thumbnails are: mean absolute difference, 0..255, after removing the
-    change in mean brightness (a fade is not a cut)."""
-    return float(np.abs((a - a.mean()) - (b - b.mean())).mean())
+    """How much of the picture changed between two thumbnails: the share of pixels whose
+    brightness moved by more than CHANGED_LEVEL, after removing the change in mean brightness.
+
+    A share, not a mean difference: a cut between two portrait photos letterboxed on black
+    changes only the middle of the frame, and a mean over the whole frame diluted it below any
+    useful threshold. A fade moves every pixel a little, and no pixel past the level.
+    """
+    moved = np.abs((a - a.mean()) - (b - b.mean()))
+    return float((moved > CHANGED_LEVEL).mean())
 
 
 class Sampler:
     """Decides, frame by frame in decoding order, which frames are sampled.
+
+    A scene change is a frame that changed much (``scene_change``) after one that changed
+    little: a cut, not the steady change of fast motion.
 
     What must hold: samples are at least ``min_gap`` apart, at most ``max_samples`` are taken,
     the first frame is always taken, and a gap longer than ``1 / rate`` has no sample only
@@ -67,14 +79,17 @@ class Sampler:
         self.taken = 0
         self._last: float | None = None
         self._previous: np.ndarray | None = None
+        self._calm = True  # the frame before changed little from its own predecessor
 
     def take(self, frame: Frame) -> bool | None:
         """None if the frame is not sampled; else whether it is a scene change."""
         thumbnail = frame.thumbnail()
         previous, self._previous = self._previous, thumbnail
-        cut = previous is not None and scene_distance(previous, thumbnail) >= (
-            self.sampling.scene_change
-        )
+        changed = scene_distance(previous, thumbnail) if previous is not None else 0.0
+        # A cut is a spike after a calm frame: fast motion changes much of every frame, and
+        # sampling each of them would multiply the work without finding an edge.
+        cut = changed >= self.sampling.scene_change and self._calm
+        self._calm = changed < self.sampling.scene_change / 2
         if self.taken >= self.sampling.max_samples:
             return None
         last = self._last
