@@ -33,9 +33,10 @@ def test_slideshow_timing_and_fade(clip) -> None:
     assert (clip.frames, clip.duration) == (2 * FPS, 2.0)
     first, faded = clip.frame(0), clip.frame(FPS - 1)
     assert first.shape == (HEIGHT, WIDTH, 3)
-    assert np.abs(faded.astype(int) - clip.frame(FPS).astype(int)).mean() < np.abs(
-        first.astype(int) - clip.frame(FPS).astype(int)
-    ).mean()
+    assert (
+        np.abs(faded.astype(int) - clip.frame(FPS).astype(int)).mean()
+        < np.abs(first.astype(int) - clip.frame(FPS).astype(int)).mean()
+    )
 
 
 def test_transforms_keep_their_promises(clip) -> None:
