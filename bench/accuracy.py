@@ -110,8 +110,9 @@ def run(cases_dir: Path, workers: int) -> dict:
                 ("manipulated", f"size {case['target_fraction']:.0%}"),
                 ("manipulated", case["transform"]),
             ]
+        kind_right = hit is not None and hit["kind"] == case["expected_kind"]
         for key in keys:
-            rows[key].append((hit is not None, pdq_hit))
+            rows[key].append((hit is not None, pdq_hit, kind_right))
         if hit is None:
             continue
         kinds.append(hit["kind"] == case["expected_kind"])
@@ -137,9 +138,10 @@ def run(cases_dir: Path, workers: int) -> dict:
 
 def counted(summary: dict) -> dict:
     """The summary with each row's per-case outcomes replaced by their counts (a result file
-    stays a few kilobytes): ``[cases, found by counterfake, found by PDQ]``."""
+    stays a few kilobytes): ``[cases, found by counterfake, found by PDQ, found with the right
+    kind]``."""
     rows = {
-        key: [len(values), sum(v[0] for v in values), sum(v[1] for v in values)]
+        key: [len(values), *(sum(v[column] for v in values) for column in range(3))]
         for key, values in summary["rows"].items()
     }
     return {**summary, "rows": rows}
@@ -154,8 +156,8 @@ def row_order(key: str) -> tuple:
 def table(summary: dict) -> str:
     """The Markdown table pasted into the README."""
     lines = [
-        "| cases | n | counterfake recall | PDQ-only recall |",
-        "|---|---:|---:|---:|",
+        "| cases | n | counterfake recall | PDQ-only recall | kind right |",
+        "|---|---:|---:|---:|---:|",
     ]
 
     for key in sorted(summary["rows"], key=row_order):
@@ -163,8 +165,9 @@ def table(summary: dict) -> str:
         group, name = key.split("|")
         found = np.mean([v[0] for v in values])
         pdq = np.mean([v[1] for v in values])
+        kind = sum(v[2] for v in values) / max(1, sum(v[0] for v in values))
         label = f"**{group}, all**" if name == "all" else f"{group}: {name}"
-        lines.append(f"| {label} | {len(values)} | {found:.1%} | {pdq:.1%} |")
+        lines.append(f"| {label} | {len(values)} | {found:.1%} | {pdq:.1%} | {kind:.1%} |")
     fm = summary["false_matches"]
     lines += [
         "",

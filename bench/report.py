@@ -22,16 +22,24 @@ SOURCES = {
     "unseen": "people photos, held-out edits and transforms (bench/unseen.py)",
     "studio": "studio photos of women in the same poses, 192x256 (bench/sources.py)",
     "scenes": "distinct photos of one scene, Holidays groups (bench/sources.py)",
+    "stress": "people photos in the situations issue 16 found hard (bench/stress.py)",
 }
 
 
 def _recall(rows: dict, key: str) -> tuple[int, float, float]:
     """(cases, share found by counterfake, share found by PDQ) of a row saved by
     ``bench.accuracy.counted``."""
-    cases, found, pdq = rows.get(key, (0, 0, 0))
+    cases, found, pdq = rows.get(key, (0, 0, 0))[:3]
     if not cases:
         return 0, float("nan"), float("nan")
     return cases, found / cases, pdq / cases
+
+
+def _kind(rows: dict, key: str) -> str:
+    """The share of a row's found cases given the right kind; results saved before the
+    column existed show a dash."""
+    row = rows[key]
+    return f"{row[3] / row[1]:.1%}" if len(row) > 3 and row[1] else "-"
 
 
 def headline(name: str, result: dict) -> str:
@@ -57,15 +65,16 @@ def section(name: str, result: dict) -> list[str]:
         f"Run: commit `{run['commit']}`{' (work tree changed)' if run['work_tree_changed'] else ''}"
         f", {run['date']}, {run['machine']}, `{run['command']}`.",
         "",
-        "| cases | n | counterfake | PDQ only |",
-        "|---|---:|---:|---:|",
+        "| cases | n | counterfake | PDQ only | kind right |",
+        "|---|---:|---:|---:|---:|",
     ]
 
     for key in sorted(result["rows"], key=row_order):
         group, label = key.split("|")
         n, found, pdq = _recall(result["rows"], key)
         shown = f"**{group}, all**" if label == "all" else f"{group}: {label}"
-        lines.append(f"| {shown} | {n} | {found:.1%} | {pdq:.1%} |")
+        kind = _kind(result["rows"], key)
+        lines.append(f"| {shown} | {n} | {found:.1%} | {pdq:.1%} | {kind} |")
     if result.get("false_examples"):
         lines += ["", "False matches (first ones):", ""]
         lines += [

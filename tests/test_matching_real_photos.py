@@ -125,6 +125,36 @@ def test_greyscale_copy_of_another_woman_at_the_same_spot_is_not_a_match(registe
     assert matcher.match(make_query(jpeg(greyscale(other_woman()), 80))) == []
 
 
+def tone_curve(rgb: np.ndarray, gamma: float) -> np.ndarray:
+    """The photo through a gamma curve, as a photo app's filter bends its tones."""
+    table = ((np.arange(256) / 255.0) ** gamma * 255).round().astype(np.uint8)
+    return cv2.LUT(rgb, table)
+
+
+@pytest.mark.parametrize("gamma", [0.6, 1.7])
+def test_copy_through_a_tone_curve_is_a_repost(registered, gamma):
+    """A curve bends lightness unevenly: no gain and offset fits it, a tone curve does."""
+    photo, matcher = registered
+    [match] = matcher.match(make_query(jpeg(tone_curve(photo, gamma), 85)))
+    assert match.kind == "repost"
+
+
+@pytest.mark.parametrize("gamma", [0.6, 1.7])
+def test_derivative_through_a_tone_curve_is_manipulated_and_masked(registered, garment, gamma):
+    photo, matcher = registered
+    edited = tone_curve(blur_region(photo, garment, sigma=12), gamma)
+    [match] = matcher.match(make_query(jpeg(edited, 85)))
+    assert match.kind == "manipulated"
+    assert mask_iou(match.mask, garment) > 0.5
+
+
+@pytest.mark.parametrize("gamma", [0.6, 1.7])
+def test_another_woman_at_the_same_spot_through_a_tone_curve_is_not_a_match(registered, gamma):
+    """A tone curve is fitted, never an edit: the other woman's body must still disagree."""
+    _, matcher = registered
+    assert matcher.match(make_query(jpeg(tone_curve(other_woman(), gamma), 85))) == []
+
+
 def slanted(rgb: np.ndarray, pull: float = 0.06, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
     """The photo as a camera pointed at a screen a little askew sees it: one corner pulled in,
     the screen's dark frame around it (or, with ``border``, the gap filled another way)."""

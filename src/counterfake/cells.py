@@ -1,19 +1,27 @@
 """Comparing an aligned scanned image with a registered photo's grid, cell by cell.
 
-Global changes (recompression, colour grading, a semi-transparent watermark, a greyscale copy)
-are fitted away first; what still differs clearly, in colour or in texture, and forms a solid
-region, is altered.
+Global changes (recompression, colour grading, a tone curve, a semi-transparent watermark, a
+greyscale copy) are fitted away first; what still differs clearly, in colour or in texture, and
+forms a solid region, is altered.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
+from numpy.polynomial import Polynomial
 
 from counterfake.thresholds import Thresholds
 
 _FIT_TOLERANCE = (4.0, 3.0, 3.0, 3.0)  # L, a, b, contrast: cells this close "agree" for the fit
 _MONOCHROME_SPREAD = 2.0  # Lab chroma units: a copy whose cells vary less has lost its colour
+_CURVE_DEGREE = 3  # a tone curve (gamma, an S-curve) is a cubic in lightness, closely enough
+_LEVEL_BAND = 16  # lightness levels (of 256) per band in which a tone curve takes the median
+_BAND_CELLS = 4  # cells a band needs to count
+_CURVE_SLOPES = (0.2, 5.0)  # the contrast in a cell is scaled by a curve's slope within these
 
 
 def compare_cells(
@@ -47,15 +55,73 @@ def cell_differences(
     """
     if _monochrome(scanned, visible) and not _monochrome(photo, visible):
         photo = _as_grey(photo)
+    curve = _tone_curve(scanned[:, :, 0], photo[:, :, 0], visible)
     fitted = np.empty_like(scanned)
-    for channel, tolerance in enumerate(_FIT_TOLERANCE):
-        fitted[:, :, channel] = _robust_linear_fit(
-            scanned[:, :, channel], photo[:, :, channel], visible, tolerance
-        )
-    colour = np.linalg.norm(fitted[:, :, :3] - photo[:, :, :3], axis=-1)
+    fitted[:, :, :3] = _fitted_colour(scanned[:, :, :3], photo[:, :, :3], visible, curve)
+    # a tone curve changes the contrast within a cell as its secant across the cell's spread
+    spread = scanned[:, :, 3]
+    contrast = (curve(scanned[:, :, 0] + spread) - curve(scanned[:, :, 0] - spread)) / 2
+    fitted[:, :, 3] = _robust_fit(contrast, photo[:, :, 3], visible, _FIT_TOLERANCE[3], 1)(contrast)
+    # where the curve is steep the copy kept that much less of the photo's lightness: a
+    # difference in lightness counts in the copy's levels there
+    difference = fitted[:, :, :3] - photo[:, :, :3]
+    difference[:, :, 0] /= np.maximum(curve.slope(scanned[:, :, 0]), 1.0)
+    colour = np.linalg.norm(difference, axis=-1)
     contrast = np.maximum(fitted[:, :, 3], 0.0)  # a fitted gain can push a flat cell below zero
     texture = np.abs(np.log((contrast + 3.0) / (photo[:, :, 3] + 3.0)))
     return colour, texture
+
+
+def _fitted_colour(
+    scanned: np.ndarray, photo: np.ndarray, visible: np.ndarray, lightness: ToneCurve
+) -> np.ndarray:
+    """The scanned cells' Lab colours mapped onto the photo's, whichever way agrees with more.
+
+    Colour grading is a gain and offset per Lab channel after a tone curve on lightness; a
+    photo app's curve acts on each of red, green and blue instead, which moves lightness by
+    a colour's saturation too (a gamma darkens grey far more than pure red). Both are fitted.
+    """
+    by_lab = np.stack(
+        [
+            lightness(scanned[:, :, 0]),
+            *(
+                _robust_fit(scanned[:, :, c], photo[:, :, c], visible, _FIT_TOLERANCE[c], 1)(
+                    scanned[:, :, c]
+                )
+                for c in (1, 2)
+            ),
+        ],
+        axis=-1,
+    )
+    scanned_rgb, photo_rgb = _lab_to_rgb(scanned), _lab_to_rgb(photo)
+    by_rgb = _rgb_to_lab(
+        np.stack(
+            [
+                _tone_curve(scanned_rgb[:, :, c], photo_rgb[:, :, c], visible)(scanned_rgb[:, :, c])
+                for c in range(3)
+            ],
+            axis=-1,
+        )
+    )
+
+    def agreeing(fitted: np.ndarray) -> int:
+        distance = np.linalg.norm(fitted - photo, axis=-1)
+        return int((distance[visible] <= _FIT_TOLERANCE[0]).sum())
+
+    return max((by_lab, by_rgb), key=agreeing)
+
+
+def _lab_to_rgb(cells: np.ndarray) -> np.ndarray:
+    """Cell colours stored as 8-bit Lab -> RGB, 0-255 (floats, not clipped to whole levels)."""
+    lab = cells[:, :, :3].astype(np.float32) - np.float32([0, 128, 128])
+    lab[:, :, 0] *= 100 / 255
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1) * 255
+
+
+def _rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    lab = cv2.cvtColor(np.clip(rgb, 0, 255).astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    lab[:, :, 0] *= 255 / 100
+    return lab + np.float32([0, 128, 128])
 
 
 def _monochrome(cells: np.ndarray, visible: np.ndarray) -> bool:
@@ -87,37 +153,111 @@ def _as_grey(cells: np.ndarray) -> np.ndarray:
     return grey
 
 
-def _robust_linear_fit(
-    source: np.ndarray, target: np.ndarray, visible: np.ndarray, tolerance: float
-) -> np.ndarray:
-    """Map ``source`` onto ``target`` with a gain and offset fitted on the cells that agree.
+def _robust_fit(
+    source: np.ndarray, target: np.ndarray, visible: np.ndarray, tolerance: float, degree: int
+) -> Polynomial:
+    """A polynomial mapping ``source`` onto ``target``, fitted on the cells that agree.
 
     Up to half the cells may be altered, and they would pull an ordinary least-squares fit
     towards themselves. So the fit starts from whichever of "no change" (the usual repost) and
     "a uniform shift" (a global filter) already agrees within ``tolerance`` on more cells, and
-    each round refits on the cells that agree with the previous fit.
+    each round refits on the cells that agree with the previous fit. A linear fit's gain is
+    kept within 0.5-2; whether a cubic rises is the caller's to check.
     """
+    identity = Polynomial([0.0, 1.0])
     if not visible.any():
-        return source
-
-    def agreeing(model: tuple[float, float]) -> int:
-        return int((np.abs(model[0] * source + model[1] - target)[visible] <= tolerance).sum())
-
-    starts = [(1.0, 0.0), (1.0, float(np.median(target[visible] - source[visible])))]
-    gain, offset = max(starts, key=agreeing)
+        return identity
+    shift = Polynomial([float(np.median(target[visible] - source[visible])), 1.0])
+    model = max((identity, shift), key=lambda m: _agreeing(m, source, target, visible, tolerance))
     for _ in range(3):
-        residual = np.abs(gain * source + offset - target)
+        residual = np.abs(model(source) - target)
         use = visible & (residual <= max(tolerance, 2.5 * _noise(residual[visible])))
         x, y = source[use].astype(np.float64), target[use].astype(np.float64)
-        centred = x - x.mean()
-        spread = float(centred @ centred)
-        if len(x) < 8 or spread < 1e-6 * len(x):
+        if len(x) < 8 * degree or float(x.std()) < 1e-3:
             break
-        # the least-squares slope in closed form: np.polyfit's general solver cost several
-        # times as much, four channels of every verified alignment
-        gain = float(np.clip(centred @ (y - y.mean()) / spread, 0.5, 2.0))
-        offset = float(np.mean(y - gain * x))
-    return gain * source + offset
+        if degree == 1:
+            centred = x - x.mean()
+            gain = float(np.clip(centred @ (y - y.mean()) / float(centred @ centred), 0.5, 2.0))
+            model = Polynomial([float(np.mean(y - gain * x)), gain])
+        else:
+            model = _fit_by_level(x, y, degree)
+    return model
+
+
+def _fit_by_level(x: np.ndarray, y: np.ndarray, degree: int) -> Polynomial:
+    """A polynomial through the median ``y`` of each band of ``x`` levels, bands weighted alike.
+
+    A photo is mostly dark or mostly bright; fitted cell by cell, a curve would follow the
+    crowded levels and miss the few cells at the others, where the face often is.
+    """
+    bands = np.minimum((x // _LEVEL_BAND).astype(np.int64), 255 // _LEVEL_BAND)
+    centres, medians = [], []
+    for band in np.unique(bands):
+        members = bands == band
+        if members.sum() >= _BAND_CELLS:
+            centres.append(float(np.median(x[members])))
+            medians.append(float(np.median(y[members])))
+    if len(centres) <= degree:
+        return Polynomial.fit(x, y, 1).convert()
+    return Polynomial.fit(np.array(centres), np.array(medians), degree).convert()
+
+
+def _agreeing(
+    model: Callable[[np.ndarray], np.ndarray],
+    source: np.ndarray,
+    target: np.ndarray,
+    visible: np.ndarray,
+    tolerance: float,
+) -> int:
+    return int((np.abs(model(source) - target)[visible] <= tolerance).sum())
+
+
+@dataclass(frozen=True)
+class ToneCurve:
+    """A rising map from the scanned image's lightness to the photo's, as a table."""
+
+    scanned: np.ndarray  # increasing lightness levels of the scanned image
+    photo: np.ndarray  # the photo's lightness at each
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        return np.interp(values, self.scanned, self.photo)
+
+    def slope(self, values: np.ndarray) -> np.ndarray:
+        """The curve's steepness, within _CURVE_SLOPES (at black and white a gamma curve's
+        slope runs to zero or infinity, where cells hold no contrast to scale anyway)."""
+        slopes = np.clip(np.gradient(self.photo, self.scanned), *_CURVE_SLOPES)
+        return np.interp(values, self.scanned, slopes)
+
+    def rises(self) -> bool:
+        """Whether both levels rise together: a tone curve never reverses lightness, a
+        coincidental fit to an edit can."""
+        return bool(np.diff(self.scanned).min() > 0 and np.diff(self.photo).min() > 0)
+
+
+def _tone_curve(scanned: np.ndarray, photo: np.ndarray, visible: np.ndarray) -> ToneCurve:
+    """The map of lightness that agrees with the most cells: a gain and offset, or a tone curve.
+
+    A gamma or S-curve bends lightness; a cubic follows it closely in one direction but not
+    always in the other (gamma 2 is a square one way and a square root, infinitely steep at
+    black, the other), so the cubic is fitted both ways (scanned -> photo, and photo -> scanned,
+    then inverted) and each curve must rise (``ToneCurve.rises``) over the levels the cells span.
+    """
+    tolerance = _FIT_TOLERANCE[0]
+    levels = np.linspace(0.0, 255.0, 257)
+    linear = _robust_fit(scanned, photo, visible, tolerance, 1)
+    candidates = [ToneCurve(levels, linear(levels))]
+    if visible.sum() >= 8 * _CURVE_DEGREE:
+        inverse = _robust_fit(scanned, photo, visible, tolerance, _CURVE_DEGREE)
+        span = np.linspace(float(scanned[visible].min()), float(scanned[visible].max()), 65)
+        candidates.append(ToneCurve(span, inverse(span)))
+        forward = _robust_fit(photo, scanned, visible, tolerance, _CURVE_DEGREE)
+        span = np.linspace(float(photo[visible].min()), float(photo[visible].max()), 65)
+        candidates.append(ToneCurve(forward(span), span))
+    rising = [curve for curve in candidates[1:] if curve.rises()]
+    return max(
+        [candidates[0], *rising],
+        key=lambda curve: _agreeing(curve, scanned, photo, visible, tolerance),
+    )
 
 
 def _noise(values: np.ndarray) -> float:
