@@ -219,3 +219,44 @@ def test_cli_scan_of_a_folder_with_videos_writes_every_report(tmp_path, registry
     assert row["segments"].startswith("0.00-8.00>0.00-")
     verified = run_cli("verify-evidence", "ev", cwd=tmp_path)
     assert verified.returncode == 0, verified.stderr
+
+
+def test_pairs_groups_a_video_with_its_trim_and_repost(tmp_path, original, photo):
+    import json
+
+    from conftest import run_cli, save
+
+    folder = tmp_path / "collection"
+    folder.mkdir()
+    write_video(folder / "original.mp4", original, fps=FPS)
+    write_video(folder / "trim.mkv", original[20:70], fps=FPS)
+    write_video(folder / "small.webm", [f[::2, ::2] for f in original], fps=FPS, codec="libvpx",
+                options={"crf": "40", "b": "0"})  # fmt: skip
+    write_video(folder / "other.mp4", slideshow([textured(60, 480, 360), textured(61)]), fps=FPS)
+    save(folder / "still.jpg", photo)
+    pairs = run_cli(
+        "pairs",
+        str(folder),
+        "--json",
+        "out.json",
+        "--report",
+        "r.html",
+        "--csv",
+        "r.csv",
+        cwd=tmp_path,
+    )
+    assert pairs.returncode == 0, pairs.stderr
+    doc = json.loads((tmp_path / "out.json").read_text())
+    names = {(Path(p["source"]).name, Path(p["derivative"]).name) for p in doc["pairs"]}
+    assert ("original.mp4", "trim.mkv") in names
+    assert {"original.mp4", "small.webm"} <= {n for pair in names for n in pair}
+    (cluster,) = [c for c in doc["clusters"] if any("trim" in m for m in c["members"])]
+    assert sorted(Path(m).name for m in cluster["members"]) == [
+        "original.mp4",
+        "small.webm",
+        "trim.mkv",
+    ]
+    assert not any("other.mp4" in m for c in doc["clusters"] for m in c["members"])
+    trim = next(p for p in doc["pairs"] if p["derivative"].endswith("trim.mkv"))
+    assert range_iou(trim["segments"][0]["registered"], (2.0, 7.0)) >= 0.8
+    assert doc["videos"] == 4 and doc["errors"] == []

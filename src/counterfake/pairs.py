@@ -72,6 +72,8 @@ from counterfake.signature.extract import (
 from counterfake.signature.grid import dequantise
 from counterfake.signature.spill import SpilledSignatures
 from counterfake.sources.telegram import ExportEntry, ExportSummary
+from counterfake.video.decode import is_animation, is_video_path
+from counterfake.video.pairs import VideoItem, add_video_pairs
 
 COMPOSITION_COVER = 0.85  # below this share of an image covered by the other, it holds more
 MIN_TEXTURED_AGREEING = 0.15  # share of the source's visible cells textured and agreeing
@@ -207,11 +209,22 @@ class PairFinder:
         masks_dir: str | os.PathLike | None = None,
         exports: list[ExportSummary] | None = None,
     ) -> dict[str, Any]:
-        """The pairs document for everything under ``paths`` (see ``document``)."""
+        """The pairs document for everything under ``paths`` (see ``document``); videos are
+        paired among themselves by video/pairs.py."""
         try:
-            collection = self.collect(_items(paths, exports))
+            items, videos = [], []
+            for item in _items(paths, exports):
+                video = as_video(item)
+                if video is None:
+                    items.append(item)
+                else:
+                    videos.append(video)
+            collection = self.collect(items)
             self.relate(collection, masks_dir)
-            return document(collection, self, masks_dir)
+            doc = document(collection, self, masks_dir)
+            if videos:
+                add_video_pairs(doc, videos)
+            return doc
         finally:
             self.close()
 
@@ -618,6 +631,21 @@ class PairFinder:
             agreeing=match.instances[0].agreeing,
             nfa=match.nfa,
         )
+
+
+def as_video(item: Item) -> VideoItem | None:
+    """The item as a video of the collection, or None if it is not one."""
+    if isinstance(item, tuple):
+        return None
+    if isinstance(item, ExportEntry):
+        if item.source is None:
+            return None
+        file, path, context = item.source, item.path, item.context
+    else:
+        file, path, context = item, item, None
+    if is_video_path(file) or is_animation(file):
+        return VideoItem(path, file, context)
+    return None
 
 
 def _items(
