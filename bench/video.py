@@ -110,8 +110,10 @@ def read(path: Path) -> np.ndarray:
 
 
 def build(quick: bool) -> tuple[list[Case], dict[str, Path], dict[str, np.ndarray]]:
-    """Every case's video under bench/out/video (reused when already there), the registered
-    videos' files and the registered photos' pixels."""
+    """Every case's video under bench/out/video (bench/out/video/quick for ``quick``: the two
+    modes draw different photos under the same names), reused when already there; the
+    registered videos' files and the registered photos' pixels."""
+    out = OUT / "quick" if quick else OUT
     rng = np.random.default_rng(SEED)
     videos, photos_held, negatives_people = (3, 5, 3) if quick else (6, 10, 6)
     people = [DATA / "people" / f"{n:04d}.jpg" for n in rng.permutation(250)[:120] + 1]
@@ -127,7 +129,7 @@ def build(quick: bool) -> tuple[list[Case], dict[str, Path], dict[str, np.ndarra
     for v in range(videos):
         label = f"registered-{v}.mp4"
         clip = slideshow([read(next(pick)) for _ in range(5)], SLIDE, SEED + v)
-        registered_videos[label] = _made(clip, OUT / "registered" / label, crf=20)
+        registered_videos[label] = _made(clip, out / "registered" / label, crf=20)
         length = clip.duration
         for transform in TRANSFORMS:
             made, scan_range, reg_range = _transformed(clip, transform, rng, fillers, SEED + v)
@@ -159,12 +161,12 @@ def build(quick: bool) -> tuple[list[Case], dict[str, Path], dict[str, np.ndarra
         registered_photos[label] = read(path)
         before = fillers(2, 2.0, SEED + 100 + p)
         made = held_in(before, registered_photos[label], 2.0, fillers(2, 2.0, SEED + 200 + p))
-        out = _made(made, OUT / "cases" / f"{label[:-4]}.held.mp4", crf=28)
+        file = _made(made, out / "cases" / f"{label[:-4]}.held.mp4", crf=28)
         cases.append(
             Case(
-                out.stem,
+                file.stem,
                 "photo_held_2s",
-                out,
+                file,
                 label,
                 (4.0, 6.0),
                 None,
@@ -174,12 +176,12 @@ def build(quick: bool) -> tuple[list[Case], dict[str, Path], dict[str, np.ndarra
         )
         if p % 2 == 0:
             screen = screen_recording(registered_photos[label], 6.0, SEED + 300 + p)
-            out = _made(screen, OUT / "cases" / f"{label[:-4]}.screen.mp4", crf=28)
+            file = _made(screen, out / "cases" / f"{label[:-4]}.screen.mp4", crf=28)
             cases.append(
                 Case(
-                    out.stem,
+                    file.stem,
                     "photo_screen_recording",
-                    out,
+                    file,
                     label,
                     (0.0, 6.0),
                     None,
@@ -202,10 +204,17 @@ def build(quick: bool) -> tuple[list[Case], dict[str, Path], dict[str, np.ndarra
             "negative_screen_recording": screen_recording(read(next(pick)), 6.0, SEED + 800 + n),
         }
         for kind, made in clips.items():
-            out = _made(made, OUT / "cases" / f"{kind}-{n}.mp4", crf=28)
+            file = _made(made, out / "cases" / f"{kind}-{n}.mp4", crf=28)
             cases.append(
                 Case(
-                    out.stem, kind, out, None, None, None, made.duration, (made.width, made.height)
+                    file.stem,
+                    kind,
+                    file,
+                    None,
+                    None,
+                    None,
+                    made.duration,
+                    (made.width, made.height),
                 )
             )
     return cases, registered_videos, registered_photos
