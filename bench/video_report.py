@@ -18,6 +18,10 @@ def _percent(value: float | None) -> str:
     return "" if value is None else f"{value:.1%}"
 
 
+def _three(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
 def table(result: dict) -> list[str]:
     """The video section: groups against the issue's targets, then every case kind."""
     run = result["run"]
@@ -63,7 +67,7 @@ def table(result: dict) -> list[str]:
         lines.append(
             f"| {kind} | {row['cases']} | {_percent(row.get('found'))} | "
             f"{_percent(row.get('vpdq'))} | {_percent(row.get('md5'))} | "
-            f"{row.get('iou_mean', float('nan')):.3f} | {row.get('iou_min', float('nan')):.3f} |"
+            f"{_three(row.get('iou_mean'))} | {_three(row.get('iou_min'))} |"
         )
     return [*lines, ""]
 
