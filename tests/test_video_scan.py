@@ -219,6 +219,11 @@ def test_cli_scan_of_a_folder_with_videos_writes_every_report(tmp_path, registry
     assert row["segments"].startswith("0.00-8.00>0.00-")
     verified = run_cli("verify-evidence", "ev", cwd=tmp_path)
     assert verified.returncode == 0, verified.stderr
+    assert "video frames verified" in verified.stdout  # the strip of matched frames
+    (frame,) = list((tmp_path / "ev" / "frames").iterdir())[:1]
+    frame.write_bytes(frame.read_bytes()[:-10])
+    tampered = run_cli("verify-evidence", "ev", cwd=tmp_path)
+    assert tampered.returncode != 0 and "was modified" in tampered.stderr
 
 
 def test_pairs_groups_a_video_with_its_trim_and_repost(tmp_path, original, photo):

@@ -23,9 +23,12 @@ from counterfake import __version__
 from counterfake.imaging import DEFAULT_MAX_PIXELS
 from counterfake.reports.atomic import atomic_writer
 from counterfake.reports.summary import appearance, group_by_day, summarise
-from counterfake.reports.thumbnails import StripFrame, make_thumbnail, make_video_strip
-
-STRIP_SEGMENTS = 3
+from counterfake.reports.thumbnails import (
+    StripFrame,
+    make_thumbnail,
+    make_video_strip,
+    strip_times,
+)
 
 _MAX_TEXT = 2000  # characters of a message text shown on a card
 _BIDI_CONTROLS = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -143,16 +146,16 @@ def render_report(
 
 
 def _strip(path: str, match: dict[str, Any], max_pixels: int) -> list[StripFrame]:
-    """A video match's strip of matched frames: where it was seen best (its mask outlined),
-    and the start, middle and end of each segment (at most STRIP_SEGMENTS of them)."""
+    """A video match's strip of matched frames (see thumbnails.strip_times), the best frame's
+    mask outlined; none for a photo's match."""
     if "segments" not in match:
         return []
-    times = [match["frame_time"]]
-    for part in match["segments"][:STRIP_SEGMENTS]:
-        start, end = part["scan"]
-        times += [start, (start + end) / 2, max(start, end - 0.05)]
     return make_video_strip(
-        path, times, mask=match.get("mask"), mask_time=match["frame_time"], max_pixels=max_pixels
+        path,
+        strip_times(match),
+        mask=match.get("mask"),
+        mask_time=match["frame_time"],
+        max_pixels=max_pixels,
     )
 
 

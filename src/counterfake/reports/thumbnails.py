@@ -72,6 +72,19 @@ class StripFrame:
     image: Thumbnail
 
 
+STRIP_SEGMENTS = 3  # segments of a video match whose frames the strip shows
+
+
+def strip_times(match: dict) -> list[float]:
+    """The times a video match's strip shows: where it was seen best, and the start, middle and
+    end of each of its first STRIP_SEGMENTS segments."""
+    times = [match["frame_time"]]
+    for part in match["segments"][:STRIP_SEGMENTS]:
+        start, end = part["scan"]
+        times += [start, (start + end) / 2, max(start, end - 0.05)]
+    return times
+
+
 def make_video_strip(
     path: str | os.PathLike,
     times: list[float],
