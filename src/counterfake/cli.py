@@ -511,9 +511,12 @@ def _write_reports(
 def _summarise(results: list[FileResult], interrupted: bool, exports: list[ExportSummary]) -> None:
     errors = sum(1 for r in results if r.error)
     kinds = [m["kind"] for r in results for m in r.matches]
+    shown = kinds.count("contains_photo")
     print(
         f"scanned {len(results)} file(s): {kinds.count('manipulated')} manipulated, "
-        f"{kinds.count('repost')} repost(s), {errors} unreadable"
+        f"{kinds.count('repost')} repost(s), "
+        + (f"{shown} registered photo(s) shown in videos, " if shown else "")
+        + f"{errors} unreadable"
         + (" (interrupted)" if interrupted else "")
     )
     for export in exports:
@@ -530,7 +533,13 @@ def _summarise(results: list[FileResult], interrupted: bool, exports: list[Expor
                 f"  {match['kind']:<11} {result.path}  <-  {match['photo']} ({match['subject']}), "
                 f"score {match['score']:.2f}, nfa {match.get('nfa', 0.0):.1e}, "
                 f"altered {match['altered_fraction']:.0%}"
+                + "".join(f", at {a:.1f}-{b:.1f} s" for a, b in _scan_ranges(match))
             )
+
+
+def _scan_ranges(match: dict) -> list[tuple[float, float]]:
+    """Where a video match is in the scanned video (none for an image's match)."""
+    return [tuple(part["scan"]) for part in match.get("segments", [])]
 
 
 def _pairs(args: argparse.Namespace) -> int:
