@@ -72,7 +72,11 @@ def skin_fill(rgb: np.ndarray, labels: np.ndarray, rng: random.Random) -> np.nda
 
 
 def edited(
-    photo: np.ndarray, region: np.ndarray, edit: str, labels: np.ndarray, rng: random.Random,
+    photo: np.ndarray,
+    region: np.ndarray,
+    edit: str,
+    labels: np.ndarray,
+    rng: random.Random,
     donors: list[Path],
 ) -> Op:
     """The photo with one harmless edit over the region, and the ground-truth mask."""
@@ -134,7 +138,9 @@ def caption_bar(rgb: np.ndarray, mask: np.ndarray | None, rng: random.Random) ->
     layer = Image.new("RGB", (width, height + bar), "white")
     layer.paste(Image.fromarray(rgb), (0, bar))
     size = max(12, bar // 2)
-    ImageDraw.Draw(layer).text((size // 2, bar // 4), "guess who", font=font(rng, size), fill="black")
+    ImageDraw.Draw(layer).text(
+        (size // 2, bar // 4), "guess who", font=font(rng, size), fill="black"
+    )
     if mask is None:
         return np.asarray(layer), None
     return np.asarray(layer), np.vstack([np.zeros((bar, width), np.uint8), mask])

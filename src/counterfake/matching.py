@@ -11,10 +11,10 @@ For a scanned image the steps are:
    screen taken at a slant). A second instance of the same photo (the "before" beside the
    "after" in a collage) is searched for among the rest.
 3. **Localise.** The image is warped into the photo's frame and summarised with the same coarse
-   grid as the signature. A robust per-channel fit absorbs global changes (recompression, colour
-   grading, a semi-transparent watermark), and a copy with no colour left is compared with the
-   photo as a greyscale conversion would leave it; cells that still differ clearly, in colour or in
-   texture, are the altered region. Isolated cells (text) are removed; what remains is mapped
+   grid as the signature. A robust fit absorbs global changes (recompression, colour grading, a
+   tone curve, a semi-transparent watermark), and a copy with no colour left is compared with
+   the photo as a greyscale conversion would leave it; cells that still differ clearly, in colour
+   or in texture, are the altered region. Isolated cells (text) are removed; what remains is mapped
    back into the scanned image's own pixels as the mask.
 4. **Decide.** An alignment proves *this* photo, not a look-alike, only when its number of false
    alarms (evidence.py: how many unrelated registered photos would align as well, from how
@@ -23,6 +23,8 @@ For a scanned image the steps are:
    of the same scene: ``same_scene``, never a copy. Otherwise, almost nothing altered:
    ``repost``; a solid altered region: ``manipulated``. Most of the photo "altered": the
    alignment was a coincidence, and there is no match at all.
+5. **A second look.** When nothing is found in an image laid out as a 2x2 grid (tiles.py),
+   each cell is matched on its own, with the whole feature budget.
 
 The operating point sits in :class:`Thresholds` and evidence.py; docs/matching.md has the
 figures that set it.
@@ -44,7 +46,7 @@ from counterfake.fitting import fit_transform
 from counterfake.framing import frame_overlap, has_seam, scene_continues
 from counterfake.geometry import project
 from counterfake.index.memory import CandidateIndex
-from counterfake.signature.extract import Query, Signature
+from counterfake.signature.extract import Query, Signature, make_query
 from counterfake.signature.features import LocalFeatures
 from counterfake.signature.grid import (
     GRID_COLS,
@@ -55,6 +57,7 @@ from counterfake.signature.grid import (
 )
 from counterfake.signature.hamming import two_nearest
 from counterfake.thresholds import Thresholds
+from counterfake.tiles import grid_cells
 
 PRECISE_PIXELS = 2.0  # photo-frame pixels per scanned pixel up to which corners land precisely
 SCENE_BEYOND = 0.05  # share of a scanned image outside the photo that shows a wider shot
@@ -134,7 +137,31 @@ class Matcher:
         self.thresholds = thresholds or Thresholds()
 
     def match(self, query: Query | SignatureQuery) -> list[Match]:
-        """All registered photos verified in the scanned image, best first."""
+        """All registered photos verified in the scanned image, best first.
+
+        When the first look finds nothing in an image laid out as a grid (tiles.py), each cell
+        is looked at on its own, with the whole feature budget; the number of false alarms then
+        counts every look taken.
+        """
+        found = self.look(query)
+        if found or not isinstance(query, Query):
+            return found
+        cells = grid_cells(query.work)
+        if not cells:
+            return []
+        best: dict[int, Match] = {}
+        for box in cells:
+            x0, y0, x1, y1 = (round(v / query.scale) for v in box)
+            cell = make_query(np.ascontiguousarray(query.rgb[y0:y1, x0:x1]))
+            for match in self.look(cell, looks=1 + len(cells)):
+                match = _placed(match, query.shape, x0, y0)
+                if match.photo_id not in best or _preferred(match, best[match.photo_id]):
+                    best[match.photo_id] = match
+        return sorted(best.values(), key=lambda m: -m.score)
+
+    def look(self, query: Query | SignatureQuery, looks: int = 1) -> list[Match]:
+        """The registered photos verified in the image (or cell) as a whole, best first;
+        ``looks`` is how many looks at one scanned image the number of false alarms counts."""
         t = self.thresholds
         found: dict[int, Match] = {}
         for candidate in self.index.candidates(query.features.descriptors, t.candidates):
@@ -147,8 +174,9 @@ class Matcher:
             instances = verify(query, signature, candidate.mirrored, t)
             if not instances:
                 continue
+            registry_size = len(self.index) * looks
             match = decide(
-                candidate.photo_id, query, signature, instances, t, registry_size=len(self.index)
+                candidate.photo_id, query, signature, instances, t, registry_size=registry_size
             )
             if match is None:
                 continue
@@ -156,6 +184,23 @@ class Matcher:
             if best is None or match.score > best.score:
                 found[candidate.photo_id] = match
         return sorted(found.values(), key=lambda m: -m.score)
+
+
+def _placed(match: Match, shape: tuple[int, int], x: int, y: int) -> Match:
+    """A match found in a grid cell whose corner is at (x, y), with its mask in the whole
+    scanned image (its instances stay in the cell's frame)."""
+    if match.mask is None:
+        return match
+    mask = np.zeros(shape, np.uint8)
+    height, width = match.mask.shape
+    mask[y : y + height, x : x + width] = match.mask
+    return replace(match, mask=mask)
+
+
+def _preferred(match: Match, other: Match) -> bool:
+    """Of one photo found in two cells (a before/after grid), the manipulated copy is what
+    matters; otherwise the better aligned."""
+    return (match.kind == "manipulated", match.score) > (other.kind == "manipulated", other.score)
 
 
 def verify(
