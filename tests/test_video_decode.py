@@ -94,6 +94,14 @@ def test_bombs_are_refused_before_decoding(tmp_path: Path) -> None:
         Video(path, VideoLimits(max_frames=20))
 
 
+def test_a_large_animation_is_refused_before_its_frames_load(tmp_path: Path) -> None:
+    path = tmp_path / "big.gif"
+    frames = [Image.new("RGB", (400, 300), (i * 60, 0, 0)) for i in range(3)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+    with pytest.raises(VideoError, match=r"400x300 are over the limit of 100000 pixels"):
+        Video(path, VideoLimits(max_pixels=100_000))
+
+
 def test_a_truncated_stream_names_where_it_ends(tmp_path: Path) -> None:
     path = write_video(tmp_path / "cut.mkv", held(PICTURES, 2.0))
     data = path.read_bytes()

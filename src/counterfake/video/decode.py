@@ -133,7 +133,11 @@ class Video:
             self._open_animation()
         else:
             self._open_container()
-        _check_info(self.path, self.info, self.limits)
+        try:
+            _check_info(self.path, self.info, self.limits)
+        except VideoError:
+            self.close()
+            raise
 
     @property
     def is_animation(self) -> bool:
@@ -198,6 +202,13 @@ class Video:
     def _open_animation(self) -> None:
         try:
             image = Image.open(self.path)
+            if image.width * image.height > self.limits.max_pixels:  # before any frame loads
+                image.close()
+                raise VideoError(
+                    self.path,
+                    f"frames of {image.width}x{image.height} are over the limit of "
+                    f"{self.limits.max_pixels} pixels",
+                )
             durations = []
             for frame in ImageSequence.Iterator(image):
                 frame.load()  # WebP sets a frame's duration when it is loaded, not sought
