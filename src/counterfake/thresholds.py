@@ -26,5 +26,6 @@ class Thresholds:
     min_region_cells: int = 6  # smaller altered components are overlays, not edits
     manipulated_fraction: float = 0.015  # altered share of the photo that makes a manipulation
     max_altered_fraction: float = 0.8  # beyond this the "match" is a coincidental alignment
-    min_agreeing: float = 0.2  # share of the photo that must agree in absolute terms, likewise
+    min_agreeing: float = 0.3  # share of the photo that must agree in absolute terms, likewise
+    min_agreeing_with_face: float = 0.2  # ...where the face is in view and agrees
     min_face_agreement: float = 0.5  # a derivative keeps the face: see signature/faces.py
