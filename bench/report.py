@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench import video_report
 from bench.accuracy import row_order
 from bench.results import RESULTS
 
@@ -116,6 +117,7 @@ def write() -> str:
     for name in order:
         lines += section(name, results[name])
     lines += comparisons()
+    lines += video_report.section()
     DOCS.write_text("\n".join(lines))
     return "\n".join([*HEADER, *[headline(name, results[name]) for name in order]])
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from counterfake.results import Cluster, FileResult, Finding, Pair, PairsDocument, PictureFile
+from counterfake.results import (
+    Cluster,
+    FileResult,
+    Finding,
+    Pair,
+    PairsDocument,
+    PictureFile,
+    TimeRange,
+)
 
 
 @dataclass
@@ -87,3 +95,68 @@ def test_the_pairs_document_gives_each_file_its_pairs_as_the_derivative():
     assert "telegram" not in doc.to_json()
     doc.telegram = []
     assert doc.to_json()["telegram"] == []
+
+
+def test_a_video_finding_reports_its_time_fields_as_the_video_scan_wrote_them():
+    finding = Finding(
+        "clip.mp4",
+        "alice",
+        "contains_photo",
+        0.8,
+        1e-12,
+        0.1,
+        None,
+        30,
+        2,
+        media="photo",
+        frame_time=3.25,
+        segments=(TimeRange((3.0, 5.0)), TimeRange((7.0, 8.5))),
+    )
+    assert finding.to_json() == {
+        "photo": "clip.mp4",
+        "subject": "alice",
+        "kind": "contains_photo",
+        "score": 0.8,
+        "nfa": 1e-12,
+        "altered_fraction": 0.1,
+        "mask": None,
+        "inliers": 30,
+        "instances": 2,
+        "media": "photo",
+        "frame_time": 3.25,
+        "segments": [{"scan": [3.0, 5.0]}, {"scan": [7.0, 8.5]}],
+    }
+    result = FileResult("v.mp4", "ab" * 32, None, [finding])
+    assert FileResult.from_json(json.loads(json.dumps(result.to_json()))) == result
+
+
+def test_a_video_pair_reports_the_fields_video_pairs_wrote():
+    pair = Pair(
+        source="original.mp4",
+        derivative="trim.mkv",
+        kind="repost",
+        score=0.95,
+        nfa=None,
+        altered_fraction=0.0,
+        mask=None,
+        inliers=None,
+        direction="coverage",
+        cluster=3,
+        media="video",
+        segments=(TimeRange((0.0, 5.0), (2.0, 7.0)),),
+    )
+    written = pair.to_json()
+    assert list(written) == [
+        "source",
+        "derivative",
+        "kind",
+        "score",
+        "altered_fraction",
+        "mask",
+        "media",
+        "segments",
+        "direction",
+        "cluster",
+    ]
+    assert written["segments"] == [{"scan": [0.0, 5.0], "registered": [2.0, 7.0]}]
+    assert Pair.from_json(json.loads(json.dumps(written))) == pair

@@ -43,7 +43,12 @@ def register_photo(service, photo, registrar: str = "registrar-a") -> str:
             files={"file": ("photo.cfsig", cfsig_bytes(photo, "photo.jpg"))},
         )
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"subject": subject, "added": 1, "already_registered": 0}
+    assert answer.json() == {
+        "subject": subject,
+        "added": 1,
+        "already_registered": 0,
+        "videos_added": 0,
+    }
     return subject
 
 

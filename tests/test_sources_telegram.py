@@ -54,8 +54,10 @@ def test_single_chat_export_yields_every_image_with_its_context(tmp_path, people
     root = tmp_path / "ChatExport_2023-01-06"
     write_image(root / "photos" / photo_name(1), people[0])
     write_image(root / "files" / "beach.png", people[1])
-    for thumb in ("video_files/clip.mp4", "animations/loop.mp4", "round_video_messages/r.mp4"):
-        write_image(root / f"{thumb}_thumb.jpg", people[2])
+    for video in ("video_files/clip.mp4", "animations/loop.mp4", "round_video_messages/r.mp4"):
+        (root / video).parent.mkdir(parents=True, exist_ok=True)
+        (root / video).write_bytes(b"a video")  # listed, not decoded, here
+        write_image(root / f"{video}_thumb.jpg", people[2])
     write_image(root / "stickers" / "sticker.webp_thumb.jpg", people[2])
     (root / "files" / "report.pdf").write_bytes(b"%PDF-1.4")
     write_single_chat(
@@ -89,9 +91,9 @@ def test_single_chat_export_yields_every_image_with_its_context(tmp_path, people
     assert [(Path(e.path).relative_to(root).as_posix(), e.context["media"]) for e in entries] == [
         (f"photos/{photo_name(1)}", "photo"),
         ("files/beach.png", "file"),
-        ("video_files/clip.mp4_thumb.jpg", "thumbnail"),
-        ("animations/loop.mp4_thumb.jpg", "thumbnail"),
-        ("round_video_messages/r.mp4_thumb.jpg", "thumbnail"),
+        ("video_files/clip.mp4", "video_file"),
+        ("animations/loop.mp4", "animation"),
+        ("round_video_messages/r.mp4", "video_message"),
     ]
     assert all(e.error is None and Path(e.source).is_file() for e in entries)
     assert entries[0].context == {
@@ -376,7 +378,7 @@ def test_html_export_pages_give_the_same_context(tmp_path, people):
     assert [(e.context["message_id"], e.context["media"]) for e in ok] == [
         (1, "photo"),
         (2, "photo"),
-        (4, "thumbnail"),
+        (4, "video_file"),  # the video itself, not its thumbnail
     ]
     first = ok[0].context
     assert first["chat"] == {"name": "Leaks", "type": None, "id": None}
@@ -386,7 +388,7 @@ def test_html_export_pages_give_the_same_context(tmp_path, people):
     assert ok[1].context["from"] == "Leaks"  # a joined message: same sender as the one before
     assert ok[1].context["forwarded_from"] == "Other Channel"
     assert ok[2].context["from"] == "Bob"
-    assert Path(ok[2].source).name == "clip.mp4_thumb.jpg"
+    assert Path(ok[2].source).name == "clip.mp4"
     refused = [e.error for e in entries if e.error]
     assert len(refused) == 2 and "leaves the export folder" in refused[0]
     assert "absolute path" in refused[1]

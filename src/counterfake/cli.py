@@ -63,9 +63,20 @@ from counterfake.scan import Scanner, hash_files
 from counterfake.signature import cfsig
 from counterfake.signature.pdq import MATCH_THRESHOLD, MIN_QUALITY, PdqHash, pdq_hash
 from counterfake.sources.telegram import ExportSummary
+from counterfake.video.exchange import VpdqRecord, read_vpdq_records, write_vpdq_records
+from counterfake.video.vpdq import (
+    QUERY_MATCH_PERCENT,
+    feature_from_line,
+    features_from_json,
+    match_percent,
+    vpdq_hash,
+)
 
 T = TypeVar("T")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+_PATHS_HELP = "photos, videos or folders (recursive)"
 
 
 def _positive_int(text: str) -> int:
@@ -110,15 +121,19 @@ def _parser() -> argparse.ArgumentParser:
         sub.set_defaults(run=run)
         return sub
 
-    register = command("register", _register, "register photos (or a .cfsig file) for a subject")
-    register.add_argument("paths", nargs="*", metavar="PATH", help="photos or folders (recursive)")
+    register = command(
+        "register", _register, "register photos and videos (or a .cfsig file) for a subject"
+    )
+    register.add_argument("paths", nargs="*", metavar="PATH", help=_PATHS_HELP)
     register.add_argument("--subject", required=True, help="whose photos these are")
     register.add_argument("--signatures", metavar="FILE", help="a .cfsig file made by 'hash'")
     _db_option(register)
     _decoding_options(register)
 
-    hash_ = command("hash", _hash, "write the signatures of photos to a .cfsig file (offline)")
-    hash_.add_argument("paths", nargs="+", metavar="PATH", help="photos or folders (recursive)")
+    hash_ = command(
+        "hash", _hash, "write the signatures of photos and videos to a .cfsig file (offline)"
+    )
+    hash_.add_argument("paths", nargs="+", metavar="PATH", help=_PATHS_HELP)
     hash_.add_argument("-o", "--output", required=True, metavar="FILE", help="the .cfsig to write")
     _decoding_options(hash_)
 
@@ -190,6 +205,24 @@ def _parser() -> argparse.ArgumentParser:
     import_.set_defaults(run=_exchange_import)
     import_.add_argument("file", metavar="FILE", help="any of the formats; detected")
     import_.add_argument("--source", required=True, help="who shared them (e.g. stopncii)")
+    export_v = exchange.add_parser(
+        "export-vpdq", help="write the registered videos' vPDQ (ThreatExchange CSV)"
+    )
+    export_v.set_defaults(run=_exchange_export_vpdq)
+    export_v.add_argument("-o", "--output", required=True, metavar="FILE")
+    import_v = exchange.add_parser(
+        "import-vpdq", help="store vPDQ signals shared in a ThreatExchange CSV"
+    )
+    import_v.set_defaults(run=_exchange_import_vpdq)
+    import_v.add_argument("file", metavar="FILE")
+    import_v.add_argument("--source", required=True, help="who shared them")
+    lookup_v = exchange.add_parser(
+        "lookup-vpdq", help="registered and imported videos a video matches by vPDQ alone"
+    )
+    lookup_v.set_defaults(run=_exchange_lookup_vpdq)
+    lookup_v.add_argument("video", metavar="VIDEO")
+    for sub in (export_v, import_v, lookup_v):
+        _db_option(sub)
     lookup = exchange.add_parser("lookup", help="PDQ hashes held near a hash or an image's")
     lookup.set_defaults(run=_exchange_lookup)
     lookup.add_argument("query", metavar="HEX|FILE", help="a PDQ hash, a hash file or an image")
@@ -223,6 +256,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--timeout", type=float, default=60.0, help="seconds before a request is answered 503"
+    )
+    serve.add_argument(
+        "--sync-video-seconds",
+        type=float,
+        default=20.0,
+        help="videos up to this long are answered at once, longer ones as a job (default 20)",
     )
     serve.add_argument(
         "--max-upload-signatures",
@@ -308,17 +347,19 @@ def _tracked(progress: Progress | None, items: Iterator[T]) -> Iterator[T]:
         yield item
 
 
-def _signatures_of(args: argparse.Namespace) -> list:
+def _signatures_of(args: argparse.Namespace) -> cfsig.Contents:
     """Hash the files named on the command line, reporting each unreadable one on stderr."""
-    signatures = []
+    contents = cfsig.Contents()
     with _progress("hashing") as progress:
         results = hash_files(args.paths, max_pixels=args.max_pixels, workers=args.workers)
         for result in _tracked(progress, results):
             if result.error:
                 err.print(f"skipped {result.error}", markup=False)
-            else:
-                signatures.append(result.signature)
-    return signatures
+            elif result.video is not None:
+                contents.videos.append(result.video)
+            elif result.signature is not None:
+                contents.photos.append(result.signature)
+    return contents
 
 
 def _register(args: argparse.Namespace) -> int:
@@ -330,18 +371,31 @@ def _register(args: argparse.Namespace) -> int:
     except ValueError as error:
         err.print(f"counterfake register: --subject {args.subject!r}: {error}", markup=False)
         return 2
-    signatures = cfsig.read(args.signatures) if args.signatures else []
-    signatures += _signatures_of(args) if args.paths else []
+    contents = cfsig.read_contents(args.signatures) if args.signatures else cfsig.Contents()
+    if args.paths:
+        hashed = _signatures_of(args)
+        contents.photos += hashed.photos
+        contents.videos += hashed.videos
     with Registry(_db(args)) as registry:
-        added, existing = registry.register(args.subject, signatures)
+        added, existing = registry.register(args.subject, contents.photos)
+        videos = sum(registry.register_video(args.subject, v) for v in contents.videos)
     print(f"registered {added} photo(s) for {args.subject}; {existing} already registered")
+    if contents.videos:
+        print(
+            f"registered {videos} video(s) for {args.subject}; "
+            f"{len(contents.videos) - videos} already registered"
+        )
     return 0
 
 
 def _hash(args: argparse.Namespace) -> int:
-    signatures = _signatures_of(args)
-    cfsig.write(args.output, signatures)
-    print(f"wrote {len(signatures)} signature(s) to {args.output} (signatures only, no pixels)")
+    contents = _signatures_of(args)
+    cfsig.write(args.output, contents.photos, contents.videos)
+    videos = f" and {len(contents.videos)} video(s)" if contents.videos else ""
+    print(
+        f"wrote {len(contents.photos)} signature(s){videos} to {args.output} "
+        "(signatures only, no pixels)"
+    )
     return 0
 
 
@@ -459,9 +513,12 @@ def _write_reports(
 def _summarise(results: list[FileResult], interrupted: bool, exports: list[ExportSummary]) -> None:
     errors = sum(1 for r in results if r.error)
     kinds = [m.kind for r in results for m in r.matches]
+    shown = kinds.count("contains_photo")
     print(
         f"scanned {len(results)} file(s): {kinds.count('manipulated')} manipulated, "
-        f"{kinds.count('repost')} repost(s), {errors} unreadable"
+        f"{kinds.count('repost')} repost(s), "
+        + (f"{shown} registered photo(s) shown in videos, " if shown else "")
+        + f"{errors} unreadable"
         + (" (interrupted)" if interrupted else "")
     )
     for export in exports:
@@ -479,7 +536,13 @@ def _summarise(results: list[FileResult], interrupted: bool, exports: list[Expor
                     f"  {match.kind:<11} {result.path}  <-  {match.photo} ({match.subject}), "
                     f"score {match.score:.2f}, nfa {match.nfa:.1e}, "
                     f"altered {match.altered_fraction:.0%}"
+                    + "".join(f", at {a:.1f}-{b:.1f} s" for a, b in _scan_ranges(match))
                 )
+
+
+def _scan_ranges(match: Finding) -> list[tuple[float, float]]:
+    """Where a video match is in the scanned video (none for an image's match)."""
+    return [part.scan for part in match.segments or []]
 
 
 def _pairs(args: argparse.Namespace) -> int:
@@ -602,6 +665,59 @@ def _exchange_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exchange_export_vpdq(args: argparse.Namespace) -> int:
+    """The registered videos' vPDQ under opaque references (never a subject or a label)."""
+    with Registry(_db(args)) as registry:
+        ids = OpaqueIds(registry.db)
+        records = [
+            VpdqRecord(
+                tuple(map(feature_from_line, registry.video_vpdq(v.video_id).split())),
+                ids("video", v.video_id),
+            )
+            for v in registry.videos()
+        ]
+    with open(args.output, "w", encoding="utf-8", newline="") as out:
+        count = write_vpdq_records(records, out)
+    print(f"exported the vPDQ of {count} video(s) to {args.output} (threatexchange)")
+    return 0
+
+
+def _exchange_import_vpdq(args: argparse.Namespace) -> int:
+    check_bank_name(args.source)
+    records = list(read_vpdq_records(args.file))  # all read before any is stored
+    with Registry(_db(args)) as registry:
+        added = registry.add_vpdq(records, source=args.source)
+    print(
+        f"imported {added} vPDQ signal(s) from {args.file} as {args.source}; "
+        f"{len(records) - added} already held"
+    )
+    return 0
+
+
+def _exchange_lookup_vpdq(args: argparse.Namespace) -> int:
+    """Meta's decision alone (80% of the video's good frames within distance 31)."""
+    query = vpdq_hash(args.video)
+    found = 0
+    with Registry(_db(args)) as registry:
+        held = [
+            (f"{v.subject}: {v.label}", registry.video_vpdq(v.video_id)) for v in registry.videos()
+        ]
+        candidates = [
+            (name, tuple(map(feature_from_line, lines.split()))) for name, lines in held
+        ] + [
+            (f"{source}: {ref or row_id}", tuple(features_from_json(signal)))
+            for row_id, source, signal, ref in registry.imported_vpdq()
+        ]
+    for name, features in candidates:
+        percent = match_percent(query, features)
+        if percent >= QUERY_MATCH_PERCENT:
+            found += 1
+            print(f"{name}\t{percent:.0f}% of the video's frames", flush=True)
+    if not found:
+        print(f"{args.video}: no registered or imported video matches by vPDQ")
+    return 0
+
+
 def _exchange_lookup(args: argparse.Namespace) -> int:
     queries = _lookup_queries(args.query)
     with Registry(_db(args)) as registry:
@@ -688,6 +804,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         request_timeout=args.timeout,
         max_upload_signatures=args.max_upload_signatures,
+        sync_video_seconds=args.sync_video_seconds,
         max_subject_photos=args.max_subject_photos,
         allow_private_webhooks=args.allow_private_webhooks,
     )

@@ -10,6 +10,11 @@ numbered ``changes`` rows in the same transaction as the rows it writes or delet
 PostgreSQL, NOTIFYs ``counterfake_registry`` on commit. A worker loads the registry once
 (after reading :meth:`Registry.head_seq`), then applies :meth:`Registry.changes_since` whenever
 :meth:`Registry.wait_for_change` says something happened. Applying a change twice is harmless.
+
+Why this module is over 600 lines: it is the one class that owns the registry's tables and
+their transactions (subjects, photos, videos and their frames, imported PDQ and vPDQ, the
+change feed); a registration or withdrawal of photos and videos is one transaction over all of
+them, and splitting the class would split what must commit together.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from counterfake.db import (
     Database,
@@ -39,11 +44,21 @@ from counterfake.signature import cfsig
 from counterfake.signature.extract import Signature
 from counterfake.signature.pdq import PdqHash
 
+if TYPE_CHECKING:
+    from counterfake.video.exchange import VpdqRecord
+    from counterfake.video.signature import VideoSignature
+
 DEFAULT_DB = "counterfake.db"
 SCHEMA_VERSION = 2
 CHANGES_CHANNEL = "counterfake_registry"
 _WRITE_LOCK = 0x6366_0002  # serialises registry writers so change numbers commit in order
-WITHDRAWN_TABLES = ("photos", "photo_pdq", "subjects")  # what a withdrawal deletes from
+WITHDRAWN_TABLES = (
+    "photos",
+    "photo_pdq",
+    "video_frames",
+    "videos",
+    "subjects",
+)  # what a withdrawal deletes from
 _PAGE = 500  # rows per query when streaming signatures
 _POLL_SECONDS = 0.05  # how often SQLite's wait_for_change looks for new changes
 _SCHEMA = (
@@ -80,6 +95,34 @@ _SCHEMA = (
         created TEXT NOT NULL,
         UNIQUE (source, hash)
     )""",
+    # A registered video: its sampled frames are rows of photos (their signatures, matched as
+    # photos are), tied to it with their times by video_frames; vPDQ as Meta's hash-file lines.
+    """CREATE TABLE IF NOT EXISTS videos (
+        id {SERIAL_PK},
+        subject_id BIGINT NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        md5 TEXT NOT NULL,
+        duration DOUBLE PRECISION NOT NULL,
+        vpdq TEXT NOT NULL,
+        created TEXT NOT NULL,
+        UNIQUE (subject_id, sha256)
+    )""",
+    """CREATE TABLE IF NOT EXISTS video_frames (
+        photo_id BIGINT PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
+        video_id BIGINT NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+        time DOUBLE PRECISION NOT NULL
+    )""",
+    # vPDQ signals imported from a hash-sharing programme, named by the SHA-256 of the signal.
+    """CREATE TABLE IF NOT EXISTS imported_vpdq (
+        id {SERIAL_PK},
+        source TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        signal TEXT NOT NULL,
+        ref TEXT,
+        created TEXT NOT NULL,
+        UNIQUE (source, digest)
+    )""",
     """CREATE TABLE IF NOT EXISTS changes (
         seq {SERIAL_PK},
         action TEXT NOT NULL,
@@ -103,6 +146,24 @@ class RegisteredPhoto:
     subject: str
     label: str
     sha256: str
+
+
+@dataclass(frozen=True)
+class RegisteredVideo:
+    video_id: int
+    subject: str
+    label: str
+    sha256: str
+    md5: str
+    duration: float
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    """A registered photo that is a sampled frame of a registered video."""
+
+    video_id: int
+    time: float
 
 
 @dataclass(frozen=True)
@@ -292,6 +353,73 @@ class Registry:
                 tx.notify(CHANGES_CHANNEL, "add")
         return added, existing
 
+    def register_video(
+        self, subject: str, video: VideoSignature, max_photos: int | None = None
+    ) -> bool:
+        """Register a video under a subject in one transaction: its frames as photos (the
+        change feed and the index see them as photos) and the video with its frames' times.
+        False if the subject already holds this video (by SHA-256); nothing is added then.
+        With ``max_photos``, SubjectFull if its frames would take the subject past it."""
+        for number, signature in enumerate(video.frames, 1):
+            try:
+                cfsig.check_signature(signature)
+            except ValueError as error:
+                raise cfsig.SignatureFileError(
+                    f"frame {number} of {video.label}", str(error)
+                ) from None
+        with self.db.transaction() as tx:
+            tx.lock(_WRITE_LOCK)
+            tx.execute(
+                "INSERT INTO subjects (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+                (subject, _now()),
+            )
+            subject_id = self._subject_id(tx, subject)
+            row = tx.execute(
+                "INSERT INTO videos (subject_id, label, sha256, md5, duration, vpdq, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (subject_id, sha256) DO NOTHING "
+                "RETURNING id",
+                (
+                    subject_id,
+                    video.label,
+                    video.sha256,
+                    video.md5,
+                    video.duration,
+                    "".join(f"{feature.line()}\n" for feature in video.vpdq),
+                    _now(),
+                ),
+            ).fetchone()
+            if row is None:
+                return False
+            video_id, now = row[0], _now()
+            for time, signature in zip(video.times, video.frames, strict=True):
+                photo = tx.execute(
+                    "INSERT INTO photos (subject_id, label, sha256, signature, created) "
+                    "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                    (
+                        subject_id,
+                        signature.label,
+                        signature.sha256,
+                        cfsig.dumps([signature]),
+                        now,
+                    ),
+                ).fetchone()
+                tx.execute(
+                    "INSERT INTO video_frames (photo_id, video_id, time) VALUES (?, ?, ?)",
+                    (photo[0], video_id, time),
+                )
+                self._insert_pdq(tx, photo[0], signature)
+                self._record_change(tx, "add", photo[0])
+            if max_photos is not None:
+                (held,) = tx.execute(
+                    "SELECT COUNT(*) FROM photos WHERE subject_id = ?", (subject_id,)
+                ).fetchone()
+                if held > max_photos:
+                    raise SubjectFull(
+                        f"{held} photos and video frames for one subject; the limit is {max_photos}"
+                    )
+            tx.notify(CHANGES_CHANNEL, "add")
+        return True
+
     def withdraw(self, subject: str) -> int:
         """Delete a subject and all its signatures (deleted, not hidden); return how many photos.
 
@@ -311,6 +439,7 @@ class Registry:
                 ).fetchall()
             ]
             self._delete_photos(tx, photo_ids)
+            tx.execute("DELETE FROM videos WHERE subject_id = ?", (subject_id,))
             tx.execute("DELETE FROM subjects WHERE id = ?", (subject_id,))
         self.db.purge(WITHDRAWN_TABLES)
         return len(photo_ids)
@@ -318,6 +447,7 @@ class Registry:
     def _delete_photos(self, tx: Transaction, photo_ids: list[int]) -> None:
         for photo_id in photo_ids:
             tx.execute("DELETE FROM photo_pdq WHERE photo_id = ?", (photo_id,))
+            tx.execute("DELETE FROM video_frames WHERE photo_id = ?", (photo_id,))
             tx.execute("DELETE FROM photos WHERE id = ?", (photo_id,))
             self._record_change(tx, "remove", photo_id)
         if photo_ids:
@@ -449,6 +579,48 @@ class Registry:
             )
             found.update((row[0], RegisteredPhoto(*row)) for row in rows)
         return found
+
+    def add_vpdq(self, records: Iterable[VpdqRecord], source: str) -> int:
+        """Store vPDQ signals imported from a programme, in one transaction; return how many
+        were new (a signal already imported from the same source is ignored)."""
+        added = 0
+        with self.db.transaction() as tx:
+            tx.lock(_WRITE_LOCK)
+            for record in records:
+                row = tx.execute(
+                    "INSERT INTO imported_vpdq (source, digest, signal, ref, created) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, digest) DO NOTHING RETURNING id",
+                    (source, record.digest, record.signal, record.ref, _now()),
+                ).fetchone()
+                added += row is not None
+        return added
+
+    def imported_vpdq(self) -> Iterator[tuple[int, str, str, str | None]]:
+        """Every imported vPDQ signal: (id, source, signal, reference)."""
+        yield from self._pages(
+            "SELECT id, source, signal, ref FROM imported_vpdq WHERE id > ? ORDER BY id LIMIT ?"
+        )
+
+    def videos(self) -> Iterator[RegisteredVideo]:
+        """Every registered video, in registration order."""
+        rows = self.db.execute(
+            "SELECT v.id, s.name, v.label, v.sha256, v.md5, v.duration FROM videos v "
+            "JOIN subjects s ON s.id = v.subject_id ORDER BY v.id"
+        )
+        for row in rows:
+            yield RegisteredVideo(*row)
+
+    def video_frames(self) -> dict[int, VideoFrame]:
+        """Which registered photos are frames of a registered video: photo id -> (video, time)."""
+        rows = self.db.execute("SELECT photo_id, video_id, time FROM video_frames")
+        return {photo_id: VideoFrame(video_id, time) for photo_id, video_id, time in rows}
+
+    def video_vpdq(self, video_id: int) -> str:
+        """A registered video's vPDQ, as the lines of Meta's hash file."""
+        rows = self.db.execute("SELECT vpdq FROM videos WHERE id = ?", (video_id,))
+        if not rows:
+            raise KeyError(video_id)
+        return rows[0][0]
 
     def subjects(self) -> list[tuple[str, int]]:
         """(subject, number of photos) for every subject."""

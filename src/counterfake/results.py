@@ -21,10 +21,29 @@ from counterfake.inputs import item_key
 from counterfake.matching import Kind
 from counterfake.sources.telegram import ExportEntry
 
-__all__ = ["Cluster", "FileResult", "Finding", "Kind", "Pair", "PairsDocument", "PictureFile"]
+__all__ = [
+    "Cluster",
+    "FileResult",
+    "Finding",
+    "FindingKind",
+    "Kind",
+    "Media",
+    "Pair",
+    "PairsDocument",
+    "PictureFile",
+    "TimeRange",
+]
 
-Direction = Literal["composition", "crop", "resolution", "Telegram date", "cluster order"]
-"""Why a pair's source is taken to be the source (docs/pairs.md)."""
+FindingKind = Literal[Kind, "contains_photo"]
+"""A finding's kind: a photo's, or ``contains_photo``, a registered photo shown in a video."""
+
+Media = Literal["photo", "video"]
+"""What a video's finding found: a registered photo or a registered video."""
+
+Direction = Literal[
+    "composition", "crop", "resolution", "Telegram date", "cluster order", "coverage"
+]
+"""Why a pair's source is taken to be the source (docs/pairs.md; ``coverage`` for videos)."""
 
 SCORE_DIGITS = 4  # scores and altered fractions are reported to four decimals
 NFA_DIGITS = 3  # the number of false alarms, to three significant digits
@@ -34,7 +53,7 @@ class Measured(Protocol):
     """What matching measured of one alignment (a ``matching.Match`` or a pairs relation)."""
 
     @property
-    def kind(self) -> Kind: ...
+    def kind(self) -> FindingKind: ...
     @property
     def score(self) -> float: ...
     @property
@@ -55,6 +74,45 @@ def rounded_nfa(value: float) -> float:
     return float(f"{value:.{NFA_DIGITS}g}")
 
 
+@dataclass(frozen=True)
+class TimeRange:
+    """Where a video match is: seconds of the scanned video (``scan``), and of the registered
+    video it shows (``registered``; None when what it shows is a photo)."""
+
+    scan: tuple[float, float]
+    registered: tuple[float, float] | None = None
+
+    def to_json(self) -> dict[str, list[float]]:
+        if self.registered is None:
+            return {"scan": list(self.scan)}
+        return {"scan": list(self.scan), "registered": list(self.registered)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TimeRange:
+        start, end = data["scan"]
+        registered = data.get("registered")
+        return cls((start, end), None if registered is None else (registered[0], registered[1]))
+
+
+def _video_json(
+    media: Media | None, frame_time: float | None, segments: Sequence[TimeRange] | None
+) -> dict[str, Any]:
+    """A video match's extra fields as reported (none for a photo's)."""
+    extra: dict[str, Any] = {}
+    if media is not None:
+        extra["media"] = media
+    if frame_time is not None:
+        extra["frame_time"] = frame_time
+    if segments is not None:
+        extra["segments"] = [part.to_json() for part in segments]
+    return extra
+
+
+def _segments_of(data: dict[str, Any]) -> tuple[TimeRange, ...] | None:
+    parts = data.get("segments")
+    return None if parts is None else tuple(TimeRange.from_json(part) for part in parts)
+
+
 def reported(measured: Measured) -> dict[str, Any]:
     """What every finding and pair reports of a match: its kind and figures, rounded."""
     return {
@@ -72,17 +130,25 @@ class Finding:
 
     ``mask`` is the path of the altered region's PNG (in the scanned image's pixels), or None;
     the service puts the PNG itself there, base64-encoded.
+
+    A finding in a video (docs/video.md) also has ``media`` (a registered photo or video was
+    found), ``frame_time`` (the scanned frame where it was seen best, whose pixels the mask is
+    in) and ``segments`` (where, in both videos); they are None for a photo's finding and then
+    left out of its JSON.
     """
 
     photo: str
     subject: str
-    kind: Kind
+    kind: FindingKind
     score: float
     nfa: float
     altered_fraction: float
     mask: str | None
     inliers: int
     instances: int
+    media: Media | None = None
+    frame_time: float | None = None
+    segments: tuple[TimeRange, ...] | None = None
 
     @classmethod
     def of(
@@ -91,8 +157,24 @@ class Finding:
         """The finding for one match, its figures rounded as reported."""
         return cls(photo=photo, subject=subject, mask=mask, instances=instances, **reported(match))
 
+    @property
+    def is_video(self) -> bool:
+        """Whether this was found in a video (it then has segments and a frame time)."""
+        return self.segments is not None
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "photo": self.photo,
+            "subject": self.subject,
+            "kind": self.kind,
+            "score": self.score,
+            "nfa": self.nfa,
+            "altered_fraction": self.altered_fraction,
+            "mask": self.mask,
+            "inliers": self.inliers,
+            "instances": self.instances,
+            **_video_json(self.media, self.frame_time, self.segments),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Finding:
@@ -108,6 +190,9 @@ class Finding:
             mask=data.get("mask"),
             inliers=data["inliers"],
             instances=data["instances"],
+            media=data.get("media"),
+            frame_time=data.get("frame_time"),
+            segments=_segments_of(data),
         )
 
 
@@ -118,18 +203,24 @@ class Pair:
     ``mask`` is in the derivative's pixels; None when there is none, or when the relation was
     measured the other way round (in the source's pixels). ``cluster`` is the id of the
     cluster it belongs to.
+
+    A pair of videos (video/pairs.py) has ``media`` "video" and ``segments`` (in the
+    derivative's time, then the source's), no ``nfa`` or ``inliers`` (None, left out of its
+    JSON), and the direction ``coverage``.
     """
 
     source: str
     derivative: str
-    kind: Kind
+    kind: FindingKind
     score: float
-    nfa: float
+    nfa: float | None
     altered_fraction: float
     mask: str | None
-    inliers: int
+    inliers: int | None
     direction: Direction
     cluster: int
+    media: Media | None = None
+    segments: tuple[TimeRange, ...] | None = None
 
     @classmethod
     def of(
@@ -153,7 +244,33 @@ class Pair:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        if self.segments is not None:  # a pair of videos, its fields as video/pairs.py orders them
+            return {
+                "source": self.source,
+                "derivative": self.derivative,
+                "kind": self.kind,
+                "score": self.score,
+                **({} if self.nfa is None else {"nfa": self.nfa}),
+                "altered_fraction": self.altered_fraction,
+                "mask": self.mask,
+                **({} if self.inliers is None else {"inliers": self.inliers}),
+                **_video_json(self.media, None, self.segments),
+                "direction": self.direction,
+                "cluster": self.cluster,
+            }
+        return {
+            "source": self.source,
+            "derivative": self.derivative,
+            "kind": self.kind,
+            "score": self.score,
+            "nfa": self.nfa,
+            "altered_fraction": self.altered_fraction,
+            "mask": self.mask,
+            "inliers": self.inliers,
+            "direction": self.direction,
+            "cluster": self.cluster,
+            **_video_json(self.media, None, None),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Pair:
@@ -163,12 +280,14 @@ class Pair:
             derivative=data["derivative"],
             kind=data["kind"],
             score=data["score"],
-            nfa=data["nfa"],
+            nfa=data.get("nfa"),
             altered_fraction=data["altered_fraction"],
             mask=data.get("mask"),
-            inliers=data["inliers"],
+            inliers=data.get("inliers"),
             direction=data["direction"],
             cluster=data["cluster"],
+            media=data.get("media"),
+            segments=_segments_of(data),
         )
 
 
@@ -254,6 +373,7 @@ class PairsDocument:
     scenes: int
     files: list[PictureFile]
     telegram: list[dict[str, Any]] | None = None  # what each Telegram export held, if any
+    videos: int | None = None  # how many of the images are videos, when any were given
 
     def to_json(self) -> dict[str, Any]:
         document = {
@@ -268,6 +388,8 @@ class PairsDocument:
         }
         if self.telegram is not None:
             document["telegram"] = self.telegram
+        if self.videos is not None:
+            document["videos"] = self.videos
         return document
 
     def file_results(self) -> Iterator[FileResult]:

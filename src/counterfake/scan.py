@@ -16,29 +16,33 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError
+from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, describe_os_error
 from counterfake.index.candidates import CandidateIndex
 from counterfake.inputs import Item, expand, image_files, item_key, read_image
 from counterfake.loading import cached_matcher, index_registry
 from counterfake.masks import DIGEST_CHARACTERS, write_mask
 from counterfake.matching import Match, Matcher, Thresholds
 from counterfake.parallel import in_parallel
-from counterfake.registry import RegisteredPhoto, Registry
-from counterfake.results import FileResult, Finding
+from counterfake.registry import RegisteredPhoto, RegisteredVideo, Registry
+from counterfake.results import FileResult, Finding, TimeRange
 from counterfake.signature import cfsig
 from counterfake.signature.extract import Signature, make_query, make_signature
 from counterfake.sources.telegram import ExportEntry, ExportSummary
+from counterfake.video.decode import is_animation, is_video_path
+from counterfake.video.matching import VideoMatch, scan_video
+from counterfake.video.signature import VideoSignature, file_digests, make_video_signature
 
 SIGNATURE_CACHE = 512  # signatures each scanning process keeps, read most recently first
 
 
 @dataclass
 class HashResult:
-    """A photo's signature, or why it could not be made."""
+    """A photo's signature, a video's (``video``), or the one-line error."""
 
     path: str
     signature: Signature | None = None
     error: str | None = None
+    video: VideoSignature | None = None
 
 
 # ---- hashing -------------------------------------------------------------------------------
@@ -50,13 +54,19 @@ def hash_files(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int = 1,
 ) -> Iterator[HashResult]:
-    """Signatures of every image under ``paths``; the label of each is its path as given
+    """Signatures of every image and video under ``paths``; the label of each is its path as given
     (control characters escaped, the last cfsig.MAX_LABEL characters of a longer one), so that
     every label passes cfsig.check_label."""
 
     def hash_one(item: str | tuple[str, str]) -> HashResult:
         if isinstance(item, tuple):
             return HashResult(item[0], error=item[1])
+        if is_video_path(item) or is_animation(item):
+            try:
+                video = make_video_signature(item, cfsig.label_for(item))
+            except ImageError as error:  # VideoError is one
+                return HashResult(item, error=str(error))
+            return HashResult(item, video=video)
         try:
             sha256, rgb = read_image(item, max_pixels)
         except ImageError as error:
@@ -87,6 +97,8 @@ class Scanner:
             # sorted before workers are forked, so they share what it joins
             self.entries = index_registry(registry, self.index)
             self.photos: dict[int, RegisteredPhoto] = {p.photo_id: p for p in registry.photos()}
+            self.videos: dict[int, RegisteredVideo] = {v.video_id: v for v in registry.videos()}
+            self.video_frames = registry.video_frames()
         self._matcher: Matcher | None = None
 
     def _open(self) -> Matcher:
@@ -139,6 +151,8 @@ class Scanner:
     def scan_file(self, path: str, masks_dir: str | os.PathLike | None = None) -> FileResult:
         """Match one file; a file that cannot be read gets its error, never an exception."""
         matcher = self._matcher if self._matcher is not None else self._open()
+        if is_video_path(path) or is_animation(path):
+            return self.scan_video(path, masks_dir)
         try:
             sha256, rgb = read_image(path, self.max_pixels)
         except ImageError as error:
@@ -150,6 +164,56 @@ class Scanner:
         ]
         return FileResult(
             path, sha256, None, [self._describe(m, path, sha256, masks_dir) for m in matches]
+        )
+
+    def scan_video(self, path: str, masks_dir: str | os.PathLike | None = None) -> FileResult:
+        """Match one video against registered videos and photos (video/matching.py)."""
+        matcher = self._matcher if self._matcher is not None else self._open()
+        try:
+            sha256 = file_digests(path)[0]
+            found = scan_video(
+                path,
+                matcher,
+                self.entries.owners,
+                self.video_frames,
+                {v.video_id: v.duration for v in self.videos.values()},
+            )
+        except ImageError as error:  # VideoError is one
+            return FileResult(path, error=str(error))
+        except OSError as error:
+            return FileResult(path, error=str(ImageError(path, describe_os_error(error, path))))
+        described = [self._describe_video(m, path, sha256, masks_dir) for m in found.matches]
+        return FileResult(path, sha256, None, described)
+
+    def _describe_video(
+        self, match: VideoMatch, path: str, sha256: str, masks_dir: str | os.PathLike | None
+    ) -> Finding:
+        """A video match as a finding: a photo's fields, plus its time segments (a photo has no
+        registered range) and the scanned frame's time where it was seen best (and its mask's)."""
+        if match.is_photo:
+            photo = self.photos[match.target]
+            label, subject = photo.label, photo.subject
+        else:
+            video = self.videos[match.target]
+            label, subject = video.label, video.subject
+        mask_path = None
+        if masks_dir is not None and match.mask is not None:
+            names = [
+                sha256[:DIGEST_CHARACTERS],
+                f"{'p' if match.is_photo else 'v'}{match.target}",
+                f"{match.frame_time:.2f}s",
+            ]
+            mask_path = write_mask(masks_dir, path, names, match.mask)
+        finding = Finding.of(
+            match, photo=label, subject=subject, mask=mask_path, instances=len(match.segments)
+        )
+        return replace(
+            finding,
+            media="photo" if match.is_photo else "video",
+            frame_time=round(match.frame_time, 3),
+            segments=tuple(
+                TimeRange(s.scan, None if match.is_photo else s.registered) for s in match.segments
+            ),
         )
 
     def _describe(

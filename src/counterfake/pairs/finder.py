@@ -34,7 +34,12 @@ from counterfake.pairs.model import (
     Relation,
     Tentative,
 )
-from counterfake.pairs.pictures import collection_items, jpeg_quantisation, picture_of
+from counterfake.pairs.pictures import (
+    collection_items,
+    jpeg_quantisation,
+    picture_of,
+    split_videos,
+)
 from counterfake.pairs.relations import geometry, textured_agreement
 from counterfake.pairs.scenes import scene_groups
 from counterfake.pairs.spill import SpilledSignatures
@@ -49,6 +54,7 @@ from counterfake.signature.extract import (
 )
 from counterfake.sources.telegram import ExportSummary
 from counterfake.thresholds import Thresholds
+from counterfake.video.pairs import add_video_pairs
 
 RELATIONS_PER_QUERY = 3  # verified relations after which an image stops verifying candidates
 
@@ -83,12 +89,14 @@ class PairFinder:
         masks_dir: str | os.PathLike | None = None,
         exports: list[ExportSummary] | None = None,
     ) -> PairsDocument:
-        """The pairs document for everything under ``paths``: every pass, then the rendering.
+        """The pairs document for everything under ``paths``: every pass, then the rendering;
+        videos are paired among themselves by video/pairs.py and added to the document.
 
         Masks that no reported pair shows are deleted from ``masks_dir``.
         """
         try:
-            collection = self.collect(collection_items(paths, exports))
+            items, videos = split_videos(collection_items(paths, exports))
+            collection = self.collect(items)
             self.relate(collection, masks_dir)
             organisation = self.settle_clusters(collection, masks_dir)
             affected = affected_clusters(organisation.clusters)
@@ -105,6 +113,8 @@ class PairFinder:
                 dict(zip(originals, scenes, strict=True)),
                 tool=f"counterfake {__version__}",
             )
+            if videos:
+                add_video_pairs(doc, videos)
         finally:
             self.close()
         if masks_dir is not None:

@@ -12,6 +12,8 @@ from PIL import Image as PILImage
 from counterfake.inputs import Item, expand
 from counterfake.pairs.model import Picture
 from counterfake.sources.telegram import ExportEntry, ExportSummary
+from counterfake.video.decode import is_animation, is_video_path
+from counterfake.video.pairs import VideoItem
 
 
 def collection_items(
@@ -25,6 +27,34 @@ def collection_items(
             yield item
         if empty and Path(path).is_dir():
             yield (str(path), f"{path}: no images in this folder")
+
+
+def split_videos(items: Iterable[Item]) -> tuple[list[Item], list[VideoItem]]:
+    """The items that are pictures, and the videos (paired among themselves by video/pairs.py)."""
+    pictures: list[Item] = []
+    videos: list[VideoItem] = []
+    for item in items:
+        video = as_video(item)
+        if video is None:
+            pictures.append(item)
+        else:
+            videos.append(video)
+    return pictures, videos
+
+
+def as_video(item: Item) -> VideoItem | None:
+    """The item as a video of the collection, or None if it is not one."""
+    if isinstance(item, tuple):
+        return None
+    if isinstance(item, ExportEntry):
+        if item.source is None:
+            return None
+        file, path, context = item.source, item.path, item.context
+    else:
+        file, path, context = item, item, None
+    if is_video_path(file) or is_animation(file):
+        return VideoItem(path, file, context)
+    return None
 
 
 def picture_of(key: int, item: Item) -> Picture:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from counterfake.atomic import atomic_writer
-from counterfake.results import FileResult, PairsDocument
+from counterfake.results import FileResult, Finding, PairsDocument, TimeRange
 
 COLUMNS = (
     "path",
@@ -34,6 +34,8 @@ COLUMNS = (
     "message_id",
     "date",
     "from",
+    "frame_time",
+    "segments",
 )
 PAIR_COLUMNS = ("source", "derivative", "kind", "score", "altered_fraction", "mask", "cluster")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -63,8 +65,23 @@ def rows(results: Iterable[FileResult]) -> Iterable[dict[str, Any]]:
         }
         if result.get("error"):
             yield {**where, "error": result["error"]}
-        for match in result.get("matches") or []:
-            yield {**where, **{key: match.get(key) for key in COLUMNS if key in match}}
+        for typed, match in zip(file_result.matches, result.get("matches") or [], strict=True):
+            row = {key: match.get(key) for key in COLUMNS if key in match}
+            if isinstance(typed, Finding) and typed.segments is not None:
+                row["segments"] = segments_text(typed.segments)
+            yield {**where, **row}
+
+
+def segments_text(segments: Sequence[TimeRange]) -> str:
+    """A video match's segments as one cell: ``2.0-7.0>1.5-6.5; ...`` (scanned seconds, then
+    the registered video's after ``>``, when it is a video)."""
+    parts = []
+    for part in segments:
+        text = "{:.2f}-{:.2f}".format(*part.scan)
+        if part.registered is not None:
+            text += ">{:.2f}-{:.2f}".format(*part.registered)
+        parts.append(text)
+    return "; ".join(parts)
 
 
 def write_csv(path: str | os.PathLike, results: Iterable[FileResult]) -> None:

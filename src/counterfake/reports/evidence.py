@@ -6,7 +6,9 @@ scanned file (path, SHA-256, size, error or findings) and a closing line (end ti
 Every line carries its position ``seq`` and ``prev``, the SHA-256 of the previous line's bytes,
 so altering, inserting, removing or reordering any line breaks the chain from there on.
 ``DIR/manifest.sha256`` holds the hash and number of the last line, so cutting lines off the end
-is caught too. Masks are copied to ``DIR/masks/<sha256>.png`` and their hashes are in the lines.
+is caught too. Masks are copied to ``DIR/masks/<sha256>.png`` and their hashes are in the lines;
+a video's findings add the strip of matched frames (thumbnails.strip_times) as
+``DIR/frames/<sha256>.jpg``, checked the same way.
 
 The chain proves the evidence is unchanged *since it was written*, but anyone able to rewrite
 the whole folder can recompute every hash. Keep the one-line hash that ``scan --evidence`` prints
@@ -18,6 +20,7 @@ manifest describes the scan, not the computer it ran on.
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
 import json
@@ -41,14 +44,17 @@ from counterfake import __version__
 from counterfake.db import display_name
 from counterfake.matching import Thresholds
 from counterfake.registry import Registry
-from counterfake.results import FileResult
+from counterfake.reports.thumbnails import make_video_strip, strip_times
+from counterfake.results import FileResult, Finding
 
 FORMAT = "counterfake-evidence/1"
 MANIFEST = "manifest.jsonl"
 ANCHOR = "manifest.sha256"
 MASKS = "masks"
+FRAMES = "frames"
 GENESIS = "0" * 64  # the "previous hash" of the first line
 _MASK_NAME = re.compile(r"masks/[0-9a-f]{64}\.png")
+_FRAME_NAME = re.compile(r"frames/[0-9a-f]{64}\.jpg")
 _ANCHOR_LINE = re.compile(rb"([0-9a-f]{64})  manifest\.jsonl line (\d+)\n?")
 
 
@@ -138,6 +144,7 @@ def write_evidence(
     )
     try:
         (temporary / MASKS).mkdir()
+        (temporary / FRAMES).mkdir()
         chain = _Chain()
         chain.add(
             {
@@ -160,7 +167,7 @@ def write_evidence(
         )
         counts: Counter = Counter()
         for result in results:
-            chain.add(_file_line(result.to_json(), temporary, counts))
+            chain.add(_file_line(result, temporary, counts))
         chain.add(
             {
                 "type": "end",
@@ -174,12 +181,13 @@ def write_evidence(
                     if key.startswith("kind:")
                 },
                 "masks": len(list((temporary / MASKS).iterdir())),
+                "frames": len(list((temporary / FRAMES).iterdir())),
             }
         )
         (temporary / MANIFEST).write_bytes(b"".join(line + b"\n" for line in chain.lines))
         last = sha256_hex(chain.lines[-1])
         (temporary / ANCHOR).write_text(f"{last}  {MANIFEST} line {len(chain.lines)}\n")
-        for path in (temporary, temporary / MASKS):
+        for path in (temporary, temporary / MASKS, temporary / FRAMES):
             path.chmod(0o755)
         os.rename(temporary, target)  # replaces an empty folder, never a full one
     except OSError as error:
@@ -191,7 +199,8 @@ def write_evidence(
     return last
 
 
-def _file_line(result: dict[str, Any], folder: Path, counts: Counter) -> dict[str, Any]:
+def _file_line(file_result: FileResult, folder: Path, counts: Counter) -> dict[str, Any]:
+    result = file_result.to_json()
     counts["files"] += 1
     counts["errors"] += bool(result.get("error"))
     try:
@@ -199,11 +208,13 @@ def _file_line(result: dict[str, Any], folder: Path, counts: Counter) -> dict[st
     except OSError:
         size = None
     findings = []
-    for match in result.get("matches") or []:
+    for typed, match in zip(file_result.matches, result.get("matches") or [], strict=True):
         counts["matches"] += 1
         counts[f"kind:{match.get('kind')}"] += 1
         finding = {k: v for k, v in match.items() if k != "mask"}
         finding["mask"], finding["mask_sha256"] = _copy_mask(match.get("mask"), folder)
+        if isinstance(typed, Finding) and typed.is_video:
+            finding["frames"] = _strip_frames(file_result.path, typed, folder)
         findings.append(finding)
     line = {
         "type": "file",
@@ -230,6 +241,19 @@ def _copy_mask(mask: str | None, folder: Path) -> tuple[str | None, str | None]:
     name = f"{MASKS}/{digest}.png"
     (folder / name).write_bytes(data)
     return name, digest
+
+
+def _strip_frames(path: str, match: Finding, folder: Path) -> list[dict[str, Any]]:
+    """A video finding's strip of matched frames, written under their own hashes (none when
+    the video can no longer be read)."""
+    frames = []
+    for frame in make_video_strip(path, strip_times(match)):
+        data = base64.b64decode(frame.image.uri.split(",", 1)[1])
+        digest = sha256_hex(data)
+        name = f"{FRAMES}/{digest}.jpg"
+        (folder / name).write_bytes(data)
+        frames.append({"time": round(frame.time, 3), "file": name, "sha256": digest})
+    return frames
 
 
 # ---- verifying -------------------------------------------------------------------------------
@@ -263,6 +287,7 @@ def verify_evidence(directory: str | os.PathLike, *, expect: str | None = None) 
             for finding in line.get("findings") or []:
                 counts["matches"] += 1
                 counts["masks"] += _check_mask(finding, folder, number)
+                counts["frames"] += _check_frames(finding, folder, number)
     if not ends_cleanly:
         raise EvidenceError(f"line {len(lines)}: has no line end (the manifest was truncated)")
     last = _check_anchor(folder, lines)
@@ -277,7 +302,9 @@ def verify_evidence(directory: str | os.PathLike, *, expect: str | None = None) 
     return (
         f"OK {folder}: {len(lines)} lines, chain intact; {counts['files']} files "
         f"({counts['errors']} unreadable), {counts['matches']} findings, "
-        f"{counts['masks']} masks verified; last line {last}"
+        f"{counts['masks']} masks verified"
+        + (f", {counts['frames']} video frames verified" if counts["frames"] else "")
+        + f"; last line {last}"
     )
 
 
@@ -335,6 +362,24 @@ def _check_mask(finding: dict[str, Any], folder: Path, number: int) -> int:
     if sha256_hex(data) != finding.get("mask_sha256"):
         raise EvidenceError(f"line {number}: mask {name} was modified (its SHA-256 differs)")
     return 1
+
+
+def _check_frames(finding: dict[str, Any], folder: Path, number: int) -> int:
+    """How many strip frames the finding has, each present and intact; EvidenceError else."""
+    frames = finding.get("frames") or []
+    if not isinstance(frames, list):
+        raise EvidenceError(f"line {number}: 'frames' is not a list (altered)")
+    for frame in frames:
+        name = frame.get("file") if isinstance(frame, dict) else None
+        if not isinstance(name, str) or not _FRAME_NAME.fullmatch(name):
+            raise EvidenceError(f"line {number}: frame {name!r} is not a file of frames/")
+        try:
+            data = (folder / name).read_bytes()
+        except OSError:
+            raise EvidenceError(f"line {number}: frame {name} is missing") from None
+        if sha256_hex(data) != frame.get("sha256"):
+            raise EvidenceError(f"line {number}: frame {name} was modified (its SHA-256 differs)")
+    return len(frames)
 
 
 def _check_anchor(folder: Path, lines: list[bytes]) -> str:

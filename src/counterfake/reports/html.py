@@ -22,8 +22,13 @@ from counterfake import __version__
 from counterfake.atomic import atomic_writer
 from counterfake.imaging import DEFAULT_MAX_PIXELS
 from counterfake.reports.summary import appearance, group_by_day, summarise
-from counterfake.reports.thumbnails import make_thumbnail
-from counterfake.results import FileResult, PairsDocument
+from counterfake.reports.thumbnails import (
+    StripFrame,
+    make_thumbnail,
+    make_video_strip,
+    strip_times,
+)
+from counterfake.results import FileResult, Finding, PairsDocument
 from counterfake.text import printable
 
 _MAX_TEXT = 2000  # characters of a message text shown on a card
@@ -94,16 +99,20 @@ def render_report(
     results = [result.to_json() for result in scan]  # what the templates read
     scanned_at = scanned_at or datetime.now(UTC)
     cards = []
-    for result in results:
-        for match in result.get("matches") or []:
+    for file_result, result in zip(scan, results, strict=True):
+        for typed, match in zip(file_result.matches, result.get("matches") or [], strict=True):
             seen = appearance(result["path"], result.get("context"), scanned_at)
+            video = typed if isinstance(typed, Finding) and typed.is_video else None
             cards.append(
                 {
                     "path": result["path"],
                     "sha256": result.get("sha256"),
-                    "image": make_thumbnail(
+                    "image": None
+                    if video is not None
+                    else make_thumbnail(
                         result["path"], mask=match.get("mask"), max_pixels=max_pixels
                     ),
+                    "strip": [] if video is None else _strip(result["path"], video, max_pixels),
                     "match": match,
                     "seen": seen,
                     "context": _context(result.get("context")),
@@ -122,6 +131,18 @@ def render_report(
             cards=cards,
             errors=[r for r in results if r.get("error")],
         )
+    )
+
+
+def _strip(path: str, match: Finding, max_pixels: int) -> list[StripFrame]:
+    """A video match's strip of matched frames (see thumbnails.strip_times), the best frame's
+    mask outlined."""
+    return make_video_strip(
+        path,
+        strip_times(match),
+        mask=match.mask,
+        mask_time=match.frame_time,
+        max_pixels=max_pixels,
     )
 
 

@@ -24,6 +24,7 @@ from counterfake.service import (
     routes_matching,
     routes_registry,
     routes_review,
+    routes_video,
 )
 from counterfake.service.context import Service, ServiceSettings
 from counterfake.service.engine import LoadedIndexes
@@ -36,6 +37,7 @@ ROUTERS = (
     routes_admin.router,
     routes_registry.router,
     routes_matching.router,
+    routes_video.router,
     routes_review.router,
     routes_exchange.router,
 )

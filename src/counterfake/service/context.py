@@ -13,6 +13,7 @@ from counterfake.service.engine import LoadedIndexes, MatchingEngine
 from counterfake.service.limits import RateLimiter
 from counterfake.service.metrics import ServiceMetrics
 from counterfake.service.records import ReviewStore
+from counterfake.service.video_jobs import VideoJobs
 from counterfake.service.webhooks import WebhookSender
 
 
@@ -32,6 +33,8 @@ class ServiceSettings:
     webhook_attempts: int = 5
     webhook_backoff: float = 1.0
     feed_wait: float = 0.5  # longest a worker waits on the change feed before polling again
+    sync_video_seconds: float = 20.0  # videos up to this long are answered at once; longer: a job
+    max_video_seconds: float = 4 * 3600.0  # longer videos are refused before decoding
 
 
 class Service:
@@ -52,6 +55,7 @@ class Service:
             feed_wait=settings.feed_wait,
             loaded=loaded,
         )
+        self.video_jobs = VideoJobs(self.db)
         self.limiter = RateLimiter(settings.rate, settings.burst)
         self.metrics = ServiceMetrics(lambda: len(self.engine), self.engine.pdq_count)
         self.webhooks = WebhookSender(
@@ -66,6 +70,7 @@ class Service:
         self.engine.start()
 
     def close(self) -> None:
+        self.video_jobs.close()
         self.engine.stop()
         self.webhooks.close()
         self.registry.close()

@@ -36,10 +36,13 @@ from counterfake.index.candidates import CandidateIndex
 from counterfake.index.owners import SharedEntries
 from counterfake.index.pdq import PdqIndex
 from counterfake.loading import cached_matcher, index_registry
-from counterfake.matching import Match, SignatureQuery, Thresholds
+from counterfake.matching import Match, Matcher, SignatureQuery, Thresholds
 from counterfake.registry import Change, RegisteredPhoto, Registry
-from counterfake.signature.extract import Signature, make_query
+from counterfake.signature.extract import Query, Signature, make_query
 from counterfake.signature.pdq import pdq_hash
+from counterfake.video.decode import VideoLimits
+from counterfake.video.matching import VideoMatch, scan_video
+from counterfake.video.signature import file_digests
 
 log = logging.getLogger(__name__)
 # Signatures a worker keeps, read most recently first: bounded whatever the registry's size,
@@ -64,6 +67,26 @@ class ScannedImage:
 class Found:
     photo: RegisteredPhoto
     match: Match
+
+
+@dataclass(frozen=True)
+class FoundInVideo:
+    """A registered video or photo found in a scanned video, with whose it is."""
+
+    subject: str
+    label: str
+    match: VideoMatch
+
+
+class _Slotted:
+    """A matcher that takes one of the engine's matching slots for each frame it matches."""
+
+    def __init__(self, matcher: Matcher, slots: threading.BoundedSemaphore) -> None:
+        self.matcher, self.slots = matcher, slots
+
+    def match(self, query: Query) -> list[Match]:
+        with self.slots:
+            return self.matcher.match(query)
 
 
 @dataclass
@@ -241,6 +264,32 @@ class MatchingEngine:
                 if owner in photos
             ]
         return found
+
+    def match_video(self, path: str, limits: VideoLimits) -> tuple[str, list[FoundInVideo]]:
+        """Match a video file (its SHA-256, what it shows); VideoError if it is unreadable.
+
+        The matching slots are taken a sampled frame at a time, so one long video never holds
+        back the images matched beside it.
+        """
+        sha256 = file_digests(path)[0]
+        self._catch_up()
+        frames = self.registry.video_frames()
+        videos = {v.video_id: v for v in self.registry.videos()}
+        scanned = scan_video(
+            path,
+            _Slotted(self._matcher, self._slots),
+            self.entries.owners,
+            frames,
+            {video_id: v.duration for video_id, v in videos.items()},
+            limits=limits,
+        )
+        photos = self.registry.photos_by_id([m.target for m in scanned.matches if m.is_photo])
+        found = []
+        for match in scanned.matches:
+            held = photos.get(match.target) if match.is_photo else videos.get(match.target)
+            if held is not None:  # withdrawn meanwhile: not reported
+                found.append(FoundInVideo(held.subject, held.label, match))
+        return sha256, found
 
     def lookup_pdq(self, hex_hash: str, max_distance: int) -> list[tuple[str, int]]:
         return self.pdq.lookup(hex_hash, max_distance)

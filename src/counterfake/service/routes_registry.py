@@ -40,6 +40,7 @@ class Registered(BaseModel):
     subject: str
     added: int
     already_registered: int
+    videos_added: int = 0
 
 
 class Withdrawn(BaseModel):
@@ -96,7 +97,8 @@ def list_subjects(request: Request, key: ApiKey = Depends(registrar)) -> list[di
 def upload_signatures(
     subject: str, file: UploadFile, request: Request, key: ApiKey = Depends(registrar)
 ) -> dict:
-    """Register the photos in a .cfsig file made by ``counterfake hash``."""
+    """Register the photos and videos in a .cfsig file made by ``counterfake hash`` (a video's
+    sampled frames count towards the subject's limit of photos)."""
     _check_subject(subject)
     if subject not in _subjects(request, key):
         raise HTTPException(404, f"no subject {subject!r}; create it first")
@@ -104,19 +106,35 @@ def upload_signatures(
     service = request.app.state.service
     settings = service.settings
     try:
-        signatures = cfsig.loads(file.file.read(), name, settings.max_upload_signatures)
+        contents = cfsig.loads_contents(file.file.read(), name, settings.max_upload_signatures)
     except cfsig.TooManySignatures as error:
         raise HTTPException(413, str(error)) from None
     except cfsig.SignatureFileError as error:
         raise HTTPException(400, str(error)) from None
     try:
         added, existing = service.registry.register(
-            stored_name(key, subject), signatures, settings.max_subject_photos
+            stored_name(key, subject), contents.photos, settings.max_subject_photos
         )
     except SubjectFull as error:
         raise HTTPException(422, f"{subject!r}: {error}; nothing was added") from None
+    videos = 0
+    for video in contents.videos:
+        try:
+            videos += service.registry.register_video(
+                stored_name(key, subject), video, settings.max_subject_photos
+            )
+        except SubjectFull as error:
+            service.engine.sync()
+            raise HTTPException(
+                422, f"{subject!r}: {error}; video {video.label!r} and those after it not added"
+            ) from None
     service.engine.sync()
-    return {"subject": subject, "added": added, "already_registered": existing}
+    return {
+        "subject": subject,
+        "added": added,
+        "already_registered": existing,
+        "videos_added": videos,
+    }
 
 
 @router.delete("/subjects/{subject}", response_model=Withdrawn)

@@ -11,10 +11,16 @@ Layout::
 
 The header names the format and version, the tool that wrote it, the extraction parameters, and
 for each signature its fields and where each of its arrays lies in the payload.
+
+Version 2 adds videos: the header's ``videos`` list holds each video's label, digests, duration,
+size, sampled times and vPDQ, and its frames' signatures are entries of ``signatures`` marked
+``"video": n`` (the video's place in that list). A file without videos is still written as
+version 1, and both versions are read, so files made before videos still load.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,21 +28,28 @@ import re
 import struct
 import unicodedata
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from counterfake import __version__
+from counterfake.atomic import atomic_writer
 from counterfake.imaging import MAX_SIDE
 from counterfake.signature.extract import REFERENCE_SIDE, Signature
 from counterfake.signature.features import DESCRIPTOR_BYTES, LocalFeatures
 from counterfake.signature.grid import GRID_CHANNELS, GRID_COLS, GRID_ROWS
 from counterfake.signature.pdq import DIHEDRAL_ORIENTATIONS, PdqHash
+from counterfake.text import one_line
+
+if TYPE_CHECKING:
+    from counterfake.video.signature import VideoSignature
 
 MAGIC = b"CFSIG\x00\r\n"
 FORMAT_NAME = "counterfake-signatures"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
 PARAMETERS = {
     "features": "ORB-256",
     "reference_side": REFERENCE_SIDE,
@@ -67,10 +80,22 @@ class TooManySignatures(SignatureFileError):
     """A signature file holds more signatures than the reader accepts."""
 
 
-def dumps(signatures: Iterable[Signature]) -> bytes:
-    """Serialise signatures to the bytes of a .cfsig file."""
+@dataclass
+class Contents:
+    """What a .cfsig file holds: photos' signatures and videos' signatures."""
+
+    photos: list[Signature] = dataclasses.field(default_factory=list)
+    videos: list[VideoSignature] = dataclasses.field(default_factory=list)
+
+
+def dumps(signatures: Iterable[Signature], videos: Iterable[VideoSignature] = ()) -> bytes:
+    """Serialise signatures (and videos) to the bytes of a .cfsig file."""
     payload = bytearray()
     entries = []
+    videos = list(videos)
+    framed = [(sig, None) for sig in signatures] + [
+        (frame, number) for number, video in enumerate(videos) for frame in video.frames
+    ]
 
     def put(array: np.ndarray) -> list[Any]:
         array = np.ascontiguousarray(array)
@@ -78,7 +103,7 @@ def dumps(signatures: Iterable[Signature]) -> bytes:
         payload.extend(array.tobytes())
         return [offset, str(array.dtype), list(array.shape)]
 
-    for sig in signatures:
+    for sig, video in framed:
         arrays = {"grid": put(sig.grid), "face": put(sig.face)}
         for side, features in (("features", sig.features), ("mirrored", sig.mirrored)):
             for field in _FEATURE_FIELDS:
@@ -93,24 +118,44 @@ def dumps(signatures: Iterable[Signature]) -> bytes:
                 "pdq_quality": sig.pdq["original"].quality,
                 "arrays": arrays,
             }
+            | ({} if video is None else {"video": video})
         )
     header = {
         "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
+        "version": FORMAT_VERSION if videos else 1,
         "tool": f"counterfake {__version__}",
         "parameters": PARAMETERS,
         "signatures": entries,
     }
+    if videos:
+        header["videos"] = [_video_entry(video) for video in videos]
     header_bytes = json.dumps(header, separators=(",", ":")).encode()
     body = MAGIC + struct.pack("<I", len(header_bytes)) + header_bytes + bytes(payload)
     return body + hashlib.sha256(body).digest()
 
 
+def _video_entry(video: VideoSignature) -> dict[str, Any]:
+    return {
+        "label": video.label,
+        "sha256": video.sha256,
+        "md5": video.md5,
+        "duration": video.duration,
+        "size": [video.width, video.height],
+        "times": list(video.times),
+        "vpdq": [feature.line() for feature in video.vpdq],
+    }
+
+
 def loads(data: bytes, name: str, max_signatures: int | None = None) -> list[Signature]:
+    """The photos' signatures in the bytes of a .cfsig file (see :func:`loads_contents`)."""
+    return loads_contents(data, name, max_signatures).photos
+
+
+def loads_contents(data: bytes, name: str, max_signatures: int | None = None) -> Contents:
     """Parse and check the bytes of a .cfsig file; ``name`` is used in error messages.
 
-    With ``max_signatures``, a file holding more is refused (TooManySignatures) before any of
-    its arrays is read."""
+    With ``max_signatures``, a file holding more signatures (a video's frames count) is refused
+    (TooManySignatures) before any of its arrays is read."""
     if len(data) < len(MAGIC) + 4 + 32 or not data.startswith(MAGIC):
         raise SignatureFileError(name, "not a counterfake signature file (.cfsig)")
     body, checksum = data[:-32], data[-32:]
@@ -134,33 +179,71 @@ def loads(data: bytes, name: str, max_signatures: int | None = None) -> list[Sig
         raise TooManySignatures(
             name, f"{len(header['signatures'])} signatures; the limit is {max_signatures}"
         )
-    signatures = []
+    contents = Contents()
+    videos = header.get("videos", [])
+    frames: list[list[Signature]] = [[] for _ in videos]
     for number, entry in enumerate(header["signatures"], 1):
         try:
             signature = _signature_from_entry(entry, payload, name)
             check_signature(signature)
-        except (KeyError, TypeError, ValueError) as error:
+            video = entry.get("video")
+            if video is not None:
+                frames[_whole(video, "video", 0, len(videos) - 1)].append(signature)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             problem = _one_line(str(error))
             raise SignatureFileError(
                 name, f"malformed signature entry {number} ({problem})"
             ) from None
-        signatures.append(signature)
-    return signatures
+        if video is None:
+            contents.photos.append(signature)
+    for number, (entry, video_frames) in enumerate(zip(videos, frames, strict=True), 1):
+        try:
+            contents.videos.append(_video_from_entry(entry, video_frames))
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            problem = _one_line(str(error))
+            raise SignatureFileError(name, f"malformed video entry {number} ({problem})") from None
+    return contents
+
+
+def _video_from_entry(entry: dict, frames: list[Signature]) -> VideoSignature:
+    from counterfake.video.signature import VideoSignature
+    from counterfake.video.vpdq import feature_from_line
+
+    times = tuple(float(t) for t in entry["times"])
+    if len(times) != len(frames) or list(times) != sorted(times):
+        raise ValueError("times must be increasing, one per frame")
+    width, height = (_whole(n, "size", 1, MAX_SIDE) for n in entry["size"])
+    md5 = entry["md5"]
+    if not isinstance(md5, str) or not re.fullmatch("[0-9a-f]{32}", md5):
+        raise ValueError("md5 must be 32 lower-case hexadecimal digits")
+    duration = float(entry["duration"])
+    if not 0 <= duration < 1e7:
+        raise ValueError("duration out of range")
+    return VideoSignature(
+        label=check_label(entry["label"]),
+        sha256=check_sha256(entry["sha256"]),
+        md5=md5,
+        duration=duration,
+        width=width,
+        height=height,
+        times=times,
+        frames=tuple(frames),
+        vpdq=tuple(feature_from_line(line) for line in entry["vpdq"]),
+    )
 
 
 def _one_line(text: str) -> str:
     """A problem as one printable line of bounded length, whatever the file put in it."""
-    printable = "".join("?" if _unprintable(char) else char for char in " ".join(text.split()))
-    return printable[:200]
+    return one_line(text)[:200]
 
 
 def _check_header(header: Any, name: str) -> None:
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise SignatureFileError(name, "header does not name the counterfake signature format")
     version = header.get("version")
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS:
         raise SignatureFileError(
-            name, f"format version {version!r} is not supported (this tool reads {FORMAT_VERSION})"
+            name, f"format version {version!r} is not supported (this tool reads versions 1 and 2)"
         )
     if header.get("parameters") != PARAMETERS:
         raise SignatureFileError(
@@ -168,6 +251,8 @@ def _check_header(header: Any, name: str) -> None:
         )
     if not isinstance(header.get("signatures"), list):
         raise SignatureFileError(name, "header has no list of signatures")
+    if not isinstance(header.get("videos", []), list):
+        raise SignatureFileError(name, "header's videos are not a list")
 
 
 def _array(spec: Any, payload: bytes, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -289,18 +374,26 @@ def _face(spec: Any, payload: bytes) -> np.ndarray:
     return face
 
 
-def write(path: str | os.PathLike, signatures: Iterable[Signature]) -> None:
+def write(
+    path: str | os.PathLike,
+    signatures: Iterable[Signature],
+    videos: Iterable[VideoSignature] = (),
+) -> None:
     """Write a .cfsig file atomically (a crash never leaves half a file under the final name)."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".partial")
-    temporary.write_bytes(dumps(signatures))
-    os.replace(temporary, path)
+    content = dumps(signatures, videos)
+    with atomic_writer(path, encoding=None) as file:
+        file.write(content)
 
 
 def read(path: str | os.PathLike) -> list[Signature]:
-    """Read and check a .cfsig file."""
+    """Read and check a .cfsig file: its photos' signatures."""
+    return read_contents(path).photos
+
+
+def read_contents(path: str | os.PathLike) -> Contents:
+    """Read and check a .cfsig file: photos and videos."""
     try:
         data = Path(path).read_bytes()
     except OSError as error:
         raise SignatureFileError(str(path), error.strerror or str(error)) from None
-    return loads(data, str(path))
+    return loads_contents(data, str(path))

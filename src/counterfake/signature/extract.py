@@ -89,9 +89,17 @@ def grey(rgb: np.ndarray) -> np.ndarray:
 
 
 def make_signature(
-    rgb: np.ndarray, label: str, sha256: str, *, exchange: bool = True, face: bool = True
+    rgb: np.ndarray,
+    label: str,
+    sha256: str,
+    *,
+    exchange: bool = True,
+    face: bool = True,
+    feature_count: int = REFERENCE_FEATURES,
 ) -> Signature:
     """Compute the signature of a decoded photo (HxWx3 uint8 RGB).
+
+    ``feature_count`` features are kept per orientation: a video's frames keep fewer.
 
     Pairs within a collection need neither the PDQ hashes (``exchange``: they are for other
     programmes) nor, up front, the face box, the costliest part: ``face=False`` leaves it empty
@@ -107,8 +115,8 @@ def make_signature(
         frame_width=frame.shape[1],
         frame_height=frame.shape[0],
         pdq=pdq_dihedral_hashes(rgb) if exchange else {},
-        features=extract_features(frame_grey, REFERENCE_FEATURES),
-        mirrored=extract_features(np.ascontiguousarray(frame_grey[:, ::-1]), REFERENCE_FEATURES),
+        features=extract_features(frame_grey, feature_count),
+        mirrored=extract_features(np.ascontiguousarray(frame_grey[:, ::-1]), feature_count),
         grid=quantise(cell_statistics(frame)),
         face=confirmed_face(frame_grey) if face else np.zeros(0, np.int32),
     )

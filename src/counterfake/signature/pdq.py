@@ -288,23 +288,31 @@ def _dihedral_coefficients(coefficients: np.ndarray, orientation: str) -> np.nda
 # ---------------------------------------------------------------- the public functions
 
 
-def _coefficients_and_quality(image: np.ndarray) -> tuple[np.ndarray | None, int]:
-    """Steps 0 to 5; ``None`` for an image too small to hash (Meta's minimum side is 5)."""
+def _coefficients_and_quality(
+    image: np.ndarray, downsample: bool = True
+) -> tuple[np.ndarray | None, int]:
+    """Steps 0 (unless ``downsample`` is False) to 5; ``None`` for an image too small to hash
+    (Meta's minimum side is 5)."""
     _check_image(image)
     if min(image.shape[:2]) < _MIN_HASHABLE_SIDE:
         return None, 0
-    samples = _samples_64x64(_luminance(_downsample_if_large(image)))
+    if downsample:
+        image = _downsample_if_large(image)
+    samples = _samples_64x64(_luminance(image))
     return _dct_16x16(samples), _quality(samples)
 
 
-def pdq_hash(rgb: np.ndarray) -> PdqHash:
+def pdq_hash(rgb: np.ndarray, *, downsample: bool = True) -> PdqHash:
     """The PDQ hash of an image: HxWx3 uint8 RGB (or HxW uint8 grey).
+
+    ``downsample=False`` leaves out step 0 and filters the full image, as Meta's vPDQ does
+    with each video frame (its frames never pass through ``pdq-photo-hasher``'s resize).
 
     Pass the pixels as decoded, without EXIF rotation if the hash must equal Meta's tools
     (they ignore EXIF orientation). Images under 5 pixels on a side get the all-zero hash with
     quality 0, as in Meta's code. Raises ``ValueError`` for anything that is not such an array.
     """
-    coefficients, quality = _coefficients_and_quality(rgb)
+    coefficients, quality = _coefficients_and_quality(rgb, downsample)
     if coefficients is None:
         return PdqHash(bytes(_HASH_BYTES), 0)
     return PdqHash(_bits(coefficients), quality)

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from counterfake.imaging import IMAGE_SUFFIXES, ImageError, describe_os_error
+from counterfake.video.decode import VIDEO_SUFFIXES
+
+_LISTED_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -26,8 +29,8 @@ def iter_image_files(
 
     - A file named explicitly is yielded whatever its suffix (the content decides the format).
     - A folder is walked recursively, depth first, entries sorted by name; it yields the entries
-      whose suffix is in ``IMAGE_SUFFIXES`` (any case), and skips hidden entries (names starting
-      with "."): ``.git``, thumbnail caches, macOS ``._`` resource forks.
+      whose suffix is in ``IMAGE_SUFFIXES`` or ``VIDEO_SUFFIXES`` (any case), and skips hidden
+      entries (names starting with "."): ``.git``, thumbnail caches, macOS ``._`` forks.
     - Symbolic links to folders are followed, but each folder is listed once per call, so a link
       back to a parent cannot loop and a folder reached twice does not give its files twice.
     - A missing path, or a folder that cannot be listed, yields an ImageError (one line) in its
@@ -82,7 +85,7 @@ def _walk(
             problem = _enter(Path(entry.path), pending, seen)
             if problem is not None:
                 yield problem
-        elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+        elif os.path.splitext(entry.name)[1].lower() in _LISTED_SUFFIXES:
             yield Path(entry.path)
 
 

@@ -30,8 +30,10 @@ export_output_json.cpp`` and ``export/data/export_data_types.cpp`` in telegramde
   ``"(File exceeds maximum size. Change data exporting settings to download.)"`` or
   ``"(File unavailable, please try again later)"`` (``PLACEHOLDERS``).
 
-What is scanned: photos, files whose ``mime_type`` is an image, and the thumbnails of videos,
-animations and round video messages (the video itself is not decoded). Not scanned: stickers,
+What is scanned: photos, files whose ``mime_type`` is an image, and videos, animations and round
+video messages themselves (``media`` in the context is their ``media_type``; one that was not
+downloaded is counted as not included, and its thumbnail scanned in its place when the export
+holds it). Not scanned: stickers,
 the thumbnail of a file that is itself an image (the image is scanned), and files no message
 refers to (profile pictures, the HTML variant's own thumbnails and icons).
 
@@ -81,7 +83,7 @@ PLACEHOLDERS: dict[str, str] = {
 }
 """The strings Telegram Desktop writes in place of a medium it did not download, and why."""
 
-_THUMBNAILED = frozenset({"video_file", "animation", "video_message"})
+VIDEO_MEDIA = frozenset({"video_file", "animation", "video_message"})
 _CHAT_PREFIXES = ("", "chats.list.item", "left_chats.list.item")
 _MESSAGE_ITEMS = frozenset(f"{p}.messages.item".lstrip(".") for p in _CHAT_PREFIXES)
 _MESSAGE_ARRAYS = frozenset(f"{p}.messages".lstrip(".") for p in _CHAT_PREFIXES)
@@ -180,7 +182,7 @@ class _JsonExport:
         for medium, written in _media(message):
             if not isinstance(written, str):
                 continue
-            if written in PLACEHOLDERS or written.startswith("(File "):
+            if _is_placeholder(written):
                 self.summary.count_not_included(chat, PLACEHOLDERS.get(written, "not_included"))
                 continue
             yield self.folder.entry(written, message_context(chat, message, medium))
@@ -196,8 +198,20 @@ def _media(message: dict[str, Any]) -> Iterator[tuple[str, Any]]:
     mime = message.get("mime_type")
     if media_type is None and isinstance(mime, str) and mime.lower().startswith("image/"):
         yield "file", message["file"]
-    elif media_type in _THUMBNAILED and "thumbnail" in message:
-        yield "thumbnail", message["thumbnail"]
+    elif media_type in VIDEO_MEDIA:
+        written = message["file"]
+        yield media_type, written
+        thumbnail = message.get("thumbnail")
+        if (
+            _is_placeholder(written)
+            and isinstance(thumbnail, str)
+            and not _is_placeholder(thumbnail)
+        ):
+            yield "thumbnail", thumbnail
+
+
+def _is_placeholder(written: object) -> bool:
+    return isinstance(written, str) and (written in PLACEHOLDERS or written.startswith("(File "))
 
 
 # ---- errors with a position ----------------------------------------------------------------

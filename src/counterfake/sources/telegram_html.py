@@ -13,8 +13,9 @@ writes it (``export_output_html.cpp`` in telegramdesktop/tdesktop):
   ``<div class="from_name">``, ``<div class="forwarded body">`` with the origin's own
   ``from_name``, ``<div class="text">``;
 - media: ``<a class="photo_wrap" href="photos/...">`` (a photo; under ``files/`` an image sent
-  as a file), the ``<img>`` inside ``<a class="video_file_wrap">`` or ``<a
-  class="animated_wrap">`` (a video's or animation's thumbnail), ``<a class="media_file"
+  as a file), ``<a class="video_file_wrap" href="video_files/...">`` or ``<a
+  class="animated_wrap">`` (a video or animation: the file itself when it was exported, else
+  the thumbnail ``<img>`` inside the link), ``<a class="media_file"
   href="files/x.png">`` when the file is an image; a medium not exported is a ``<div
   class="description">`` saying "Not included, change data exporting settings to download."
   (or "Exceeds maximum size..." / "Unavailable...").
@@ -40,6 +41,7 @@ from counterfake.sources.telegram_export import (
     ExportSummary,
     message_context,
 )
+from counterfake.video.decode import VIDEO_SUFFIXES
 
 __all__ = ["html_pages", "iter_html_export"]
 
@@ -49,6 +51,7 @@ HTML_PLACEHOLDERS = {  # the same reasons as the JSON export's PLACEHOLDERS
     "Unavailable, please try again later.": "unavailable",
 }
 _THUMBNAIL_LINKS = frozenset({"video_file_wrap", "animated_wrap"})
+_VIDEO_LINKS = {"video_file_wrap": "video_file", "animated_wrap": "animation"}
 _CHUNK = 1 << 16
 
 
@@ -165,11 +168,17 @@ class _Page(HTMLParser):
             self.media.append(("file" if href.startswith("files/") else "photo", href))
         elif tag == "a" and "media_file" in classes and _is_image_name(values.get("href", "")):
             self.media.append(("file", values["href"]))
+        elif tag == "a" and classes & _THUMBNAIL_LINKS and _is_video_name(values.get("href", "")):
+            kind = next(_VIDEO_LINKS[name] for name in _VIDEO_LINKS if name in classes)
+            self.media.append((kind, values["href"]))
 
     def _image(self, values: dict[str, str]) -> None:
         link = next((classes for tag, classes in reversed(self.stack) if tag == "a"), set())
-        if self.message is not None and link & _THUMBNAIL_LINKS and values.get("src"):
-            self.media.append(("thumbnail", values["src"]))
+        if self.message is None or not link & _THUMBNAIL_LINKS or not values.get("src"):
+            return
+        if self.media and self.media[-1][0] in _VIDEO_LINKS.values():
+            return  # the video itself is scanned, not its thumbnail
+        self.media.append(("thumbnail", values["src"]))
 
     def handle_data(self, data: str) -> None:
         if self.capture is not None:
@@ -229,6 +238,10 @@ class _Page(HTMLParser):
 
 def _is_image_name(href: str) -> bool:
     return Path(href).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _is_video_name(href: str) -> bool:
+    return Path(href).suffix.lower() in VIDEO_SUFFIXES | {".gif"}
 
 
 def _unixtime(title: Any) -> str | None:

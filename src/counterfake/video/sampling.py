@@ -1,0 +1,114 @@
+"""Which frames of a video are looked at: every scene change, and a steady rate between them,
+never more than a cap per video.
+
+A scene change (a cut in a compilation, a new photo in a slideshow) is sampled at once, so a
+segment's edges are found to within a frame there; between changes a frame is sampled every
+``1 / rate`` seconds, so a photo held for a second or two, a slow pan or a cross-fade is
+still seen. A long video lowers the rate up front so that the cap covers all of it, rather
+than sampling its beginning densely and its end not at all.
+
+Only sampled frames are converted to RGB: the rest are seen as a 64x36 thumbnail of their luma.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from counterfake.video.decode import Frame, Video
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How densely a video is sampled."""
+
+    rate: float = 1.0  # frames per second between scene changes
+    max_samples: int = 600  # per video
+    scene_change: float = 0.2  # share of the thumbnail that changed (scene_distance): a cut
+    min_gap: float = 0.1  # seconds: no two samples closer than this (flashes, strobes)
+
+    def rate_for(self, duration: float | None) -> float:
+        """The steady rate for a video of this length: lowered so the cap covers all of it,
+        with a third of the cap left for scene changes."""
+        if duration is None or duration <= 0:
+            return self.rate
+        return min(self.rate, (self.max_samples * 2 / 3) / duration)
+
+
+@dataclass
+class Sample:
+    """A sampled frame: its time, its pixels and why it was taken."""
+
+    time: float
+    index: int
+    rgb: np.ndarray
+    scene_change: bool  # taken because the picture changed, not because time passed
+
+
+CHANGED_LEVEL = 24.0  # brightness levels (0..255) by which a thumbnail pixel changes in a cut
+
+
+def scene_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """How much of the picture changed between two thumbnails: the share of pixels whose
+    brightness moved by more than CHANGED_LEVEL, after removing the change in mean brightness.
+
+    A share, not a mean difference: a cut between two portrait photos letterboxed on black
+    changes only the middle of the frame, and a mean over the whole frame diluted it below any
+    useful threshold. A fade moves every pixel a little, and no pixel past the level.
+    """
+    moved = np.abs((a - a.mean()) - (b - b.mean()))
+    return float((moved > CHANGED_LEVEL).mean())
+
+
+class Sampler:
+    """Decides, frame by frame in decoding order, which frames are sampled.
+
+    A scene change is a frame that changed much (``scene_change``) after one that changed
+    little: a cut, not the steady change of fast motion.
+
+    What must hold: samples are at least ``min_gap`` apart, at most ``max_samples`` are taken,
+    the first frame is always taken, and a gap longer than ``1 / rate`` has no sample only
+    where the cap was reached.
+    """
+
+    def __init__(self, sampling: Sampling, duration: float | None) -> None:
+        self.sampling = sampling
+        self.interval = 1.0 / sampling.rate_for(duration)
+        self.taken = 0
+        self._last: float | None = None
+        self._previous: np.ndarray | None = None
+        self._calm = True  # the frame before changed little from its own predecessor
+
+    def take(self, frame: Frame) -> bool | None:
+        """None if the frame is not sampled; else whether it is a scene change."""
+        thumbnail = frame.thumbnail()
+        previous, self._previous = self._previous, thumbnail
+        changed = scene_distance(previous, thumbnail) if previous is not None else 0.0
+        # A cut is a spike after a calm frame: fast motion changes much of every frame, and
+        # sampling each of them would multiply the work without finding an edge.
+        cut = changed >= self.sampling.scene_change and self._calm
+        self._calm = changed < self.sampling.scene_change / 2
+        if self.taken >= self.sampling.max_samples:
+            return None
+        last = self._last
+        if last is not None:
+            elapsed = frame.time - last
+            if elapsed < self.interval - 1e-6 and not (cut and elapsed >= self.sampling.min_gap):
+                return None
+        self._last = frame.time
+        self.taken += 1
+        return cut
+
+
+def sample_frames(
+    video: Video, sampling: Sampling | None = None, *, skip_unreferenced: bool = False
+) -> Iterator[Sample]:
+    """The sampled frames of an open video, in order (see :class:`Sampler`). The video is
+    decoded to its end even past the cap, so a truncated or corrupt end is still reported."""
+    sampler = Sampler(sampling or Sampling(), video.info.duration)
+    for frame in video.frames(skip_unreferenced=skip_unreferenced):
+        cut = sampler.take(frame)
+        if cut is not None:
+            yield Sample(frame.time, frame.index, frame.rgb(), cut)

@@ -1,0 +1,53 @@
+"""vPDQ exchange in ThreatExchange's CSV: export, import elsewhere, look a video up."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from video_support import held, textured, write_video
+
+from counterfake.cli import main
+from counterfake.exchange import ExchangeFormatError
+from counterfake.video.exchange import read_vpdq_records
+
+
+@pytest.fixture()
+def clip(tmp_path: Path) -> Path:
+    return write_video(tmp_path / "clip.mp4", held([textured(s) for s in range(3)], 1.0))
+
+
+def test_export_import_and_lookup(tmp_path: Path, clip: Path, capsys) -> None:
+    ours, theirs = str(tmp_path / "ours.db"), str(tmp_path / "theirs.db")
+    assert main(["register", str(clip), "--subject", "alice", "--db", ours]) == 0
+    shared = tmp_path / "shared.csv"
+    assert main(["exchange", "export-vpdq", "-o", str(shared), "--db", ours]) == 0
+    (row,) = list(csv.reader(shared.open()))[1:]
+    assert row[0] == "vpdq" and row[2].startswith("v_") and "alice" not in shared.read_text()
+    assert len(json.loads(row[1])) == 3  # one frame a second
+    assert main(["exchange", "import-vpdq", str(shared), "--source", "te", "--db", theirs]) == 0
+    assert main(["exchange", "import-vpdq", str(shared), "--source", "te", "--db", theirs]) == 0
+    assert "imported 0 vPDQ signal(s)" in capsys.readouterr().out
+    copy = write_video(tmp_path / "copy.webm", held([textured(s) for s in range(3)], 1.0),
+                       codec="libvpx", options={})  # fmt: skip
+    assert main(["exchange", "lookup-vpdq", str(copy), "--db", theirs]) == 0
+    assert f"te: {row[2]}\t100% of the video's frames" in capsys.readouterr().out
+    other = write_video(tmp_path / "other.mp4", held([textured(9)], 3.0))
+    assert main(["exchange", "lookup-vpdq", str(other), "--db", ours]) == 0
+    assert "no registered or imported video matches" in capsys.readouterr().out
+
+
+def test_other_signal_types_pass_and_bad_rows_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "signal_type,signal_str,collab,category,tags\n"
+        f"pdq,{'0' * 64},c,,\n"
+        'vpdq,"[""' + "f" * 64 + ',100,0.0""]",c,,\n'
+    )
+    (record,) = read_vpdq_records(path)
+    assert record.ref == "c" and record.features[0].quality == 100
+    path.write_text('signal_type,signal_str,collab,category,tags\nvpdq,"[""xyz,1,0""]",c,,\n')
+    with pytest.raises(ExchangeFormatError, match=r"mixed\.csv: line 2: vPDQ entry 1"):
+        list(read_vpdq_records(path))
