@@ -21,6 +21,7 @@ _CURVE_DEGREE = 3  # a tone curve (gamma, an S-curve) is a cubic in lightness, c
 _LEVEL_BAND = 16  # lightness levels (of 256) per band in which a tone curve takes the median
 _BAND_CELLS = 4  # cells a band needs to count
 _LINEAR_ENOUGH = 0.9  # share of cells a gain and offset must fit for no curve to be looked for
+_CURVE_GAIN = 0.05  # share of cells a lightness curve must fit beyond it to try per-channel curves
 _CURVE_SLOPES = (0.2, 5.0)  # the contrast in a cell is scaled by a curve's slope within these
 
 
@@ -60,11 +61,14 @@ def cell_differences(
     curve = _as_curve(linear)
     # curves are looked for only where a gain and offset leave cells out: nearly every copy
     # needs none, and fitting them costs most of a verification
-    bent = _agreeing(linear, lightness, photo_lightness, visible, _FIT_TOLERANCE[0]) < (
-        _LINEAR_ENOUGH * visible.sum()
-    )
-    if bent:
+    straight = _agreeing(curve, lightness, photo_lightness, visible, _FIT_TOLERANCE[0])
+    bent = False
+    if straight < _LINEAR_ENOUGH * visible.sum():
         curve = _tone_curve(lightness, photo_lightness, visible, curve)
+        # an edit leaves cells out at every level, a curve at some: only a curve that fits
+        # clearly more cells than the straight line is worth fitting per colour channel too
+        gain = _agreeing(curve, lightness, photo_lightness, visible, _FIT_TOLERANCE[0]) - straight
+        bent = gain >= _CURVE_GAIN * visible.sum()
     fitted = np.empty_like(scanned)
     fitted[:, :, :3] = _fitted_colour(scanned[:, :, :3], photo[:, :, :3], visible, curve, bent)
     # a tone curve changes the contrast within a cell as its secant across the cell's spread
