@@ -50,9 +50,10 @@ def cell_differences(
     """(colour, texture) difference of each cell once global changes are fitted away.
 
     Colour is the CIE Lab distance, texture the |log| ratio of the local contrasts, both after
-    a robust per-channel gain and offset (recompression, colour grading, a semi-transparent
-    watermark over the whole image change every cell alike). A copy with no colour left is
-    compared with the photo as a greyscale conversion would leave it.
+    a robust fit of what changes every cell alike: a gain and offset per channel
+    (recompression, colour grading, a semi-transparent watermark), or a tone curve where that
+    fits clearly more cells (see ``_tone_curve``). A copy with no colour left is compared with
+    the photo as a greyscale conversion would leave it.
     """
     if _monochrome(scanned, visible) and not _monochrome(photo, visible):
         photo = _as_grey(photo)
@@ -162,13 +163,9 @@ def _as_grey(cells: np.ndarray) -> np.ndarray:
     cell colours go through the same conversion, and its chroma becomes neutral like the copy's.
     The contrast channel is kept: within a cell, luma and lightness vary nearly together.
     """
-    lab = cells[:, :, :3].astype(np.float32) - np.float32([0, 128, 128])
-    lab[:, :, 0] *= 100 / 255
-    rgb = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1)
-    luma = rgb @ np.float32([0.299, 0.587, 0.114])
-    grey_lab = cv2.cvtColor(np.repeat(luma[:, :, None], 3, axis=2), cv2.COLOR_RGB2Lab)
+    luma = _lab_to_rgb(cells) @ np.float32([0.299, 0.587, 0.114])
     grey = cells.copy()
-    grey[:, :, 0] = grey_lab[:, :, 0] * 255 / 100
+    grey[:, :, :3] = _rgb_to_lab(np.repeat(luma[:, :, None], 3, axis=2))
     grey[:, :, 1:3] = 128
     return grey
 
