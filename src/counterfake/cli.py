@@ -1,4 +1,5 @@
-"""The command line. Thin: it parses, calls the layers below, and prints.
+"""The command line (over 600 lines on purpose, see below). Thin: it parses, calls the layers
+below, and prints.
 
 Why this module is over 600 lines: it is one idea, the command line, made of one argument
 parser and one short function per command (register, hash, scan, pairs, subjects, withdraw,

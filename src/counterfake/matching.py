@@ -27,9 +27,7 @@ For a scanned image the steps are:
    each cell is matched on its own, with the whole feature budget.
 
 The operating point sits in :class:`Thresholds` and evidence.py; docs/matching.md has the
-figures that set it. The module is a little over 600 lines because verification, localisation
-and the decision share the Instance they build; the steps that stand alone are modules of their
-own (fitting, cells, evidence, framing, tiles).
+figures that set it.
 """
 
 from __future__ import annotations
@@ -46,8 +44,9 @@ from counterfake.cells import compare_cells
 from counterfake.evidence import MAX_NFA, TEXTURED_CONTRAST, Evidence, confirmed_spots
 from counterfake.fitting import fit_transform
 from counterfake.framing import frame_overlap, has_seam, scene_continues
-from counterfake.geometry import project
+from counterfake.geometry import project, warp
 from counterfake.index.candidates import CandidateIndex
+from counterfake.masks import draw_cells
 from counterfake.signature.extract import Query, Signature, make_query
 from counterfake.signature.features import LocalFeatures
 from counterfake.signature.grid import (
@@ -325,14 +324,6 @@ def _tentative_pairs(
     return query.xy[nearest[keep]], reference.xy[photo_idx], (distance, nearest)
 
 
-def _warp(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], **options) -> np.ndarray:
-    """``cv2.warpPerspective``, or the same warp by ``cv2.warpAffine`` when the 3x3 map is affine
-    (nearly every match): that is about 2.5 times cheaper on a full-size mask."""
-    if np.allclose(matrix[2], (0.0, 0.0, 1.0), rtol=0.0, atol=1e-12):
-        return cv2.warpAffine(image, matrix[:2], size, **options)
-    return cv2.warpPerspective(image, matrix, size, **options)
-
-
 def _inside_photo(query_xy: np.ndarray, transform: np.ndarray, signature: Signature) -> np.ndarray:
     """Which scanned points fall inside the photo's frame under the transform."""
     projected = project(transform, query_xy)
@@ -355,19 +346,19 @@ def localise(
     """Compare the aligned scanned image with the photo's grid; None if too little is visible."""
     width, height = grid_work_size(signature.frame_width, signature.frame_height)
     to_grid = np.diag([width / signature.frame_width, height / signature.frame_height, 1.0])
-    warp = to_grid @ transform
+    to_cells = to_grid @ transform
     source = query.work
-    shrink = float(np.sqrt(abs(np.linalg.det(warp[:2, :2]))))
+    shrink = float(np.sqrt(abs(np.linalg.det(to_cells[:2, :2]))))
     if shrink < 0.9:  # reduce first: warping straight down would alias the texture statistic
         size = (max(1, round(source.shape[1] * shrink)), max(1, round(source.shape[0] * shrink)))
         source = cv2.resize(source, size, interpolation=cv2.INTER_AREA)
         enlarge = np.diag(
             [query.work.shape[1] / source.shape[1], query.work.shape[0] / source.shape[0], 1.0]
         )
-        warp = warp @ enlarge  # reduced pixels -> working pixels -> grid frame
-    warped = _warp(source, warp, (width, height), flags=cv2.INTER_LINEAR)
+        to_cells = to_cells @ enlarge  # reduced pixels -> working pixels -> grid frame
+    warped = warp(source, to_cells, (width, height), flags=cv2.INTER_LINEAR)
     ones = np.ones(source.shape[:2], np.float32)
-    valid = _warp(ones, warp, (width, height), flags=cv2.INTER_LINEAR)
+    valid = warp(ones, to_cells, (width, height), flags=cv2.INTER_LINEAR)
     scanned = cell_statistics(warped, valid)
     visible = scanned[:, :, 4] > 0.95
     return _compared(signature, scanned[:, :, :4], visible, transform, inliers, residual, t)
@@ -395,15 +386,15 @@ def grid_in_frame(
     def pixels_to_cells(width: int, height: int) -> np.ndarray:
         return np.array([[GRID_COLS / width, 0, -0.5], [0, GRID_ROWS / height, -0.5], [0, 0, 1]])
 
-    warp = (
+    grid_to_grid = (
         pixels_to_cells(signature.frame_width, signature.frame_height)
         @ transform
         @ np.linalg.inv(pixels_to_cells(scanned.frame_width, scanned.frame_height))
     )
     size = (GRID_COLS, GRID_ROWS)
-    warped = _warp(dequantise(scanned.grid), warp, size, flags=cv2.INTER_LINEAR)
+    warped = warp(dequantise(scanned.grid), grid_to_grid, size, flags=cv2.INTER_LINEAR)
     ones = np.ones((GRID_ROWS, GRID_COLS), np.float32)
-    valid = _warp(ones, warp, size, flags=cv2.INTER_LINEAR)
+    valid = warp(ones, grid_to_grid, size, flags=cv2.INTER_LINEAR)
     return warped, valid > 0.95
 
 
@@ -553,41 +544,9 @@ def _log10_nfa(instance: Instance, registry_size: int) -> float:
 def altered_mask(
     query: Query | SignatureQuery, signature: Signature, instance: Instance
 ) -> np.ndarray:
-    """The altered cells drawn in the scanned image's own pixels (uint8, 255 = altered).
-
-    The cell map is carried by one map, cell grid -> photo frame -> scanned working frame
-    -> scanned image, and interpolated on the way, so its boundary is smooth rather than blocky.
-    The maps are warped as bytes (255 = altered, cut at half): the scanned image can have
-    millions of pixels, and warping float maps of that size cost a manipulated match's decision
-    about three times as much (bench/speed.py --profile).
-    """
-    cells_to_photo = np.array(
-        [
-            [signature.frame_width / GRID_COLS, 0, signature.frame_width / GRID_COLS / 2 - 0.5],
-            [0, signature.frame_height / GRID_ROWS, signature.frame_height / GRID_ROWS / 2 - 0.5],
-            [0, 0, 1],
-        ]
-    )
-    photo_to_work = np.linalg.inv(instance.transform)
-    work_to_image = np.diag([1 / query.scale, 1 / query.scale, 1.0])
-    cells_to_image = work_to_image @ photo_to_work @ cells_to_photo
-    height, width = query.shape
-    soft = _warp(
-        instance.altered_cells.astype(np.uint8) * np.uint8(255),
-        cells_to_image,
-        (width, height),
-        flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    inside = _warp(
-        np.full((GRID_ROWS, GRID_COLS), 255, np.uint8),
-        cells_to_image,
-        (width, height),
-        flags=cv2.INTER_NEAREST,
-        borderMode=cv2.BORDER_CONSTANT,
-    )
-    _, altered = cv2.threshold(soft, 127, 255, cv2.THRESH_BINARY)
-    return cv2.bitwise_and(altered, inside)
+    """The altered cells drawn in the scanned image's own pixels (uint8, 255 = altered)."""
+    frame = (signature.frame_width, signature.frame_height)
+    return draw_cells(instance.altered_cells, frame, instance.transform, query.scale, query.shape)
 
 
 def verify_and_decide(

@@ -1,4 +1,5 @@
-"""The registry of record: subjects, the signatures of their photos, and imported PDQ hashes.
+"""The registry of record (over 600 lines on purpose, see below): subjects, the signatures of
+their photos and videos, and imported PDQ hashes.
 
 One SQLite file by default, or a PostgreSQL database (``postgresql://`` URL) that many matching
 workers share (see db.py). A registered photo is stored as its signature and its label, never as
