@@ -74,7 +74,7 @@ def test_a_face_box_added_after_localising_decides_as_localising_with_it(registe
         instances = verify(query, faceless, False, t)
         assert instances, name
         for i in instances:
-            again = localise(query, full, i.transform, i.inliers, i.residual, t)
+            again = localise(query, full, i.transform, i.inliers, i.residual, t, i.trusted_cells)
             assert with_face(i, full).face_agreement == again.face_agreement
         refaced = [with_face(i, full) for i in instances]
         decisions[name] = (

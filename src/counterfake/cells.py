@@ -15,7 +15,8 @@ import numpy as np
 
 from counterfake.thresholds import Thresholds
 
-_FIT_TOLERANCE = (4.0, 3.0, 3.0, 3.0)  # L, a, b, contrast: cells this close "agree" for the fit
+# L, a, b, log contrast: cells this close "agree" for the fit
+_FIT_TOLERANCE = (4.0, 3.0, 3.0, 0.2)
 _MONOCHROME_SPREAD = 2.0  # Lab chroma units: a copy whose cells vary less has lost its colour
 _CURVE_DEGREE = 3  # a tone curve (gamma, an S-curve) is a cubic in lightness, closely enough
 _LEVEL_BAND = 16  # lightness levels (of 256) per band in which a tone curve takes the median
@@ -23,10 +24,15 @@ _BAND_CELLS = 4  # cells a band needs to count
 _LINEAR_ENOUGH = 0.9  # share of cells a gain and offset must fit for no curve to be looked for
 _CURVE_GAIN = 0.05  # share of cells a lightness curve must fit beyond it to try per-channel curves
 _CURVE_SLOPES = (0.2, 5.0)  # the contrast in a cell is scaled by a curve's slope within these
+_TRUSTED_CELLS = 16  # fewer cells holding verified features do not steer the fits
 
 
 def compare_cells(
-    photo: np.ndarray, scanned: np.ndarray, visible: np.ndarray, t: Thresholds
+    photo: np.ndarray,
+    scanned: np.ndarray,
+    visible: np.ndarray,
+    t: Thresholds,
+    trusted: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(altered, agreeing) cells after the global fit.
 
@@ -34,8 +40,10 @@ def compare_cells(
     of this particular copy (a heavily recompressed copy is noisier everywhere). Agreeing cells
     are within the absolute thresholds. Both are needed: when an alignment is a coincidence,
     every cell differs, the "noise" is huge, and nothing would stand out as altered.
+
+    ``trusted``: see ``cell_differences``.
     """
-    colour, texture = cell_differences(photo, scanned, visible)
+    colour, texture = cell_differences(photo, scanned, visible, trusted)
     altered = visible & (
         (colour > max(t.colour_difference, t.noise_multiple * _noise(colour[visible])))
         | (texture > max(t.texture_difference, t.noise_multiple * _noise(texture[visible])))
@@ -45,7 +53,10 @@ def compare_cells(
 
 
 def cell_differences(
-    photo: np.ndarray, scanned: np.ndarray, visible: np.ndarray
+    photo: np.ndarray,
+    scanned: np.ndarray,
+    visible: np.ndarray,
+    trusted: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(colour, texture) difference of each cell once global changes are fitted away.
 
@@ -54,42 +65,57 @@ def cell_differences(
     (recompression, colour grading, a semi-transparent watermark), or a tone curve where that
     fits clearly more cells (see ``_tone_curve``). A copy with no colour left is compared with
     the photo as a greyscale conversion would leave it.
+
+    ``trusted`` marks the cells holding the features that verified the alignment. A fill that
+    regenerates most of the photo (60% of it, flat skin tone) leaves most cells with almost no
+    contrast, and a contrast fit judged on all cells alike would scale the surviving face and
+    background down to match it. So the contrast fit is judged on the trusted cells, where
+    the photo's own texture is known to survive. Colour is not: a hue shift keeps the
+    features, so trusted cells can lie inside a recoloured region.
     """
     if _monochrome(scanned, visible) and not _monochrome(photo, visible):
         photo = _as_grey(photo)
+    cells = _Cells(visible, visible)
+    if trusted is not None and (trusted & visible).sum() >= _TRUSTED_CELLS:
+        anchored = _Cells(visible, trusted & visible)
+    else:
+        anchored = cells
     lightness, photo_lightness = scanned[:, :, 0], photo[:, :, 0]
-    linear = _robust_fit(lightness, photo_lightness, visible, _FIT_TOLERANCE[0], 1)
-    curve = _as_curve(linear)
-    # curves are looked for only where a gain and offset leave cells out: nearly every copy
-    # needs none, and fitting them costs most of a verification
-    straight = _agreeing(curve, lightness, photo_lightness, visible, _FIT_TOLERANCE[0])
+    curve = _as_curve(_robust_fit(lightness, photo_lightness, cells, _FIT_TOLERANCE[0], 1))
+    # curves are looked for only where a gain and offset leave cells out, and leave them out
+    # by level: nearly every copy needs none, and fitting them costs most of a verification
+    straight = cells.agreeing(curve, lightness, photo_lightness, _FIT_TOLERANCE[0])
     bent = False
-    if straight < _LINEAR_ENOUGH * visible.sum():
-        curve = _tone_curve(lightness, photo_lightness, visible, curve)
+    if straight < _LINEAR_ENOUGH * visible.sum() and _bends(
+        curve, lightness[visible], photo_lightness[visible]
+    ):
+        curve = _tone_curve(lightness, photo_lightness, cells, curve)
         # an edit leaves cells out at every level, a curve at some: only a curve that fits
         # clearly more cells than the straight line is worth fitting per colour channel too
-        gain = _agreeing(curve, lightness, photo_lightness, visible, _FIT_TOLERANCE[0]) - straight
+        gain = cells.agreeing(curve, lightness, photo_lightness, _FIT_TOLERANCE[0]) - straight
         bent = gain >= _CURVE_GAIN * visible.sum()
-    fitted = np.empty_like(scanned)
-    fitted[:, :, :3] = _fitted_colour(scanned[:, :, :3], photo[:, :, :3], visible, curve, bent)
+    fitted = _fitted_colour(scanned[:, :, :3], photo[:, :, :3], cells, curve, bent)
     # a tone curve changes the contrast within a cell as its secant across the cell's spread
     spread = scanned[:, :, 3]
     contrast = (curve(scanned[:, :, 0] + spread) - curve(scanned[:, :, 0] - spread)) / 2
-    fitted[:, :, 3] = _robust_fit(contrast, photo[:, :, 3], visible, _FIT_TOLERANCE[3], 1)(contrast)
+    # contrast changes by a factor (a blur halves it, sharpening doubles it), so it is fitted
+    # in the terms the texture difference is judged in: the log of contrast plus a floor
+    scanned_texture = np.log(np.maximum(contrast, 0.0) + 3.0)
+    photo_texture = np.log(photo[:, :, 3] + 3.0)
+    texture_fit = _robust_fit(scanned_texture, photo_texture, anchored, _FIT_TOLERANCE[3], 1)
     # where the curve is steep the copy kept that much less of the photo's lightness: a
     # difference in lightness counts in the copy's levels there
-    difference = fitted[:, :, :3] - photo[:, :, :3]
+    difference = fitted - photo[:, :, :3]
     difference[:, :, 0] /= np.maximum(curve.slope(scanned[:, :, 0]), 1.0)
     colour = np.linalg.norm(difference, axis=-1)
-    contrast = np.maximum(fitted[:, :, 3], 0.0)  # a fitted gain can push a flat cell below zero
-    texture = np.abs(np.log((contrast + 3.0) / (photo[:, :, 3] + 3.0)))
+    texture = np.abs(texture_fit(scanned_texture) - photo_texture)
     return colour, texture
 
 
 def _fitted_colour(
     scanned: np.ndarray,
     photo: np.ndarray,
-    visible: np.ndarray,
+    cells: _Cells,
     lightness: ToneCurve,
     per_channel: bool,
 ) -> np.ndarray:
@@ -104,7 +130,7 @@ def _fitted_colour(
         [
             lightness(scanned[:, :, 0]),
             *(
-                _robust_fit(scanned[:, :, c], photo[:, :, c], visible, _FIT_TOLERANCE[c], 1)(
+                _robust_fit(scanned[:, :, c], photo[:, :, c], cells, _FIT_TOLERANCE[c], 1)(
                     scanned[:, :, c]
                 )
                 for c in (1, 2)
@@ -118,7 +144,7 @@ def _fitted_colour(
     by_rgb = _rgb_to_lab(
         np.stack(
             [
-                _tone_curve(scanned_rgb[:, :, c], photo_rgb[:, :, c], visible)(scanned_rgb[:, :, c])
+                _tone_curve(scanned_rgb[:, :, c], photo_rgb[:, :, c], cells)(scanned_rgb[:, :, c])
                 for c in range(3)
             ],
             axis=-1,
@@ -127,7 +153,7 @@ def _fitted_colour(
 
     def agreeing(fitted: np.ndarray) -> int:
         distance = np.linalg.norm(fitted - photo, axis=-1)
-        return int((distance[visible] <= _FIT_TOLERANCE[0]).sum())
+        return int((distance[cells.trusted] <= _FIT_TOLERANCE[0]).sum())
 
     return max((by_lab, by_rgb), key=agreeing)
 
@@ -150,8 +176,8 @@ def _monochrome(cells: np.ndarray, visible: np.ndarray) -> bool:
     if not visible.any():
         return False
     chroma = cells[:, :, 1:3][visible]
-    spread = np.hypot(*(chroma - np.median(chroma, axis=0)).T)
-    return float(np.percentile(spread, 95)) <= _MONOCHROME_SPREAD
+    spread = np.hypot(*(chroma - [_percentile(chroma[:, 0], 50), _percentile(chroma[:, 1], 50)]).T)
+    return _percentile(spread, 95) <= _MONOCHROME_SPREAD
 
 
 def _as_grey(cells: np.ndarray) -> np.ndarray:
@@ -182,33 +208,55 @@ class Polynomial:
 
 
 def _robust_fit(
-    source: np.ndarray, target: np.ndarray, visible: np.ndarray, tolerance: float, degree: int
+    source: np.ndarray, target: np.ndarray, cells: _Cells, tolerance: float, degree: int
 ) -> Polynomial:
     """A polynomial mapping ``source`` onto ``target``, fitted on the cells that agree.
 
-    Up to half the cells may be altered, and they would pull an ordinary least-squares fit
-    towards themselves. So the fit starts from whichever of "no change" (the usual repost) and
-    "a uniform shift" (a global filter) already agrees within ``tolerance`` on more cells, and
-    each round refits on the cells that agree with the previous fit. A linear fit's gain is
-    kept within 0.5-2; whether a cubic rises is the caller's to check.
+    Altered cells would pull an ordinary least-squares fit towards themselves. So the fit
+    starts from whichever of "no change" (the usual repost), "a uniform shift" (a global
+    filter), and the trusted cells' own shift or gain (what an edit over most of the photo
+    leaves to see) already agrees within ``tolerance`` on more trusted cells, and each round
+    refits on the visible cells that agree with the previous fit. A linear fit's gain is kept
+    within 0.5-2; whether a cubic rises is the caller's to check.
     """
     identity = Polynomial(np.array([1.0, 0.0]))
-    if not visible.any():
+    if not cells.visible.any():
         return identity
-    shift = Polynomial(np.array([1.0, float(np.median(target[visible] - source[visible]))]))
-    model = max((identity, shift), key=lambda m: _agreeing(m, source, target, visible, tolerance))
+    # the visible cells as flat arrays: every round works on these alone
+    x_all, y_all = source[cells.visible], target[cells.visible]
+    trusted = cells.trusted[cells.visible]
+    x_trusted, y_trusted = x_all[trusted], y_all[trusted]
+
+    def agreeing(model: Polynomial) -> int:
+        return int((np.abs(model(x_trusted) - y_trusted) <= tolerance).sum())
+
+    seeds = [identity]
+    for x, y in ((x_all, y_all), (x_trusted, y_trusted)):
+        seeds.append(Polynomial(np.array([1.0, _percentile(y - x, 50)])))
+    ratio = _percentile((y_trusted + 1.0) / (x_trusted + 1.0), 50)
+    seeds.append(Polynomial(np.array([float(np.clip(ratio, 0.5, 2.0)), 0.0])))
+    model = max(seeds, key=agreeing)
+    used = None
     for _ in range(3):
-        residual = np.abs(model(source) - target)
-        use = visible & (residual <= max(tolerance, 2.5 * _noise(residual[visible])))
-        x, y = source[use].astype(np.float64), target[use].astype(np.float64)
+        residual = np.abs(model(x_all) - y_all)
+        use = residual <= max(tolerance, 2.5 * _noise(residual))
+        if used is not None and np.array_equal(use, used):
+            break  # the same cells give the same fit again
+        used = use
+        x, y = x_all[use].astype(np.float64), y_all[use].astype(np.float64)
         if len(x) < 8 * degree or float(x.std()) < 1e-3:
             break
         if degree == 1:
             centred = x - x.mean()
             gain = float(np.clip(centred @ (y - y.mean()) / float(centred @ centred), 0.5, 2.0))
-            model = Polynomial(np.array([gain, float(np.mean(y - gain * x))]))
+            refit = Polynomial(np.array([gain, float(np.mean(y - gain * x))]))
         else:
-            model = _fit_by_level(x, y, degree)
+            refit = _fit_by_level(x, y, degree)
+        # anchored, a refit that agrees with fewer trusted cells has been pulled by altered
+        # ones (a flat fill agrees with the photo's flat cells by chance) and is not kept
+        if cells.anchored and agreeing(refit) < agreeing(model):
+            break
+        model = refit
     return model
 
 
@@ -228,6 +276,19 @@ def _fit_by_level(x: np.ndarray, y: np.ndarray, degree: int) -> Polynomial:
     return Polynomial(np.polyfit(centres, medians, degree))
 
 
+def _bends(straight: ToneCurve, scanned: np.ndarray, photo: np.ndarray) -> bool:
+    """Whether the photo's lightness departs from ``straight`` by level: in some band of levels
+    holding enough cells, the median cell misses it by more than the fit's tolerance.
+
+    A curve moves every cell of a level alike, so the band's median moves with it; an edit
+    moves some cells of many levels, and leaves the medians where the untouched cells hold
+    them. Two medians cost far less than fitting the curves this decides to look for.
+    """
+    bands = np.minimum((scanned // _LEVEL_BAND).astype(np.int64), 255 // _LEVEL_BAND)
+    _, count, missed = _medians_by_band(bands, photo - straight(scanned))
+    return bool((np.abs(missed[count >= _BAND_CELLS]) > _FIT_TOLERANCE[0]).any())
+
+
 def _medians_by_band(bands: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
     """(bands, cells in each, the median of ``values`` in each), as ``np.median`` gives it, in
     one sort rather than a median per band: this runs for every alignment verified."""
@@ -238,14 +299,28 @@ def _medians_by_band(bands: np.ndarray, values: np.ndarray) -> tuple[np.ndarray,
     return present, count, middle
 
 
-def _agreeing(
-    model: Callable[[np.ndarray], np.ndarray],
-    source: np.ndarray,
-    target: np.ndarray,
-    visible: np.ndarray,
-    tolerance: float,
-) -> int:
-    return int((np.abs(model(source) - target)[visible] <= tolerance).sum())
+@dataclass(frozen=True)
+class _Cells:
+    """The cells a comparison covers: ``visible`` (bool, grid shape), and among them the
+    ``trusted`` ones, which every choice between fits is judged on (see ``cell_differences``)."""
+
+    visible: np.ndarray
+    trusted: np.ndarray
+
+    @property
+    def anchored(self) -> bool:
+        """Whether fits are judged on a trusted part rather than on every visible cell."""
+        return self.trusted is not self.visible
+
+    def agreeing(
+        self,
+        model: Callable[[np.ndarray], np.ndarray],
+        source: np.ndarray,
+        target: np.ndarray,
+        tolerance: float,
+    ) -> int:
+        """How many trusted cells ``model`` carries within ``tolerance`` of ``target``."""
+        return int((np.abs(model(source) - target)[self.trusted] <= tolerance).sum())
 
 
 @dataclass(frozen=True)
@@ -276,7 +351,7 @@ def _as_curve(linear: Polynomial) -> ToneCurve:
 
 
 def _tone_curve(
-    scanned: np.ndarray, photo: np.ndarray, visible: np.ndarray, linear: ToneCurve | None = None
+    scanned: np.ndarray, photo: np.ndarray, cells: _Cells, linear: ToneCurve | None = None
 ) -> ToneCurve:
     """The map of lightness that agrees with the most cells: a gain and offset, or a tone curve.
 
@@ -287,20 +362,21 @@ def _tone_curve(
     ``linear``, the gain and offset already fitted, is not fitted again.
     """
     tolerance = _FIT_TOLERANCE[0]
+    visible = cells.visible
     if linear is None:
-        linear = _as_curve(_robust_fit(scanned, photo, visible, tolerance, 1))
+        linear = _as_curve(_robust_fit(scanned, photo, cells, tolerance, 1))
     candidates = [linear]
     if visible.sum() >= 8 * _CURVE_DEGREE:
-        inverse = _robust_fit(scanned, photo, visible, tolerance, _CURVE_DEGREE)
+        inverse = _robust_fit(scanned, photo, cells, tolerance, _CURVE_DEGREE)
         span = np.linspace(float(scanned[visible].min()), float(scanned[visible].max()), 65)
         candidates.append(ToneCurve(span, inverse(span)))
-        forward = _robust_fit(photo, scanned, visible, tolerance, _CURVE_DEGREE)
+        forward = _robust_fit(photo, scanned, cells, tolerance, _CURVE_DEGREE)
         span = np.linspace(float(photo[visible].min()), float(photo[visible].max()), 65)
         candidates.append(ToneCurve(forward(span), span))
     rising = [curve for curve in candidates[1:] if curve.rises()]
     return max(
         [candidates[0], *rising],
-        key=lambda curve: _agreeing(curve, scanned, photo, visible, tolerance),
+        key=lambda curve: cells.agreeing(curve, scanned, photo, tolerance),
     )
 
 
@@ -311,7 +387,18 @@ def _noise(values: np.ndarray) -> float:
     """
     if len(values) == 0:
         return 0.0
-    return float(np.percentile(np.abs(values), 20) / 0.253)
+    return _percentile(np.abs(values), 20) / 0.253
+
+
+def _percentile(values: np.ndarray, q: float) -> float:
+    """``np.percentile(values, q)`` (linear between the two nearest ranks) from a partial sort:
+    a comparison takes about a dozen, and np.percentile costs twenty times as much."""
+    values = np.ravel(values)
+    position = q / 100 * (len(values) - 1)
+    low = int(position)
+    high = min(low + 1, len(values) - 1)
+    part = np.partition(values, [low, high])
+    return float(part[low] + (part[high] - part[low]) * (position - low))
 
 
 def _keep_regions(cells: np.ndarray, min_cells: int) -> np.ndarray:

@@ -80,6 +80,7 @@ class Instance:
     face_agreement: float | None = None  # share of the registered face that agrees; see faces.py
     agreeing_cells: np.ndarray | None = field(default=None, repr=False)  # bool, photo frame
     visible_cells: np.ndarray | None = field(default=None, repr=False)  # bool, photo frame
+    trusted_cells: np.ndarray | None = field(default=None, repr=False)  # hold verified features
     evidence: Evidence | None = None  # what the alignment proves; see evidence.py
 
 
@@ -225,10 +226,11 @@ def verify(
         inliers = min(_distinct_points(query_xy[inlier]), _distinct_points(photo_xy[inlier]))
         if inliers < t.min_inliers or residual > _residual_bound(query, transform, t):
             break
+        trusted = cells_holding(photo_xy[inlier], signature)
         if isinstance(query, SignatureQuery):
-            instance = localise_grid(query, signature, transform, inliers, residual, t)
+            instance = localise_grid(query, signature, transform, inliers, residual, t, trusted)
         else:
-            instance = localise(query, signature, transform, inliers, residual, t)
+            instance = localise(query, signature, transform, inliers, residual, t, trusted)
         if instance is None:
             break
         frame = query.shape if isinstance(query, SignatureQuery) else query.work.shape[:2]
@@ -342,8 +344,12 @@ def localise(
     inliers: int,
     residual: float,
     t: Thresholds,
+    trusted: np.ndarray | None = None,
 ) -> Instance | None:
-    """Compare the aligned scanned image with the photo's grid; None if too little is visible."""
+    """Compare the aligned scanned image with the photo's grid; None if too little is visible.
+
+    ``trusted``: the grid cells holding the features that verified the alignment (see
+    ``cells_holding``); they are unchanged, and steer the colour fit (cells.py)."""
     width, height = grid_work_size(signature.frame_width, signature.frame_height)
     to_grid = np.diag([width / signature.frame_width, height / signature.frame_height, 1.0])
     to_cells = to_grid @ transform
@@ -361,7 +367,9 @@ def localise(
     valid = warp(ones, to_cells, (width, height), flags=cv2.INTER_LINEAR)
     scanned = cell_statistics(warped, valid)
     visible = scanned[:, :, 4] > 0.95
-    return _compared(signature, scanned[:, :, :4], visible, transform, inliers, residual, t)
+    return _compared(
+        signature, scanned[:, :, :4], visible, transform, inliers, residual, t, trusted
+    )
 
 
 def localise_grid(
@@ -371,10 +379,11 @@ def localise_grid(
     inliers: int,
     residual: float,
     t: Thresholds,
+    trusted: np.ndarray | None = None,
 ) -> Instance | None:
     """Like :func:`localise`, with the scanned side's grid warped into the photo's grid."""
     warped, visible = grid_in_frame(query.signature, signature, transform)
-    return _compared(signature, warped, visible, transform, inliers, residual, t)
+    return _compared(signature, warped, visible, transform, inliers, residual, t, trusted)
 
 
 def grid_in_frame(
@@ -406,13 +415,15 @@ def _compared(
     inliers: int,
     residual: float,
     t: Thresholds,
+    trusted: np.ndarray | None,
 ) -> Instance | None:
     """The instance an alignment gives, its cells compared with the photo's grid; None if too
     little of the photo is in view to say anything."""
     visible_share = float(visible.mean())
     if visible_share < t.min_visible:
         return None
-    altered, agreeing = compare_cells(dequantise(signature.grid), scanned_cells, visible, t)
+    photo = dequantise(signature.grid)
+    altered, agreeing = compare_cells(photo, scanned_cells, visible, t, trusted)
     agreeing &= ~altered
     return Instance(
         transform=transform,
@@ -425,7 +436,19 @@ def _compared(
         face_agreement=_face_agreement(signature, agreeing, visible),
         agreeing_cells=agreeing,
         visible_cells=visible,
+        trusted_cells=trusted,
     )
+
+
+def cells_holding(points: np.ndarray, signature: Signature) -> np.ndarray:
+    """Which of the photo's grid cells hold any of ``points`` (photo frame): bool grid."""
+    cols = np.clip((points[:, 0] * GRID_COLS / signature.frame_width).astype(int), 0, GRID_COLS - 1)
+    rows = np.clip(
+        (points[:, 1] * GRID_ROWS / signature.frame_height).astype(int), 0, GRID_ROWS - 1
+    )
+    cells = np.zeros((GRID_ROWS, GRID_COLS), bool)
+    cells[rows, cols] = True
+    return cells
 
 
 def with_face(instance: Instance, signature: Signature) -> Instance:
