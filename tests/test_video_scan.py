@@ -173,9 +173,11 @@ def test_chains_split_a_clip_shown_twice_and_drop_strays() -> None:
     found = chains(hits, max_gap=3.5)
     assert [len(c) for c in found] == [5, 4, 1]
     times = [float(i) for i in range(15)]
-    cuts = [i == 10 for i in range(15)]
+    cuts: list[float | None] = [10.0 if i == 10 else None for i in range(15)]
     second = segment(found[1], times, cuts, 15.0, 8.0)
     assert second.scan == (10.0, 13.5) and second.registered == pytest.approx((0.0, 3.5))
+    cuts[10] = 9.7  # a cut the sampler passed over (too soon after a sample), noted on the next
+    assert segment(found[1], times, cuts, 15.0, 8.0).scan == (9.7, 13.5)
 
 
 def test_a_telegram_round_video_is_scanned_with_its_message(scanner, tmp_path, original) -> None:

@@ -36,9 +36,9 @@ from counterfake.index.candidates import CandidateIndex
 from counterfake.index.owners import SharedEntries
 from counterfake.index.pdq import PdqIndex
 from counterfake.loading import cached_matcher, index_registry
-from counterfake.matching import Match, Matcher, SignatureQuery, Thresholds
+from counterfake.matching import Match, SignatureQuery, Thresholds
 from counterfake.registry import Change, RegisteredPhoto, Registry
-from counterfake.signature.extract import Query, Signature, make_query
+from counterfake.signature.extract import Signature, make_query
 from counterfake.signature.pdq import pdq_hash
 from counterfake.video.decode import VideoLimits
 from counterfake.video.matching import VideoMatch, scan_video
@@ -76,17 +76,6 @@ class FoundInVideo:
     subject: str
     label: str
     match: VideoMatch
-
-
-class _Slotted:
-    """A matcher that takes one of the engine's matching slots for each frame it matches."""
-
-    def __init__(self, matcher: Matcher, slots: threading.BoundedSemaphore) -> None:
-        self.matcher, self.slots = matcher, slots
-
-    def match(self, query: Query) -> list[Match]:
-        with self.slots:
-            return self.matcher.match(query)
 
 
 @dataclass
@@ -277,11 +266,12 @@ class MatchingEngine:
         videos = {v.video_id: v for v in self.registry.videos()}
         scanned = scan_video(
             path,
-            _Slotted(self._matcher, self._slots),
+            self._matcher,
             self.entries.owners,
             frames,
             {video_id: v.duration for video_id, v in videos.items()},
             limits=limits,
+            slot=lambda: self._slots,
         )
         photos = self.registry.photos_by_id([m.target for m in scanned.matches if m.is_photo])
         found = []
