@@ -65,11 +65,12 @@ def test_sampling_takes_cuts_and_a_steady_rate(tmp_path: Path) -> None:
     with Video(path) as video:
         samples = list(sample_frames(video, Sampling(rate=1.0)))
     times = [s.time for s in samples]
-    assert times == pytest.approx([0.0, 1.0, 2.0, 2.5, 3.5, 4.5, 5.0, 6.0, 7.0])
+    assert times == pytest.approx([0.0, 1.0, 2.0, 2.5, 3.5, 4.5, 5.0, 6.0, 7.0, 7.4])
     assert [s.time for s in samples if s.scene_change] == pytest.approx([2.5, 5.0])
     assert [s.cut_at for s in samples] == pytest.approx(
-        [None, None, None, 2.5, None, None, 5.0, None, None]
+        [None, None, None, 2.5, None, None, 5.0, None, None, None]
     )
+    assert [s.final for s in samples] == [False] * 9 + [True]  # the last frame, looked at last
 
 
 def test_a_cut_too_soon_after_a_sample_is_noted_on_the_next(tmp_path: Path) -> None:

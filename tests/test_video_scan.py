@@ -138,6 +138,59 @@ def test_a_registered_photo_held_in_a_clip(scanner, tmp_path, registry) -> None:
     assert "registered" not in part
 
 
+def test_a_photo_scrolling_under_a_bar_is_followed_to_the_end(scanner, tmp_path) -> None:
+    """A screen recording: the photo moves up under the app's header until a third of it is
+    hidden. Its segment runs to the end of the clip, however little of it the last frames
+    prove on their own (looking.py: a track's continuation)."""
+    from counterfake.video import looking
+
+    still = cv2.resize(textured(40, 400, 500), (200, 250), interpolation=cv2.INTER_AREA)
+    frames = []
+    for n in range(60):
+        canvas = np.full((SIZE[1], SIZE[0], 3), 235, np.uint8)
+        top = 60 - round(2.4 * n)  # 24 pixels a second, from just under the header
+        canvas[max(0, top) : top + 250, 140:340] = still[max(0, -top) :]
+        canvas[:40] = (30, 110, 200)  # the header, over whatever scrolls under it
+        frames.append(canvas)
+    continued = []
+    original = looking.FrameLooker._continues
+
+    def spy(self, *args):
+        found = original(self, *args)
+        continued.append(found is not None)
+        return found
+
+    looking.FrameLooker._continues = spy
+    try:
+        match = only(scan(scanner, tmp_path, frames))
+    finally:
+        looking.FrameLooker._continues = original
+    assert match["kind"] == "contains_photo"
+    (part,) = match["segments"]
+    assert part["scan"][0] == 0.0 and part["scan"][1] >= 5.8, continued
+
+
+def test_a_followed_clip_verifies_about_one_frame_a_sample(scanner, tmp_path, original) -> None:
+    """Each sample of a repost verifies the registered frame in step, not every neighbour."""
+    from counterfake.video import looking
+
+    calls = []
+    verify = looking.verify_and_decide
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return verify(*args, **kwargs)
+
+    looking.verify_and_decide = counted
+    try:
+        match = only(scan(scanner, tmp_path, original))
+    finally:
+        looking.verify_and_decide = verify
+    assert match["kind"] == "repost"
+    samples = 8 + 3 + 1  # a second each, the three cuts, the last frame (continuations only)
+    assert len(calls) <= samples + looking.STARTING + 3, calls
+
+
 def test_a_manipulated_photo_inside_a_clip_has_a_mask(scanner, tmp_path) -> None:
     still = textured(40, 400, 500)
     region = np.zeros(still.shape[:2], bool)

@@ -99,7 +99,8 @@ def scan_video(
         for number, sample in enumerate(samples):
             times.append(sample.time)
             cuts.append(sample.cut_at)
-            for found in looker.look(number, sample.time, make_query(sample.rgb)):
+            query = make_query(sample.rgb)
+            for found in looker.look(number, sample.time, query, final=sample.final):
                 match = found.match
                 hits[found.target].append(_hit(found))
                 if match is None:

@@ -9,6 +9,8 @@ than sampling its beginning densely and its end not at all.
 
 Only sampled frames are converted to RGB (a scan asks for them at the size it matches at, one
 swscale pass from the decoder's pixels): the rest are seen as a 64x36 thumbnail of their luma.
+The video's last frame, when it was not sampled, is taken at the end as a *final* sample:
+not to be matched on its own, but to see how far what the samples before it showed goes on.
 A cut between two samples that was not sampled itself (it came sooner than ``min_gap`` after
 the last sample) is still noted on the next sample: a segment's edge is placed on it.
 """
@@ -49,6 +51,7 @@ class Sample:
     rgb: np.ndarray
     scene_change: bool  # taken because the picture changed, not because time passed
     cut_at: float | None = None  # a cut since the previous sample (this one's time if it is one)
+    final: bool = False  # the video's last frame, taken after the others (see above)
 
 
 CHANGED_LEVEL = 24.0  # brightness levels (0..255) by which a thumbnail pixel changes in a cut
@@ -121,14 +124,28 @@ def sample_frames(
     skip_unreferenced: bool = False,
     max_side: int | None = None,
 ) -> Iterator[Sample]:
-    """The sampled frames of an open video, in order (see :class:`Sampler`), converted to RGB
-    no larger than ``max_side`` on the longer side when it is given. The video is decoded to
-    its end even past the cap, so a truncated or corrupt end is still reported."""
-    sampler = Sampler(sampling or Sampling(), video.info.duration)
+    """The sampled frames of an open video, in order (see :class:`Sampler`), then its last
+    frame as a final sample; each converted to RGB no larger than ``max_side`` on the longer
+    side when it is given. The video is decoded to its end even past the cap, so a truncated
+    or corrupt end is still reported."""
+    sampling = sampling or Sampling()
+    sampler = Sampler(sampling, video.info.duration)
+    last: Frame | None = None  # the latest frame decoded after the last sample
+    taken_at = 0.0
     for frame in video.frames(skip_unreferenced=skip_unreferenced):
         cut = sampler.take(frame)
-        if cut is not None:
-            yield Sample(frame.time, frame.index, _converted(frame, max_side), cut, sampler.cut_at)
+        if cut is None:
+            last = frame
+            continue
+        taken_at, last = frame.time, None
+        yield Sample(frame.time, frame.index, _converted(frame, max_side), cut, sampler.cut_at)
+    if (
+        last is not None
+        and last.time - taken_at >= sampling.min_gap
+        and sampler.taken < sampling.max_samples
+    ):
+        rgb = _converted(last, max_side)
+        yield Sample(last.time, last.index, rgb, False, sampler.cut_at, final=True)
 
 
 def _converted(frame: Frame, max_side: int | None) -> np.ndarray:
