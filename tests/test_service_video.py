@@ -1,15 +1,20 @@
 """POST /match/video against the real server: a short video answered at once, a long one as
-a job only its key can read, bad videos as 400s; registering a video through a .cfsig."""
+a job only its key can read, bad videos as 400s; registering a video through a .cfsig;
+record=true (review and the helpline's webhook); the answer is the command line's finding."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
 import pytest
 from service_support import start_service
+from test_service_webhooks import Receiver
 from video_support import held, textured, write_video
 
+from counterfake.scan import Scanner
+from counterfake.service.webhooks import sign
 from counterfake.signature import cfsig
 from counterfake.video.signature import make_video_signature
 
@@ -19,7 +24,13 @@ PICTURES = [textured(seed, 400, 300) for seed in range(4)]
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     folder = tmp_path_factory.mktemp("service")
-    running = start_service(str(folder / "registry.db"), folder, "--sync-video-seconds", "5")
+    running = start_service(
+        str(folder / "registry.db"),
+        folder,
+        "--sync-video-seconds",
+        "5",
+        "--allow-private-webhooks",
+    )
     clip = write_video(folder / "clip.mp4", held(PICTURES, 2.0))
     upload = cfsig.dumps([], [make_video_signature(clip, "clip.mp4")])
     with running.as_("registrar", "helpline") as client:
@@ -79,3 +90,54 @@ def test_only_platform_keys_match(service) -> None:
     with service.as_("registrar", "helpline") as client:
         answer = client.post("/match/video", files={"file": ("a.mp4", b"x")})
     assert answer.status_code == 403
+
+
+def test_the_answer_is_the_scans_finding_with_opaque_ids(service, tmp_path) -> None:
+    path = write_video(tmp_path / "s.mp4", held(PICTURES[1:3], 2.0))
+    (match,) = post(service, "s.mp4", path.read_bytes()).json()["result"]["matches"]
+    (finding,) = Scanner(service.db).scan_file(str(path)).matches
+    expected = finding.to_json()
+    assert set(match) == set(expected) | {"match_id"}
+    assert (expected["photo"], expected["subject"]) == ("clip.mp4", "helpline/alice")
+    for field in ("kind", "score", "nfa", "altered_fraction", "inliers", "instances"):
+        assert match[field] == expected[field], field
+    assert match["segments"] == expected["segments"]
+    assert match["frame_time"] == expected["frame_time"] and match["media"] == "video"
+
+
+def test_a_recorded_video_match_is_reviewed_and_reaches_the_webhook(service, tmp_path) -> None:
+    receiver = Receiver("ok")
+    try:
+        with service.as_("registrar", "helpline") as registrar:
+            secret = registrar.put("/webhook", json={"url": receiver.url}).json()["secret"]
+        data = write_video(tmp_path / "r.mp4", held(PICTURES[:2], 2.0)).read_bytes()
+        with service.as_("platform", "platform-r") as client:
+            answer = client.post(
+                "/match/video", files={"file": ("r.mp4", data)}, params={"record": "true"}
+            )
+            (match,) = answer.json()["result"]["matches"]
+            assert match["match_id"] is not None
+            (record,) = client.get("/matches").json()
+            assert record["id"] == match["match_id"] and record["media"] == "video"
+            assert (record["photo"], record["subject"]) == (match["photo"], match["subject"])
+        receiver.wait_for(1, 10)
+        [(_, headers, body)] = receiver.received
+        event = json.loads(body)
+        assert event["match_id"] == match["match_id"] and event["media"] == "video"
+        assert (event["subject"], event["photo"], event["kind"]) == ("alice", "clip.mp4", "repost")
+        assert event["segments"] == match["segments"] and event["frame_time"] is not None
+        timestamp = headers["X-Counterfake-Timestamp"]
+        assert headers["X-Counterfake-Signature"] == sign(secret, timestamp, body)
+        with service.as_("reviewer", "helpline") as reviewer:
+            decided = reviewer.post(
+                f"/matches/{match['match_id']}/decision", json={"status": "rejected"}
+            )
+            assert decided.status_code == 200 and decided.json()["photo"] == "clip.mp4"
+        with service.as_("platform", "platform-r") as client:  # the same file: not raised again
+            again = client.post("/match/video", files={"file": ("r.mp4", data)})
+            assert again.json()["result"]["matches"] == []
+            other = write_video(tmp_path / "o.mp4", held(PICTURES[:2], 2.0), options={"crf": "30"})
+            fresh = client.post("/match/video", files={"file": ("o.mp4", other.read_bytes())})
+            assert len(fresh.json()["result"]["matches"]) == 1  # another file still is
+    finally:
+        receiver.close()

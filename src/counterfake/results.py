@@ -64,6 +64,27 @@ class Measured(Protocol):
     def inliers(self) -> int: ...
 
 
+class Span(Protocol):
+    """A stretch of a scanned video and of what it shows (video.timeline.Segment)."""
+
+    @property
+    def scan(self) -> tuple[float, float]: ...
+    @property
+    def registered(self) -> tuple[float, float]: ...
+
+
+class MeasuredInVideo(Measured, Protocol):
+    """What matching measured of a registered photo or video in a scanned video (a
+    ``video.matching.VideoMatch``)."""
+
+    @property
+    def is_photo(self) -> bool: ...
+    @property
+    def frame_time(self) -> float: ...
+    @property
+    def segments(self) -> Sequence[Span]: ...
+
+
 def rounded_score(value: float) -> float:
     """A score or a fraction as reported."""
     return round(value, SCORE_DIGITS)
@@ -156,6 +177,26 @@ class Finding:
     ) -> Finding:
         """The finding for one match, its figures rounded as reported."""
         return cls(photo=photo, subject=subject, mask=mask, instances=instances, **reported(match))
+
+    @classmethod
+    def of_video(
+        cls, match: MeasuredInVideo, *, photo: str, subject: str, mask: str | None
+    ) -> Finding:
+        """The finding for a match in a video: a photo's fields (one instance a segment),
+        the time of the frame where it was seen best, and its segments (a registered photo
+        has no registered range)."""
+        return cls(
+            photo=photo,
+            subject=subject,
+            mask=mask,
+            instances=len(match.segments),
+            media="photo" if match.is_photo else "video",
+            frame_time=round(match.frame_time, 3),
+            segments=tuple(
+                TimeRange(s.scan, None if match.is_photo else s.registered) for s in match.segments
+            ),
+            **reported(match),
+        )
 
     @property
     def is_video(self) -> bool:

@@ -24,7 +24,7 @@ from counterfake.masks import DIGEST_CHARACTERS, write_mask
 from counterfake.matching import Match, Matcher, Thresholds
 from counterfake.parallel import in_parallel
 from counterfake.registry import RegisteredPhoto, RegisteredVideo, Registry
-from counterfake.results import FileResult, Finding, TimeRange
+from counterfake.results import FileResult, Finding
 from counterfake.signature import cfsig
 from counterfake.signature.extract import Signature, make_query, make_signature
 from counterfake.sources.telegram import ExportEntry, ExportSummary
@@ -204,17 +204,7 @@ class Scanner:
                 f"{match.frame_time:.2f}s",
             ]
             mask_path = write_mask(masks_dir, path, names, match.mask)
-        finding = Finding.of(
-            match, photo=label, subject=subject, mask=mask_path, instances=len(match.segments)
-        )
-        return replace(
-            finding,
-            media="photo" if match.is_photo else "video",
-            frame_time=round(match.frame_time, 3),
-            segments=tuple(
-                TimeRange(s.scan, None if match.is_photo else s.registered) for s in match.segments
-            ),
-        )
+        return Finding.of_video(match, photo=label, subject=subject, mask=mask_path)
 
     def _describe(
         self, match: Match, path: str, sha256: str, masks_dir: str | os.PathLike | None
