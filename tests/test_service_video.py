@@ -141,3 +141,28 @@ def test_a_recorded_video_match_is_reviewed_and_reaches_the_webhook(service, tmp
             assert len(fresh.json()["result"]["matches"]) == 1  # another file still is
     finally:
         receiver.close()
+
+
+def test_a_video_matching_an_imported_vpdq_signal_names_the_record(service, tmp_path) -> None:
+    from counterfake.registry import Registry
+    from counterfake.video.exchange import VpdqRecord
+    from counterfake.video.vpdq import vpdq_hash
+
+    shared = held([textured(seed, 400, 300) for seed in (20, 21, 22)], 1.0)
+    hashed = vpdq_hash(write_video(tmp_path / "shared.mp4", shared))
+    with Registry(service.db) as registry:
+        assert registry.add_vpdq([VpdqRecord(tuple(hashed), "te-42")], "te") == 1
+    copy = write_video(tmp_path / "copy.mkv", shared, options={"crf": "30"}).read_bytes()
+    with service.as_("platform", "platform-v") as client:
+        answer = client.post(
+            "/match/video", files={"file": ("copy.mkv", copy)}, params={"record": "true"}
+        )
+        (match,) = answer.json()["result"]["matches"]
+        assert (match["photo"], match["subject"], match["signal"]) == (
+            "te: te-42",
+            "imported from te",
+            "vpdq",
+        )
+        assert "nfa" not in match and match["match_id"] is None  # no helpline to tell
+        assert match["segments"] == [{"scan": [0.0, 3.0]}]
+        assert client.get("/matches").json() == []

@@ -85,6 +85,26 @@ class MeasuredInVideo(Measured, Protocol):
     def segments(self) -> Sequence[Span]: ...
 
 
+class ImportedRecord(Protocol):
+    """A hash imported from a sharing programme (``video.exchange.ImportedVpdq``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+
+
+class ImportedMatch(Protocol):
+    """A scanned video matched by an imported hash (``video.exchange.VpdqHit``)."""
+
+    @property
+    def record(self) -> ImportedRecord: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def scan(self) -> tuple[float, float]: ...
+
+
 def rounded_score(value: float) -> float:
     """A score or a fraction as reported."""
     return round(value, SCORE_DIGITS)
@@ -156,13 +176,16 @@ class Finding:
     found), ``frame_time`` (the scanned frame where it was seen best, whose pixels the mask is
     in) and ``segments`` (where, in both videos); they are None for a photo's finding and then
     left out of its JSON.
+
+    A finding of a hash imported from a sharing programme has ``signal`` (``vpdq``): it rests on
+    that hash alone, so it has no ``nfa`` (None, left out of its JSON) and no alignment.
     """
 
     photo: str
     subject: str
     kind: FindingKind
     score: float
-    nfa: float
+    nfa: float | None
     altered_fraction: float
     mask: str | None
     inliers: int
@@ -170,6 +193,7 @@ class Finding:
     media: Media | None = None
     frame_time: float | None = None
     segments: tuple[TimeRange, ...] | None = None
+    signal: str | None = None
 
     @classmethod
     def of(
@@ -198,6 +222,28 @@ class Finding:
             **reported(match),
         )
 
+    @classmethod
+    def of_imported_video(cls, hit: ImportedMatch, *, signal: str) -> Finding:
+        """A scanned video found by a hash imported from a sharing programme alone
+        (``signal``): a repost as far as the hash can tell, naming the imported record, with
+        no alignment (no ``nfa``, ``inliers`` 0, no mask) and no registered range."""
+        start, end = hit.scan
+        return cls(
+            photo=hit.record.name,
+            subject=f"imported from {hit.record.source}",
+            kind="repost",
+            score=rounded_score(hit.score),
+            nfa=None,
+            altered_fraction=0.0,
+            mask=None,
+            inliers=0,
+            instances=1,
+            media="video",
+            frame_time=round(start, 3),
+            segments=(TimeRange((round(start, 3), round(end, 3))),),
+            signal=signal,
+        )
+
     @property
     def is_video(self) -> bool:
         """Whether this was found in a video (it then has segments and a frame time)."""
@@ -209,24 +255,25 @@ class Finding:
             "subject": self.subject,
             "kind": self.kind,
             "score": self.score,
-            "nfa": self.nfa,
+            **({} if self.nfa is None else {"nfa": self.nfa}),
             "altered_fraction": self.altered_fraction,
             "mask": self.mask,
             "inliers": self.inliers,
             "instances": self.instances,
             **_video_json(self.media, self.frame_time, self.segments),
+            **({} if self.signal is None else {"signal": self.signal}),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Finding:
         """The finding as ``to_json`` wrote it; a journal from before ``nfa`` was recorded
-        reads as 0."""
+        reads as 0 (an imported hash's finding has none)."""
         return cls(
             photo=data["photo"],
             subject=data["subject"],
             kind=data["kind"],
             score=data["score"],
-            nfa=data.get("nfa", 0.0),
+            nfa=data.get("nfa", None if "signal" in data else 0.0),
             altered_fraction=data["altered_fraction"],
             mask=data.get("mask"),
             inliers=data["inliers"],
@@ -234,6 +281,7 @@ class Finding:
             media=data.get("media"),
             frame_time=data.get("frame_time"),
             segments=_segments_of(data),
+            signal=data.get("signal"),
         )
 
 

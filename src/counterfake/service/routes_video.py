@@ -12,7 +12,9 @@ endpoint's fields, plus ``media`` (``video`` or ``photo``), ``frame_time`` and `
 (``scan`` and, for a registered video, ``registered`` time ranges in seconds). ``record=true``
 stores each match for review and tells the helpline through its webhook, as for images; a
 match a reviewer rejected is not raised again for the same file (its SHA-256: a video has no
-one PDQ hash to compare re-encodes by).
+one PDQ hash to compare re-encodes by). A video is also looked up among imported vPDQ signals
+(Meta's decision): such a match names the imported record, has ``signal: vpdq`` and no
+``nfa``, and is not recorded (no helpline registered it).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class VideoMatchOut(BaseModel):
     photo: str
     kind: str
     score: float
-    nfa: float
+    nfa: float | None = None  # none for a match by an imported hash alone (``signal``)
     altered_fraction: float
     mask: str | None
     inliers: int
@@ -59,6 +61,7 @@ class VideoMatchOut(BaseModel):
     media: str
     frame_time: float
     segments: list[SegmentOut]
+    signal: str | None = None
 
 
 class VideoResultOut(BaseModel):
@@ -85,10 +88,11 @@ def _matched(
 ) -> dict[str, Any]:
     """Match the video at ``path``; the answer with opaque ids (ImageError if unreadable)."""
     service = request.app.state.service
-    sha256, found = service.engine.match_video(path, _limits(request))
+    matched = service.engine.match_video(path, _limits(request))
+    sha256 = matched.sha256
     reviews = service.reviews
     matches = []
-    for item in found:
+    for item in matched.found:
         match = item.match
         media: Media = "photo" if match.is_photo else "video"
         if reviews.suppressed(match.target, sha256, "", media):
@@ -105,6 +109,9 @@ def _matched(
             held = Recorded(match.target, media, item.subject, item.label)
             match_id = record_match(service, platform, held, finding, sha256, "")
         matches.append({"match_id": match_id, **finding.to_json()})
+    for hit in matched.imported:
+        finding = Finding.of_imported_video(hit, signal="vpdq")
+        matches.append({"match_id": None, **finding.to_json()})  # no helpline to tell
     return {"name": name, "sha256": sha256, "matches": matches}
 
 
@@ -121,6 +128,7 @@ def _saved(file: UploadFile) -> str:
 @router.post(
     "/match/video",
     response_model=VideoJobOut,
+    response_model_exclude_unset=True,  # a match has the finding's fields, as a scan writes it
     dependencies=[Depends(one_part("file"))],
     responses={
         202: {"model": VideoJobOut, "description": "a long video: matching in the background"}
@@ -163,7 +171,7 @@ def match_video(
     return {"job": job, "status": "running", "name": name, "result": None, "error": None}
 
 
-@router.get("/match/video/{job}", response_model=VideoJobOut)
+@router.get("/match/video/{job}", response_model=VideoJobOut, response_model_exclude_unset=True)
 def video_job(job: int, request: Request, key: ApiKey = Depends(platform)) -> dict:
     """A video job's status, and its result once done (only for the key that started it)."""
     found = request.app.state.service.video_jobs.get(job, key.name)
