@@ -286,7 +286,9 @@ def test_cli_scan_of_a_folder_with_videos_writes_every_report(tmp_path, registry
     assert tampered.returncode != 0 and "was modified" in tampered.stderr
 
 
-def test_pairs_groups_a_video_with_its_trim_and_repost(tmp_path, original, photo):
+def test_pairs_groups_a_photo_with_the_video_showing_it_and_its_trim_and_repost(
+    tmp_path, original, photo
+):
     import json
 
     from conftest import run_cli, save
@@ -299,6 +301,7 @@ def test_pairs_groups_a_video_with_its_trim_and_repost(tmp_path, original, photo
                 options={"crf": "40", "b": "0"})  # fmt: skip
     write_video(folder / "other.mp4", slideshow([textured(60, 480, 360), textured(61)]), fps=FPS)
     save(folder / "still.jpg", photo)
+    save(folder / "still-small.jpg", cv2.resize(photo, (240, 320), interpolation=cv2.INTER_AREA))
     pairs = run_cli(
         "pairs",
         str(folder),
@@ -315,13 +318,29 @@ def test_pairs_groups_a_video_with_its_trim_and_repost(tmp_path, original, photo
     names = {(Path(p["source"]).name, Path(p["derivative"]).name) for p in doc["pairs"]}
     assert ("original.mp4", "trim.mkv") in names
     assert {"original.mp4", "small.webm"} <= {n for pair in names for n in pair}
+    # The photo shown in the clip (2-4 s) is its source: the videos join the photo's cluster
+    # (the photo and its resized copy), one cluster.
     (cluster,) = [c for c in doc["clusters"] if any("trim" in m for m in c["members"])]
+    assert Path(cluster["original"]).name == "still.jpg"
     assert sorted(Path(m).name for m in cluster["members"]) == [
         "original.mp4",
         "small.webm",
+        "still-small.jpg",
+        "still.jpg",
         "trim.mkv",
     ]
+    assert len(doc["clusters"]) == 1
+    shown = next(
+        p
+        for p in doc["pairs"]
+        if p["derivative"].endswith("original.mp4") and p["source"].endswith("still.jpg")
+    )
+    assert shown["kind"] == "contains_photo"
+    assert shown["media"] == "photo" and shown["direction"] == "shown in video"
+    assert range_iou(shown["segments"][0]["scan"], (2.0, 4.0)) >= 0.8
     assert not any("other.mp4" in m for c in doc["clusters"] for m in c["members"])
-    trim = next(p for p in doc["pairs"] if p["derivative"].endswith("trim.mkv"))
+    trim = next(
+        p for p in doc["pairs"] if p["derivative"].endswith("trim.mkv") and p["media"] == "video"
+    )
     assert range_iou(trim["segments"][0]["registered"], (2.0, 7.0)) >= 0.8
     assert doc["videos"] == 4 and doc["errors"] == []

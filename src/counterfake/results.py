@@ -41,9 +41,16 @@ Media = Literal["photo", "video"]
 """What a video's finding found: a registered photo or a registered video."""
 
 Direction = Literal[
-    "composition", "crop", "resolution", "Telegram date", "cluster order", "coverage"
+    "composition",
+    "crop",
+    "resolution",
+    "Telegram date",
+    "cluster order",
+    "coverage",
+    "shown in video",
 ]
-"""Why a pair's source is taken to be the source (docs/pairs.md; ``coverage`` for videos)."""
+"""Why a pair's source is taken to be the source (docs/pairs.md; ``coverage`` for videos,
+``shown in video`` for a photo a video shows)."""
 
 SCORE_DIGITS = 4  # scores and altered fractions are reported to four decimals
 NFA_DIGITS = 3  # the number of false alarms, to three significant digits
