@@ -18,14 +18,15 @@ At most TRIES candidates of a group are verified. Every hit is still proved on i
 whole chain of matching.verify_and_decide, with the registry's size in the number of false
 alarms), so what is reported never rests on a track.
 
-A track's edges are then looked at once more: the samples after a track's last hit (up to
-CONTINUED_GAP), and the sample before its first (the one sample kept back; also where a hit
-is out of step with its track's last one), are verified against the frame in step and kept when
-the alignment alone is proved (its number of false alarms under the bound, and not most of the
-photo altered; its residual may be somewhat wider, CONTINUED_RESIDUAL) even where the
-decision refuses it for want of the rest (a face hidden by an
-interface bar as the photo scrolls under it; a frame in the middle of a cross-fade). Such a
-*continuation* places a segment's edge; it never makes a match, a kind or a mask.
+A track's edges are then looked at once more: the samples after its last hit (up to
+CONTINUED_GAP, the video's last frame among them: sampling.py takes it as a final sample for
+this), and the sample before its first (the one sample kept back; also where a hit is out of
+step with its track's last one) are verified against the frame in step. Such a *continuation*
+is kept when the alignment alone is proved: its number of false alarms under the bound, not
+most of the photo altered, and its residual at most CONTINUED_RESIDUAL times a decided hit's
+bound; even where the decision refuses it for want of the rest (a face hidden by an interface
+bar as the photo scrolls under it; a frame in the middle of a cross-fade). A continuation
+places a segment's edge; it never makes a match, a kind or a mask.
 """
 
 from __future__ import annotations

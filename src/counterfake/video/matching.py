@@ -9,11 +9,14 @@ in a row are not counted as independent evidence: the frames of a still scene ar
 so would be their coincidences.) Then:
 
 - hits on a registered video's frames are chained into segments (timeline.py): kind
-  ``manipulated`` when most of a segment's frames show an altered region, else ``repost``;
+  ``manipulated`` when most of the decided hits chained show an altered region, else
+  ``repost``;
 - hits on a registered photo become ``contains_photo``: the runs of samples showing it, the
   frame where it was seen best, and that frame's mask when the photo was altered there.
 
-Only one sampled frame is held at a time: memory stays flat however long the video.
+Which candidates a sample verifies, and how a track's edges are continued, is looking.py's
+part. At most two sampled frames are held at a time (the one matched and the one before it):
+memory stays flat however long the video.
 """
 
 from __future__ import annotations
