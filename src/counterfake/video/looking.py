@@ -14,9 +14,10 @@ registered video, or a registered photo) and each group is tried in order until 
   up to STARTING frames that verify, since the best-voted frame of a held shot need not be
   the one in step, and the chains (timeline.py) choose among them.
 
-At most TRIES candidates of a group are verified. Every hit is still proved on its own (the
-whole chain of matching.verify_and_decide, with the registry's size in the number of false
-alarms), so what is reported never rests on a track.
+At most TRIES candidates of a group are verified, and once one group has verified, a group
+drawing less than OTHER_SHARE of its votes is tried with its best candidate only. Every hit
+is still proved on its own (the whole chain of matching.verify_and_decide, with the
+registry's size in the number of false alarms), so what is reported never rests on a track.
 
 A track's edges are then looked at once more: the samples after its last hit (up to
 CONTINUED_GAP, the video's last frame among them: sampling.py takes it as a final sample for
@@ -46,6 +47,14 @@ from counterfake.video.timeline import in_step
 
 TRIES = 3  # candidates of one registered video or photo verified per sample, at most
 STARTING = 2  # frames of a registered video kept where no track is followed yet (see below)
+# Once a sample has shown one registered video or photo, another whose best candidate draws
+# less than this share of the votes of the one verified is tried with that candidate only: a
+# frame's features go to what it shows, and what draws a fraction of them mostly shares a logo,
+# a caption or texture by chance (on the benchmark's 720p cases nine verifications in ten
+# failed, half of them in samples that had shown something). It is still tried once: another
+# registered copy of the same picture (a photo that a registered video also shows) can draw
+# far fewer votes than the frame that drew most.
+OTHER_SHARE = 0.25
 TRACK_SAMPLES = 4  # a track lasts this many samples past its last hit (a chain bridges three)
 CONTINUED_GAP = 2  # samples past a track's last hit that are tried as its continuation: one
 # failed alignment (RANSAC on a frame half hidden) does not end what the next one continues
@@ -135,6 +144,11 @@ class FrameLooker:
         self._previous = (number, time, query)
         return hits
 
+    def continues_into(self, number: int) -> bool:
+        """Whether sample ``number`` would be looked at as any track's continuation (else a
+        final sample need not even be prepared)."""
+        return any(number - track.sample <= CONTINUED_GAP for track in self.tracks.values())
+
     def _starts(self, hit: FrameHit) -> bool:
         """Whether a decided hit starts its track afresh: nothing followed, or a registered
         video's frame out of step with the track's last hit (the first hit of a held shot
@@ -159,19 +173,22 @@ class FrameLooker:
                 )
         verified: dict[tuple[int, bool], Match | None] = {}
         hits = []
-        for target, tried in groups.items():
+        strongest = 0.0  # the votes of the best-voted candidate verified in this sample
+        for target, tried in groups.items():  # by their best candidate's votes, descending
+            tries = 1 if tried[0][3] < strongest * OTHER_SHARE else TRIES
             track = self.tracks.get(target)
             if track is not None:
                 expected = track.registered_time + time - track.time
                 tried.sort(key=lambda c: (abs(c[2] - expected), -c[3]))
             wanted = 1 if track is not None or target[0] else STARTING
             found = 0
-            for entry, mirrored, registered, _ in tried[:TRIES]:
+            for entry, mirrored, registered, votes in tried[:tries]:
                 if (entry, mirrored) not in verified:
                     verified[(entry, mirrored)] = self._verified(entry, query, mirrored)
                 match = verified[(entry, mirrored)]
                 if match is not None and match.kind != "same_scene":
                     hits.append(FrameHit(number, time, target, entry, registered, match, mirrored))
+                    strongest = max(strongest, votes)
                     found += 1
                     if found == wanted:
                         break

@@ -102,6 +102,8 @@ def scan_video(
         for number, sample in enumerate(samples):
             times.append(sample.time)
             cuts.append(sample.cut_at)
+            if sample.final and not looker.continues_into(number):
+                continue
             query = make_query(sample.rgb)
             for found in looker.look(number, sample.time, query, final=sample.final):
                 match = found.match
