@@ -161,6 +161,8 @@ class FrameLooker:
         )
 
     def _decided(self, number: int, time: float, query: Query) -> list[FrameHit]:
+        """The sample's candidates verified and decided group by group, each group in its
+        order, as the module's description says."""
         t = self.matcher.thresholds
         groups: dict[Target, list[tuple[int, bool, float, float]]] = {}
         for candidate in self.matcher.index.candidates(query.features.descriptors, t.candidates):
@@ -195,6 +197,7 @@ class FrameLooker:
         return hits
 
     def _verified(self, entry: int, query: Query, mirrored: bool) -> Match | None:
+        """The photo chain's decision on one candidate (None: no match)."""
         try:
             signature = self.matcher.signature_of(entry)
         except KeyError:  # withdrawn since the index answered
