@@ -42,9 +42,11 @@ def service(tmp_path_factory):
     running.stop()
 
 
-def post(service, name: str, data: bytes, platform: str = "platform-a"):
+def post(service, name: str, data: bytes, platform: str = "platform-a", **params):
     with service.as_("platform", platform) as client:
-        return client.post("/match/video", files={"file": (name, data)}, params={"mask": True})
+        return client.post(
+            "/match/video", files={"file": (name, data)}, params={"mask": True, **params}
+        )
 
 
 def test_a_short_video_is_answered_at_once(service, tmp_path) -> None:
@@ -63,7 +65,8 @@ def test_a_short_video_is_answered_at_once(service, tmp_path) -> None:
 def test_a_long_video_is_a_job_only_its_key_reads(service, tmp_path) -> None:
     others = [textured(seed, 400, 300) for seed in (10, 11)]
     frames = held(others, 2.0) + held(PICTURES, 2.0)
-    answer = post(service, "long.mkv", write_video(tmp_path / "l.mkv", frames).read_bytes())
+    data = write_video(tmp_path / "l.mkv", frames).read_bytes()
+    answer = post(service, "long.mkv", data, record=True)
     assert answer.status_code == 202, answer.text
     job = answer.json()["job"]
     with service.as_("platform", "platform-b") as other:
@@ -77,6 +80,9 @@ def test_a_long_video_is_a_job_only_its_key_reads(service, tmp_path) -> None:
     (match,) = body["result"]["matches"]
     (part,) = match["segments"]
     assert 3.5 <= part["scan"][0] <= 4.5 and part["registered"][0] <= 0.5
+    with service.as_("platform", "platform-a") as client:  # the job recorded it when it ended
+        recorded = client.get(f"/matches/{match['match_id']}").json()
+        assert recorded["media"] == "video" and recorded["photo"] == match["photo"]
 
 
 @pytest.mark.parametrize("data", [b"", b"\x00\x00\x00\x18ftypmp42" + bytes(64), b"GIF89a"])
