@@ -61,7 +61,7 @@ from bench.video_media import (
 from counterfake.registry import Registry
 from counterfake.results import Finding
 from counterfake.scan import Scanner
-from counterfake.signature.extract import make_signature
+from counterfake.signature.extract import QUERY_MAX_SIDE, make_signature
 from counterfake.signature.pdq import hamming_distance, pdq_hash
 from counterfake.video.decode import Video
 from counterfake.video.sampling import sample_frames
@@ -298,10 +298,11 @@ def baselines(case: Case, held: dict[str, Any]) -> tuple[set[str], set[str]]:
 
 
 def decode_seconds(path: Path) -> float:
-    """CPU seconds to decode a video as a scan does (sampled frames to RGB, nothing matched)."""
+    """CPU seconds to decode a video as a scan does (sampled frames to RGB at the size they
+    are matched at, nothing matched)."""
     start = time.process_time()
     with Video(path) as video:
-        for _ in sample_frames(video, skip_unreferenced=True):
+        for _ in sample_frames(video, skip_unreferenced=True, max_side=QUERY_MAX_SIDE):
             pass
     return time.process_time() - start
 

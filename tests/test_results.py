@@ -130,6 +130,45 @@ def test_a_video_finding_reports_its_time_fields_as_the_video_scan_wrote_them():
     assert FileResult.from_json(json.loads(json.dumps(result.to_json()))) == result
 
 
+def test_findings_in_a_video_are_built_once_for_every_face():
+    """Finding.of_video (scan, service) and Finding.of_imported_video (an imported vPDQ
+    signal), and both read back from their JSON."""
+
+    @dataclass
+    class Span:
+        scan: tuple[float, float]
+        registered: tuple[float, float]
+
+    @dataclass
+    class InVideo(Measured):
+        is_photo: bool = False
+        frame_time: float = 4.56789
+        segments: tuple[Span, ...] = (Span((1.0, 6.0), (0.0, 5.0)),)
+
+    @dataclass
+    class Record:
+        name: str = "te: 42"
+        source: str = "te"
+
+    @dataclass
+    class Imported:
+        record: Record
+        score: float = 0.912345
+        scan: tuple[float, float] = (0.0, 3.0)
+
+    video = Finding.of_video(InVideo(), photo="clip.mp4", subject="alice", mask=None)
+    assert (video.media, video.frame_time, video.instances) == ("video", 4.568, 1)
+    assert video.segments == (TimeRange((1.0, 6.0), (0.0, 5.0)),)
+    shown = Finding.of_video(InVideo(is_photo=True), photo="p.jpg", subject="bob", mask=None)
+    assert shown.media == "photo" and shown.segments == (TimeRange((1.0, 6.0)),)
+    imported = Finding.of_imported_video(Imported(Record()), signal="vpdq")
+    written = imported.to_json()
+    assert "nfa" not in written and written["signal"] == "vpdq" and written["score"] == 0.9123
+    assert (written["photo"], written["subject"]) == ("te: 42", "imported from te")
+    result = FileResult("v.mp4", "ab" * 32, None, [video, shown, imported])
+    assert FileResult.from_json(json.loads(json.dumps(result.to_json()))) == result
+
+
 def test_a_video_pair_reports_the_fields_video_pairs_wrote():
     pair = Pair(
         source="original.mp4",

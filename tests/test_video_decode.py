@@ -65,8 +65,22 @@ def test_sampling_takes_cuts_and_a_steady_rate(tmp_path: Path) -> None:
     with Video(path) as video:
         samples = list(sample_frames(video, Sampling(rate=1.0)))
     times = [s.time for s in samples]
-    assert times == pytest.approx([0.0, 1.0, 2.0, 2.5, 3.5, 4.5, 5.0, 6.0, 7.0])
+    assert times == pytest.approx([0.0, 1.0, 2.0, 2.5, 3.5, 4.5, 5.0, 6.0, 7.0, 7.4])
     assert [s.time for s in samples if s.scene_change] == pytest.approx([2.5, 5.0])
+    assert [s.cut_at for s in samples] == pytest.approx(
+        [None, None, None, 2.5, None, None, 5.0, None, None, None]
+    )
+    assert [s.final for s in samples] == [False] * 9 + [True]  # the last frame, looked at last
+
+
+def test_a_cut_too_soon_after_a_sample_is_noted_on_the_next(tmp_path: Path) -> None:
+    # Cuts at 2.5 and 5.0 s; min_gap 0.6 s keeps the sampler off the cut 0.5 s after 2.0 s.
+    path = write_video(tmp_path / "cuts.mp4", held(PICTURES, 2.5))
+    with Video(path) as video:
+        samples = list(sample_frames(video, Sampling(rate=0.5, min_gap=0.6), max_side=40))
+    by_time = {round(s.time, 2): s for s in samples}
+    assert 2.5 not in by_time and by_time[4.0].cut_at == pytest.approx(2.5)
+    assert max(samples[0].rgb.shape[:2]) == 40  # converted reduced, in one pass
 
 
 def test_sampling_cap_spreads_over_the_whole_video(tmp_path: Path) -> None:

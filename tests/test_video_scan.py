@@ -138,6 +138,59 @@ def test_a_registered_photo_held_in_a_clip(scanner, tmp_path, registry) -> None:
     assert "registered" not in part
 
 
+def test_a_photo_scrolling_under_a_bar_is_followed_to_the_end(scanner, tmp_path) -> None:
+    """A screen recording: the photo moves up under the app's header until a third of it is
+    hidden. Its segment runs to the end of the clip, however little of it the last frames
+    prove on their own (looking.py: a track's continuation)."""
+    from counterfake.video import looking
+
+    still = cv2.resize(textured(40, 400, 500), (200, 250), interpolation=cv2.INTER_AREA)
+    frames = []
+    for n in range(60):
+        canvas = np.full((SIZE[1], SIZE[0], 3), 235, np.uint8)
+        top = 60 - round(2.4 * n)  # 24 pixels a second, from just under the header
+        canvas[max(0, top) : top + 250, 140:340] = still[max(0, -top) :]
+        canvas[:40] = (30, 110, 200)  # the header, over whatever scrolls under it
+        frames.append(canvas)
+    continued = []
+    original = looking.FrameLooker._continues
+
+    def spy(self, *args):
+        found = original(self, *args)
+        continued.append(found is not None)
+        return found
+
+    looking.FrameLooker._continues = spy
+    try:
+        match = only(scan(scanner, tmp_path, frames))
+    finally:
+        looking.FrameLooker._continues = original
+    assert match["kind"] == "contains_photo"
+    (part,) = match["segments"]
+    assert part["scan"][0] == 0.0 and part["scan"][1] >= 5.8, continued
+
+
+def test_a_followed_clip_verifies_about_one_frame_a_sample(scanner, tmp_path, original) -> None:
+    """Each sample of a repost verifies the registered frame in step, not every neighbour."""
+    from counterfake.video import looking
+
+    calls = []
+    verify = looking.verify_and_decide
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return verify(*args, **kwargs)
+
+    looking.verify_and_decide = counted
+    try:
+        match = only(scan(scanner, tmp_path, original))
+    finally:
+        looking.verify_and_decide = verify
+    assert match["kind"] == "repost"
+    samples = 8 + 3 + 1  # a second each, the three cuts, the last frame (continuations only)
+    assert len(calls) <= samples + looking.STARTING + 3, calls
+
+
 def test_a_manipulated_photo_inside_a_clip_has_a_mask(scanner, tmp_path) -> None:
     still = textured(40, 400, 500)
     region = np.zeros(still.shape[:2], bool)
@@ -173,9 +226,11 @@ def test_chains_split_a_clip_shown_twice_and_drop_strays() -> None:
     found = chains(hits, max_gap=3.5)
     assert [len(c) for c in found] == [5, 4, 1]
     times = [float(i) for i in range(15)]
-    cuts = [i == 10 for i in range(15)]
+    cuts: list[float | None] = [10.0 if i == 10 else None for i in range(15)]
     second = segment(found[1], times, cuts, 15.0, 8.0)
     assert second.scan == (10.0, 13.5) and second.registered == pytest.approx((0.0, 3.5))
+    cuts[10] = 9.7  # a cut the sampler passed over (too soon after a sample), noted on the next
+    assert segment(found[1], times, cuts, 15.0, 8.0).scan == (9.7, 13.5)
 
 
 def test_a_telegram_round_video_is_scanned_with_its_message(scanner, tmp_path, original) -> None:
@@ -231,7 +286,9 @@ def test_cli_scan_of_a_folder_with_videos_writes_every_report(tmp_path, registry
     assert tampered.returncode != 0 and "was modified" in tampered.stderr
 
 
-def test_pairs_groups_a_video_with_its_trim_and_repost(tmp_path, original, photo):
+def test_pairs_groups_a_photo_with_the_video_showing_it_and_its_trim_and_repost(
+    tmp_path, original, photo
+):
     import json
 
     from conftest import run_cli, save
@@ -244,6 +301,7 @@ def test_pairs_groups_a_video_with_its_trim_and_repost(tmp_path, original, photo
                 options={"crf": "40", "b": "0"})  # fmt: skip
     write_video(folder / "other.mp4", slideshow([textured(60, 480, 360), textured(61)]), fps=FPS)
     save(folder / "still.jpg", photo)
+    save(folder / "still-small.jpg", cv2.resize(photo, (240, 320), interpolation=cv2.INTER_AREA))
     pairs = run_cli(
         "pairs",
         str(folder),
@@ -260,13 +318,29 @@ def test_pairs_groups_a_video_with_its_trim_and_repost(tmp_path, original, photo
     names = {(Path(p["source"]).name, Path(p["derivative"]).name) for p in doc["pairs"]}
     assert ("original.mp4", "trim.mkv") in names
     assert {"original.mp4", "small.webm"} <= {n for pair in names for n in pair}
+    # The photo shown in the clip (2-4 s) is its source: the videos join the photo's cluster
+    # (the photo and its resized copy), one cluster.
     (cluster,) = [c for c in doc["clusters"] if any("trim" in m for m in c["members"])]
+    assert Path(cluster["original"]).name == "still.jpg"
     assert sorted(Path(m).name for m in cluster["members"]) == [
         "original.mp4",
         "small.webm",
+        "still-small.jpg",
+        "still.jpg",
         "trim.mkv",
     ]
+    assert len(doc["clusters"]) == 1
+    shown = next(
+        p
+        for p in doc["pairs"]
+        if p["derivative"].endswith("original.mp4") and p["source"].endswith("still.jpg")
+    )
+    assert shown["kind"] == "contains_photo"
+    assert shown["media"] == "photo" and shown["direction"] == "shown in video"
+    assert range_iou(shown["segments"][0]["scan"], (2.0, 4.0)) >= 0.8
     assert not any("other.mp4" in m for c in doc["clusters"] for m in c["members"])
-    trim = next(p for p in doc["pairs"] if p["derivative"].endswith("trim.mkv"))
+    trim = next(
+        p for p in doc["pairs"] if p["derivative"].endswith("trim.mkv") and p["media"] == "video"
+    )
     assert range_iou(trim["segments"][0]["registered"], (2.0, 7.0)) >= 0.8
     assert doc["videos"] == 4 and doc["errors"] == []

@@ -535,8 +535,10 @@ def _summarise(results: list[FileResult], interrupted: bool, exports: list[Expor
             if isinstance(match, Finding):
                 print(
                     f"  {match.kind:<11} {result.path}  <-  {match.photo} ({match.subject}), "
-                    f"score {match.score:.2f}, nfa {match.nfa:.1e}, "
-                    f"altered {match.altered_fraction:.0%}"
+                    f"score {match.score:.2f}, "
+                    + (f"by {match.signal} alone, " if match.nfa is None else "")
+                    + (f"nfa {match.nfa:.1e}, " if match.nfa is not None else "")
+                    + f"altered {match.altered_fraction:.0%}"
                     + "".join(f", at {a:.1f}-{b:.1f} s" for a, b in _scan_ranges(match))
                 )
 

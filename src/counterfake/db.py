@@ -218,6 +218,16 @@ class Database:
             for statement in statements:
                 tx.execute(statement.format(**_DDL[self.backend]))
 
+    def ensure_columns(self, table: str, columns: dict[str, str]) -> None:
+        """Add the ``columns`` (name -> definition) a table made by an earlier release lacks,
+        in one transaction under the same lock as :meth:`ensure_schema`."""
+        with self.transaction() as tx:
+            tx.lock(_SCHEMA_LOCK)
+            held = {d[0] for d in tx.execute(f"SELECT * FROM {table} LIMIT 0").description}
+            for name, definition in columns.items():
+                if name not in held:
+                    tx.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+
     def purge(self, tables: Sequence[str]) -> None:
         """Leave no recoverable copy of rows deleted from ``tables``, as far as the engine can.
 

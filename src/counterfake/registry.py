@@ -596,6 +596,12 @@ class Registry:
                 added += row is not None
         return added
 
+    def last_imported_vpdq(self) -> int:
+        """The id of the latest imported vPDQ signal (0 for none): signals are only ever
+        added, so a holder of them knows by this whether to read them again."""
+        rows = self.db.execute("SELECT MAX(id) FROM imported_vpdq")
+        return int(rows[0][0] or 0) if rows else 0
+
     def imported_vpdq(self) -> Iterator[tuple[int, str, str, str | None]]:
         """Every imported vPDQ signal: (id, source, signal, reference)."""
         yield from self._pages(

@@ -41,9 +41,16 @@ Media = Literal["photo", "video"]
 """What a video's finding found: a registered photo or a registered video."""
 
 Direction = Literal[
-    "composition", "crop", "resolution", "Telegram date", "cluster order", "coverage"
+    "composition",
+    "crop",
+    "resolution",
+    "Telegram date",
+    "cluster order",
+    "coverage",
+    "shown in video",
 ]
-"""Why a pair's source is taken to be the source (docs/pairs.md; ``coverage`` for videos)."""
+"""Why a pair's source is taken to be the source (docs/pairs.md; ``coverage`` for videos,
+``shown in video`` for a photo a video shows)."""
 
 SCORE_DIGITS = 4  # scores and altered fractions are reported to four decimals
 NFA_DIGITS = 3  # the number of false alarms, to three significant digits
@@ -62,6 +69,47 @@ class Measured(Protocol):
     def altered_fraction(self) -> float: ...
     @property
     def inliers(self) -> int: ...
+
+
+class Span(Protocol):
+    """A stretch of a scanned video and of what it shows (video.timeline.Segment)."""
+
+    @property
+    def scan(self) -> tuple[float, float]: ...
+    @property
+    def registered(self) -> tuple[float, float]: ...
+
+
+class MeasuredInVideo(Measured, Protocol):
+    """What matching measured of a registered photo or video in a scanned video (a
+    ``video.matching.VideoMatch``)."""
+
+    @property
+    def is_photo(self) -> bool: ...
+    @property
+    def frame_time(self) -> float: ...
+    @property
+    def segments(self) -> Sequence[Span]: ...
+
+
+class ImportedRecord(Protocol):
+    """A hash imported from a sharing programme (``video.exchange.ImportedVpdq``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+
+
+class ImportedMatch(Protocol):
+    """A scanned video matched by an imported hash (``video.exchange.VpdqHit``)."""
+
+    @property
+    def record(self) -> ImportedRecord: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def scan(self) -> tuple[float, float]: ...
 
 
 def rounded_score(value: float) -> float:
@@ -135,13 +183,16 @@ class Finding:
     found), ``frame_time`` (the scanned frame where it was seen best, whose pixels the mask is
     in) and ``segments`` (where, in both videos); they are None for a photo's finding and then
     left out of its JSON.
+
+    A finding of a hash imported from a sharing programme has ``signal`` (``vpdq``): it rests on
+    that hash alone, so it has no ``nfa`` (None, left out of its JSON) and no alignment.
     """
 
     photo: str
     subject: str
     kind: FindingKind
     score: float
-    nfa: float
+    nfa: float | None
     altered_fraction: float
     mask: str | None
     inliers: int
@@ -149,6 +200,7 @@ class Finding:
     media: Media | None = None
     frame_time: float | None = None
     segments: tuple[TimeRange, ...] | None = None
+    signal: str | None = None
 
     @classmethod
     def of(
@@ -156,6 +208,48 @@ class Finding:
     ) -> Finding:
         """The finding for one match, its figures rounded as reported."""
         return cls(photo=photo, subject=subject, mask=mask, instances=instances, **reported(match))
+
+    @classmethod
+    def of_video(
+        cls, match: MeasuredInVideo, *, photo: str, subject: str, mask: str | None
+    ) -> Finding:
+        """The finding for a match in a video: a photo's fields (one instance a segment),
+        the time of the frame where it was seen best, and its segments (a registered photo
+        has no registered range)."""
+        return cls(
+            photo=photo,
+            subject=subject,
+            mask=mask,
+            instances=len(match.segments),
+            media="photo" if match.is_photo else "video",
+            frame_time=round(match.frame_time, 3),
+            segments=tuple(
+                TimeRange(s.scan, None if match.is_photo else s.registered) for s in match.segments
+            ),
+            **reported(match),
+        )
+
+    @classmethod
+    def of_imported_video(cls, hit: ImportedMatch, *, signal: str) -> Finding:
+        """A scanned video found by a hash imported from a sharing programme alone
+        (``signal``): a repost as far as the hash can tell, naming the imported record, with
+        no alignment (no ``nfa``, ``inliers`` 0, no mask) and no registered range."""
+        start, end = hit.scan
+        return cls(
+            photo=hit.record.name,
+            subject=f"imported from {hit.record.source}",
+            kind="repost",
+            score=rounded_score(hit.score),
+            nfa=None,
+            altered_fraction=0.0,
+            mask=None,
+            inliers=0,
+            instances=1,
+            media="video",
+            frame_time=round(start, 3),
+            segments=(TimeRange((round(start, 3), round(end, 3))),),
+            signal=signal,
+        )
 
     @property
     def is_video(self) -> bool:
@@ -168,24 +262,25 @@ class Finding:
             "subject": self.subject,
             "kind": self.kind,
             "score": self.score,
-            "nfa": self.nfa,
+            **({} if self.nfa is None else {"nfa": self.nfa}),
             "altered_fraction": self.altered_fraction,
             "mask": self.mask,
             "inliers": self.inliers,
             "instances": self.instances,
             **_video_json(self.media, self.frame_time, self.segments),
+            **({} if self.signal is None else {"signal": self.signal}),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Finding:
         """The finding as ``to_json`` wrote it; a journal from before ``nfa`` was recorded
-        reads as 0."""
+        reads as 0 (an imported hash's finding has none)."""
         return cls(
             photo=data["photo"],
             subject=data["subject"],
             kind=data["kind"],
             score=data["score"],
-            nfa=data.get("nfa", 0.0),
+            nfa=data.get("nfa", None if "signal" in data else 0.0),
             altered_fraction=data["altered_fraction"],
             mask=data.get("mask"),
             inliers=data["inliers"],
@@ -193,6 +288,7 @@ class Finding:
             media=data.get("media"),
             frame_time=data.get("frame_time"),
             segments=_segments_of(data),
+            signal=data.get("signal"),
         )
 
 

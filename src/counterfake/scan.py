@@ -24,13 +24,15 @@ from counterfake.masks import DIGEST_CHARACTERS, write_mask
 from counterfake.matching import Match, Matcher, Thresholds
 from counterfake.parallel import in_parallel
 from counterfake.registry import RegisteredPhoto, RegisteredVideo, Registry
-from counterfake.results import FileResult, Finding, TimeRange
+from counterfake.results import FileResult, Finding
 from counterfake.signature import cfsig
 from counterfake.signature.extract import Signature, make_query, make_signature
 from counterfake.sources.telegram import ExportEntry, ExportSummary
-from counterfake.video.decode import is_animation, is_video_path
+from counterfake.video.decode import VideoError, is_animation, is_video_path
+from counterfake.video.exchange import VpdqBank
 from counterfake.video.matching import VideoMatch, scan_video
 from counterfake.video.signature import VideoSignature, file_digests, make_video_signature
+from counterfake.video.vpdq import vpdq_hash
 
 SIGNATURE_CACHE = 512  # signatures each scanning process keeps, read most recently first
 
@@ -99,6 +101,7 @@ class Scanner:
             self.photos: dict[int, RegisteredPhoto] = {p.photo_id: p for p in registry.photos()}
             self.videos: dict[int, RegisteredVideo] = {v.video_id: v for v in registry.videos()}
             self.video_frames = registry.video_frames()
+            self.vpdq_bank = VpdqBank(registry.imported_vpdq())
         self._matcher: Matcher | None = None
 
     def _open(self) -> Matcher:
@@ -167,7 +170,8 @@ class Scanner:
         )
 
     def scan_video(self, path: str, masks_dir: str | os.PathLike | None = None) -> FileResult:
-        """Match one video against registered videos and photos (video/matching.py)."""
+        """Match one video against registered videos and photos (video/matching.py), and
+        look its vPDQ up among imported signals when there are any."""
         matcher = self._matcher if self._matcher is not None else self._open()
         try:
             sha256 = file_digests(path)[0]
@@ -178,12 +182,27 @@ class Scanner:
                 self.video_frames,
                 {v.video_id: v.duration for v in self.videos.values()},
             )
+            imported = self._imported_vpdq(path, found.duration)
         except ImageError as error:  # VideoError is one
             return FileResult(path, error=str(error))
         except OSError as error:
             return FileResult(path, error=str(ImageError(path, describe_os_error(error, path))))
         described = [self._describe_video(m, path, sha256, masks_dir) for m in found.matches]
-        return FileResult(path, sha256, None, described)
+        return FileResult(path, sha256, None, described + imported)
+
+    def _imported_vpdq(self, path: str, duration: float) -> list[Finding]:
+        """The imported vPDQ signals the video matches by Meta's decision, each a finding
+        naming the imported record (docs/video.md). Hashing reads the video once more, every
+        frame, so it is done only when signals were imported; an animation, or a stream with no
+        frame rate, has no vPDQ."""
+        if not len(self.vpdq_bank) or is_animation(path):
+            return []
+        try:
+            query = vpdq_hash(path)
+        except VideoError:  # no frame rate to number frames by: vPDQ cannot hash it
+            return []
+        hits = self.vpdq_bank.lookup(query, duration)
+        return [Finding.of_imported_video(hit, signal="vpdq") for hit in hits]
 
     def _describe_video(
         self, match: VideoMatch, path: str, sha256: str, masks_dir: str | os.PathLike | None
@@ -204,17 +223,7 @@ class Scanner:
                 f"{match.frame_time:.2f}s",
             ]
             mask_path = write_mask(masks_dir, path, names, match.mask)
-        finding = Finding.of(
-            match, photo=label, subject=subject, mask=mask_path, instances=len(match.segments)
-        )
-        return replace(
-            finding,
-            media="photo" if match.is_photo else "video",
-            frame_time=round(match.frame_time, 3),
-            segments=tuple(
-                TimeRange(s.scan, None if match.is_photo else s.registered) for s in match.segments
-            ),
-        )
+        return Finding.of_video(match, photo=label, subject=subject, mask=mask_path)
 
     def _describe(
         self, match: Match, path: str, sha256: str, masks_dir: str | os.PathLike | None

@@ -54,7 +54,7 @@ from counterfake.signature.extract import (
 )
 from counterfake.sources.telegram import ExportSummary
 from counterfake.thresholds import Thresholds
-from counterfake.video.pairs import add_video_pairs
+from counterfake.video.pairs import PhotoItem, add_video_pairs
 
 RELATIONS_PER_QUERY = 3  # verified relations after which an image stops verifying candidates
 
@@ -90,7 +90,8 @@ class PairFinder:
         exports: list[ExportSummary] | None = None,
     ) -> PairsDocument:
         """The pairs document for everything under ``paths``: every pass, then the rendering;
-        videos are paired among themselves by video/pairs.py and added to the document.
+        videos are paired among themselves and with the photos they show by video/pairs.py
+        and added to the document.
 
         Masks that no reported pair shows are deleted from ``masks_dir``.
         """
@@ -114,7 +115,12 @@ class PairFinder:
                 tool=f"counterfake {__version__}",
             )
             if videos:
-                add_video_pairs(doc, videos)
+                photos = [
+                    PhotoItem(p.path, p.key)
+                    for p in collection.pictures
+                    if p.key in self.signatures
+                ]
+                add_video_pairs(doc, videos, photos, self.signatures.__getitem__)
         finally:
             self.close()
         if masks_dir is not None:

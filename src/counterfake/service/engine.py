@@ -36,13 +36,15 @@ from counterfake.index.candidates import CandidateIndex
 from counterfake.index.owners import SharedEntries
 from counterfake.index.pdq import PdqIndex
 from counterfake.loading import cached_matcher, index_registry
-from counterfake.matching import Match, Matcher, SignatureQuery, Thresholds
+from counterfake.matching import Match, SignatureQuery, Thresholds
 from counterfake.registry import Change, RegisteredPhoto, Registry
-from counterfake.signature.extract import Query, Signature, make_query
+from counterfake.signature.extract import Signature, make_query
 from counterfake.signature.pdq import pdq_hash
-from counterfake.video.decode import VideoLimits
+from counterfake.video.decode import VideoError, VideoLimits, is_animation
+from counterfake.video.exchange import VpdqBank, VpdqHit
 from counterfake.video.matching import VideoMatch, scan_video
 from counterfake.video.signature import file_digests
+from counterfake.video.vpdq import vpdq_hash
 
 log = logging.getLogger(__name__)
 # Signatures a worker keeps, read most recently first: bounded whatever the registry's size,
@@ -78,15 +80,14 @@ class FoundInVideo:
     match: VideoMatch
 
 
-class _Slotted:
-    """A matcher that takes one of the engine's matching slots for each frame it matches."""
+@dataclass(frozen=True)
+class MatchedVideo:
+    """What a scanned video showed: its SHA-256, the registered videos and photos found in
+    it, and the imported vPDQ signals it matches."""
 
-    def __init__(self, matcher: Matcher, slots: threading.BoundedSemaphore) -> None:
-        self.matcher, self.slots = matcher, slots
-
-    def match(self, query: Query) -> list[Match]:
-        with self.slots:
-            return self.matcher.match(query)
+    sha256: str
+    found: list[FoundInVideo]
+    imported: list[VpdqHit]
 
 
 @dataclass
@@ -151,6 +152,7 @@ class MatchingEngine:
         # and the feed thread would wait its turn behind all of them for the interpreter.
         self._slots = threading.BoundedSemaphore(concurrent_matches or os.cpu_count() or 1)
         self._follower: threading.Thread | None = None
+        self._vpdq_bank, self._vpdq_last = VpdqBank(()), 0  # imported vPDQ, read on demand
         self._matcher, self._signatures = cached_matcher(
             self.index, self._signature, thresholds or Thresholds(), SIGNATURE_CACHE
         )
@@ -265,8 +267,27 @@ class MatchingEngine:
             ]
         return found
 
-    def match_video(self, path: str, limits: VideoLimits) -> tuple[str, list[FoundInVideo]]:
-        """Match a video file (its SHA-256, what it shows); VideoError if it is unreadable.
+    def _imported_vpdq(self, path: str, limits: VideoLimits, duration: float) -> list[VpdqHit]:
+        """The imported vPDQ signals a video file matches by Meta's decision (none, and no
+        hashing, when nothing was imported). The signals are read again only when more were
+        imported since (they are never changed, only added); VideoError if unreadable."""
+        last = self.registry.last_imported_vpdq()
+        if last == 0:
+            return []
+        if last != self._vpdq_last:
+            self._vpdq_bank, self._vpdq_last = VpdqBank(self.registry.imported_vpdq()), last
+        if is_animation(path):  # vPDQ hashes video streams only
+            return []
+        with self._slots:
+            try:
+                query = vpdq_hash(path, limits=limits)
+            except VideoError:  # no frame rate to number frames by: vPDQ cannot hash it
+                return []
+            return self._vpdq_bank.lookup(query, duration)
+
+    def match_video(self, path: str, limits: VideoLimits) -> MatchedVideo:
+        """Match a video file against registered videos and photos, and imported vPDQ;
+        VideoError if it is unreadable.
 
         The matching slots are taken a sampled frame at a time, so one long video never holds
         back the images matched beside it.
@@ -277,11 +298,12 @@ class MatchingEngine:
         videos = {v.video_id: v for v in self.registry.videos()}
         scanned = scan_video(
             path,
-            _Slotted(self._matcher, self._slots),
+            self._matcher,
             self.entries.owners,
             frames,
             {video_id: v.duration for video_id, v in videos.items()},
             limits=limits,
+            slot=lambda: self._slots,
         )
         photos = self.registry.photos_by_id([m.target for m in scanned.matches if m.is_photo])
         found = []
@@ -289,7 +311,7 @@ class MatchingEngine:
             held = photos.get(match.target) if match.is_photo else videos.get(match.target)
             if held is not None:  # withdrawn meanwhile: not reported
                 found.append(FoundInVideo(held.subject, held.label, match))
-        return sha256, found
+        return MatchedVideo(sha256, found, self._imported_vpdq(path, limits, scanned.duration))
 
     def lookup_pdq(self, hex_hash: str, max_distance: int) -> list[tuple[str, int]]:
         return self.pdq.lookup(hex_hash, max_distance)

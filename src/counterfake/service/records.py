@@ -1,6 +1,10 @@
 """What the service keeps besides the registry: recorded matches, their review, suppressions,
 each helpline's webhook, and the secret behind opaque ids.
 
+A record names what matched by ``media`` and ``photo_id``: a registered photo (``photo``), or
+a registered video (``video``; ``photo_id`` is then the video's id, and ``image_pdq`` is
+empty: a video has no one PDQ hash, so only the same file, by SHA-256, is suppressed again).
+
 All of it lives in the registry's database (SQLite or PostgreSQL, through ``db.Database``) so
 that every worker of a shared deployment sees the same review state. A rejected match adds a
 suppression for its photo: the same scanned image (same SHA-256, or a PDQ hash within
@@ -57,9 +61,11 @@ _SCHEMA = (
         created TEXT NOT NULL
     )""",
 )
+# Added to the tables of an earlier release, which held photos' matches only.
+_MEDIA_COLUMN = {"media": "TEXT NOT NULL DEFAULT 'photo'"}
 _RECORD_COLUMNS = (
     "id, created, platform, photo_id, subject, photo_label, kind, score, altered_fraction, "
-    "image_sha256, image_pdq, status, decided, decided_by"
+    "image_sha256, image_pdq, status, decided, decided_by, media"
 )
 
 
@@ -83,6 +89,7 @@ class MatchRecord:
     status: str
     decided: str | None
     decided_by: str | None
+    media: str = "photo"  # what photo_id names: a registered "photo" or "video"
 
     @property
     def withdrawn(self) -> bool:
@@ -115,25 +122,36 @@ class ReviewStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         db.ensure_schema(_SCHEMA)
+        db.ensure_columns("match_records", _MEDIA_COLUMN)
+        db.ensure_columns("match_suppressions", _MEDIA_COLUMN)
         self.opaque = OpaqueIds(db)  # names a subject or photo to a platform, see references.py
 
     # ---- matches ---------------------------------------------------------------------------
 
-    def suppressed(self, photo_id: int, image_sha256: str, image_pdq: str) -> bool:
-        """Whether a reviewer rejected a match of this photo with this or a near-identical image."""
+    def suppressed(
+        self, photo_id: int, image_sha256: str, image_pdq: str, media: str = "photo"
+    ) -> bool:
+        """Whether a reviewer rejected a match of this photo (or video) with this or a
+        near-identical image (a video: this file)."""
         rows = self.db.execute(
-            "SELECT image_sha256, image_pdq FROM match_suppressions WHERE photo_id = ?",
-            (photo_id,),
+            "SELECT image_sha256, image_pdq FROM match_suppressions "
+            "WHERE photo_id = ? AND media = ?",
+            (photo_id, media),
         )
-        pdq = PdqHash.from_hex(image_pdq).bits
+        pdq = PdqHash.from_hex(image_pdq).bits if image_pdq else None
         return any(
             sha == image_sha256
-            or hamming_distance(PdqHash.from_hex(other).bits, pdq) <= NEAR_IDENTICAL_PDQ
+            or (
+                pdq is not None
+                and other != ""
+                and hamming_distance(PdqHash.from_hex(other).bits, pdq) <= NEAR_IDENTICAL_PDQ
+            )
             for sha, other in rows
         )
 
     def record(self, platform: str, fields: dict[str, Any]) -> MatchRecord:
-        """Store a match for review; ``fields`` has the MatchRecord fields from photo_id on."""
+        """Store a match for review; ``fields`` has the MatchRecord fields from photo_id to
+        image_pdq, and ``media`` when it is not a photo's."""
         values = (
             now(),
             platform,
@@ -146,12 +164,13 @@ class ReviewStore:
             fields["image_sha256"],
             fields["image_pdq"],
             "pending",
+            fields.get("media", "photo"),
         )
         with self.db.transaction() as tx:
             row = tx.execute(
                 "INSERT INTO match_records (created, platform, photo_id, subject, photo_label, "
-                "kind, score, altered_fraction, image_sha256, image_pdq, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "kind, score, altered_fraction, image_sha256, image_pdq, status, media) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 values,
             ).fetchone()
         record = self.get(row[0])
@@ -200,7 +219,8 @@ class ReviewStore:
         """
         with self.db.transaction() as tx:
             row = tx.execute(
-                "SELECT photo_id, image_sha256, image_pdq, status FROM match_records WHERE id = ?",
+                "SELECT photo_id, image_sha256, image_pdq, media, status FROM match_records "
+                "WHERE id = ?",
                 (match_id,),
             ).fetchone()
             if row is None:
@@ -218,11 +238,11 @@ class ReviewStore:
                 (status, now(), reviewer, match_id),
             )
             tx.execute("DELETE FROM match_suppressions WHERE match_id = ?", (match_id,))
-            if status == "rejected" and found[2]:  # a withdrawn subject's record keeps no hash
+            if status == "rejected" and found[1]:  # a withdrawn subject's record keeps no hash
                 tx.execute(
                     "INSERT INTO match_suppressions "
-                    "(photo_id, image_sha256, image_pdq, match_id, created) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                    "(photo_id, image_sha256, image_pdq, media, match_id, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
                     (*found, match_id, now()),
                 )
         return self.get(match_id)
@@ -235,14 +255,14 @@ class ReviewStore:
         opaque_subject = self.opaque("subject", subject)
         with self.db.transaction() as tx:
             rows = tx.execute(
-                "SELECT id, photo_id FROM match_records WHERE subject = ?", (subject,)
+                "SELECT id, photo_id, media FROM match_records WHERE subject = ?", (subject,)
             ).fetchall()
-            for match_id, photo_id in rows:
+            for match_id, photo_id, media in rows:
                 tx.execute("DELETE FROM match_suppressions WHERE match_id = ?", (match_id,))
                 tx.execute(
                     "UPDATE match_records SET subject = ?, photo_label = ?, image_sha256 = '', "
                     "image_pdq = '' WHERE id = ?",
-                    (opaque_subject, self.opaque("photo", photo_id), match_id),
+                    (opaque_subject, self.opaque(media, photo_id), match_id),
                 )
         self.db.purge(("match_records", "match_suppressions"))
         return len(rows)

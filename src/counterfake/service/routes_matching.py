@@ -10,6 +10,7 @@ through its webhook.
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from pydantic import BaseModel
 from counterfake.imaging import ImageError
 from counterfake.keys import ApiKey
 from counterfake.masks import mask_png
-from counterfake.results import Finding
+from counterfake.results import Finding, Media
 from counterfake.service.auth import require
 from counterfake.service.context import Service
 from counterfake.service.engine import Found, ScannedImage
@@ -83,20 +84,14 @@ def _answer(
         )
         match_id = None
         if record:
-            match_id = reviews.record(
+            match_id = record_match(
+                service,
                 key.name,
-                {
-                    "photo_id": photo.photo_id,
-                    "subject": photo.subject,
-                    "photo_label": photo.label,
-                    "kind": finding.kind,
-                    "score": finding.score,
-                    "altered_fraction": finding.altered_fraction,
-                    "image_sha256": scanned.sha256,
-                    "image_pdq": scanned.pdq_hex,
-                },
-            ).id
-            _notify(service, key, match_id, item, finding)
+                Recorded(photo.photo_id, "photo", photo.subject, photo.label),
+                finding,
+                scanned.sha256,
+                scanned.pdq_hex or "",
+            )
         matches.append({"match_id": match_id, **finding.to_json()})
     return {"name": name, "sha256": scanned.sha256, "error": None, "matches": matches}
 
@@ -105,27 +100,62 @@ def _mask_base64(mask: np.ndarray | None) -> str | None:
     return None if mask is None else base64.b64encode(mask_png(mask)).decode()
 
 
-def _notify(service: Service, key: ApiKey, match_id: int, item: Found, finding: Finding) -> None:
-    """Queue the webhook of the helpline that registered the photo, if it set one."""
-    owner, subject = owner_of(item.photo.subject)
-    hook = service.reviews.webhook(owner)
-    if hook is None:
-        return
-    service.webhooks.send(
-        hook.url,
-        hook.secret,
+@dataclass(frozen=True)
+class Recorded:
+    """What a recorded match names, as the registry knows it (never shown to a platform)."""
+
+    photo_id: int  # a registered photo's id, or a registered video's (``media``)
+    media: Media
+    subject: str
+    label: str
+
+
+def record_match(
+    service: Service,
+    platform: str,
+    what: Recorded,
+    finding: Finding,
+    sha256: str,
+    pdq_hex: str,
+) -> int:
+    """Store a match for review and queue the webhook of the helpline that registered what
+    matched, if it set one; the record's id. A video's match also tells the helpline where
+    in the scanned video it is (``media``, ``frame_time``, ``segments``)."""
+    record = service.reviews.record(
+        platform,
         {
-            "event": "match.recorded",
-            "match_id": match_id,
-            "subject": subject,
-            "photo": item.photo.label,
+            "photo_id": what.photo_id,
+            "subject": what.subject,
+            "photo_label": what.label,
             "kind": finding.kind,
             "score": finding.score,
             "altered_fraction": finding.altered_fraction,
-            "platform": key.name,
-            "sent": now(),
+            "image_sha256": sha256,
+            "image_pdq": pdq_hex,
+            "media": what.media,
         },
     )
+    owner, subject = owner_of(what.subject)
+    hook = service.reviews.webhook(owner)
+    if hook is not None:
+        video = finding.to_json() if finding.is_video else {}
+        service.webhooks.send(
+            hook.url,
+            hook.secret,
+            {
+                "event": "match.recorded",
+                "match_id": record.id,
+                "subject": subject,
+                "photo": what.label,
+                "kind": finding.kind,
+                "score": finding.score,
+                "altered_fraction": finding.altered_fraction,
+                **{k: video[k] for k in ("media", "frame_time", "segments") if k in video},
+                "platform": platform,
+                "sent": now(),
+            },
+        )
+    return record.id
 
 
 def _match_file(request: Request, key: ApiKey, file: UploadFile, mask: bool, record: bool):

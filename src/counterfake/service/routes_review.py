@@ -1,8 +1,8 @@
 """Recorded matches: reviewers list and decide them; a platform lists only its own.
 
-A reviewer sees subject names and photo labels; a platform sees the same records with opaque
-ids, and a record of another platform does not exist for it (404, not 403, so that ids tell
-nothing).
+A reviewer sees subject names and photo (or video) labels; a platform sees the same records
+with the opaque ids its match answers gave, and a record of another platform does not exist
+for it (404, not 403, so that ids tell nothing).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class RecordOut(BaseModel):
     platform: str
     subject: str
     photo: str
+    media: str
     kind: str
     score: float
     altered_fraction: float
@@ -48,13 +49,14 @@ def _out(request: Request, key: ApiKey, record: MatchRecord) -> dict:
     subject, photo = record.subject, record.photo_label
     if key.role == "platform" and not record.withdrawn:
         subject = reviews.opaque("subject", record.subject)
-        photo = reviews.opaque("photo", record.photo_id)
+        photo = reviews.opaque(record.media, record.photo_id)
     return {
         "id": record.id,
         "created": record.created,
         "platform": record.platform,
         "subject": subject,
         "photo": photo,
+        "media": record.media,
         "kind": record.kind,
         "score": record.score,
         "altered_fraction": record.altered_fraction,

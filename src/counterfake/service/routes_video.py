@@ -6,9 +6,15 @@ running`` and a ``job`` number), and ``GET /match/video/{job}`` answers with its
 done, the result. Limits are checked before anything is decoded (video/decode.py); a video that
 cannot be read is a 400 with its one-line problem.
 
-Matches carry the photo endpoint's fields with opaque ids (``subject``; ``photo`` names the
-registered photo or video), plus ``media`` (``video`` or ``photo``), ``frame_time`` and
-``segments`` (``scan`` and, for a registered video, ``registered`` time ranges in seconds).
+Matches are the command line's findings (counterfake.results.Finding, built as a scan builds
+them) with opaque ids (``subject``; ``photo`` names the registered photo or video): the photo
+endpoint's fields, plus ``media`` (``video`` or ``photo``), ``frame_time`` and ``segments``
+(``scan`` and, for a registered video, ``registered`` time ranges in seconds). ``record=true``
+stores each match for review and tells the helpline through its webhook, as for images; a
+match a reviewer rejected is not raised again for the same file (its SHA-256: a video has no
+one PDQ hash to compare re-encodes by). A video is also looked up among imported vPDQ signals
+(Meta's decision): such a match names the imported record, has ``signal: vpdq`` and no
+``nfa``, and is not recorded (no helpline registered it).
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ from pydantic import BaseModel
 from counterfake.imaging import ImageError
 from counterfake.keys import ApiKey
 from counterfake.masks import mask_png
+from counterfake.results import Finding, Media
 from counterfake.service.auth import require
 from counterfake.service.forms import one_part
-from counterfake.service.routes_matching import MASK
+from counterfake.service.routes_matching import MASK, RECORD, Recorded, record_match
 from counterfake.video.decode import Video, VideoLimits
 
 router = APIRouter(tags=["platform"])
@@ -41,16 +48,20 @@ class SegmentOut(BaseModel):
 
 
 class VideoMatchOut(BaseModel):
+    match_id: int | None
     subject: str
     photo: str
-    media: str
     kind: str
     score: float
-    nfa: float
+    nfa: float | None = None  # none for a match by an imported hash alone (``signal``)
     altered_fraction: float
+    mask: str | None
+    inliers: int
+    instances: int
+    media: str
     frame_time: float
     segments: list[SegmentOut]
-    mask: str | None
+    signal: str | None = None
 
 
 class VideoResultOut(BaseModel):
@@ -72,36 +83,35 @@ def _limits(request: Request) -> VideoLimits:
     return VideoLimits(max_duration=settings.max_video_seconds, max_pixels=settings.max_pixels)
 
 
-def _matched(request: Request, name: str, path: str, mask: bool) -> dict[str, Any]:
+def _matched(
+    request: Request, platform: str, name: str, path: str, *, mask: bool, record: bool
+) -> dict[str, Any]:
     """Match the video at ``path``; the answer with opaque ids (ImageError if unreadable)."""
     service = request.app.state.service
-    sha256, found = service.engine.match_video(path, _limits(request))
+    matched = service.engine.match_video(path, _limits(request))
+    sha256 = matched.sha256
     reviews = service.reviews
     matches = []
-    for item in found:
+    for item in matched.found:
         match = item.match
+        media: Media = "photo" if match.is_photo else "video"
+        if reviews.suppressed(match.target, sha256, "", media):
+            continue
         png = mask_png(match.mask) if mask and match.mask is not None else None
-        media = "photo" if match.is_photo else "video"
-        matches.append(
-            {
-                "subject": reviews.opaque("subject", item.subject),
-                "photo": reviews.opaque(media, match.target),
-                "media": media,
-                "kind": match.kind,
-                "score": round(match.score, 4),
-                "nfa": float(f"{match.nfa:.3g}"),
-                "altered_fraction": round(match.altered_fraction, 4),
-                "frame_time": round(match.frame_time, 3),
-                "segments": [
-                    {
-                        "scan": list(s.scan),
-                        "registered": None if match.is_photo else list(s.registered),
-                    }
-                    for s in match.segments
-                ],
-                "mask": base64.b64encode(png).decode() if png else None,
-            }
+        finding = Finding.of_video(
+            match,
+            photo=reviews.opaque(media, match.target),
+            subject=reviews.opaque("subject", item.subject),
+            mask=base64.b64encode(png).decode() if png else None,
         )
+        match_id = None
+        if record:
+            held = Recorded(match.target, media, item.subject, item.label)
+            match_id = record_match(service, platform, held, finding, sha256, "")
+        matches.append({"match_id": match_id, **finding.to_json()})
+    for hit in matched.imported:
+        finding = Finding.of_imported_video(hit, signal="vpdq")
+        matches.append({"match_id": None, **finding.to_json()})  # no helpline to tell
     return {"name": name, "sha256": sha256, "matches": matches}
 
 
@@ -118,6 +128,7 @@ def _saved(file: UploadFile) -> str:
 @router.post(
     "/match/video",
     response_model=VideoJobOut,
+    response_model_exclude_unset=True,  # a match has the finding's fields, as a scan writes it
     dependencies=[Depends(one_part("file"))],
     responses={
         202: {"model": VideoJobOut, "description": "a long video: matching in the background"}
@@ -128,6 +139,7 @@ def match_video(
     request: Request,
     response: Response,
     mask: bool = MASK,
+    record: bool = RECORD,
     key: ApiKey = Depends(platform),
 ) -> dict:
     """Match one uploaded video (multipart field ``file``) against registered videos and
@@ -143,20 +155,23 @@ def match_video(
         raise HTTPException(400, f"{name}: {error.problem}") from None
     if duration is not None and duration <= service.settings.sync_video_seconds:
         try:
-            result = _matched(request, name, path, mask)
+            result = _matched(request, key.name, name, path, mask=mask, record=record)
         except ImageError as error:
             raise HTTPException(400, f"{name}: {error.problem}") from None
         finally:
             os.unlink(path)
         return {"job": None, "status": "done", "name": name, "result": result, "error": None}
     job = service.video_jobs.start(
-        key.name, name, path, lambda saved: _matched(request, name, saved, mask)
+        key.name,
+        name,
+        path,
+        lambda saved: _matched(request, key.name, name, saved, mask=mask, record=record),
     )
     response.status_code = 202
     return {"job": job, "status": "running", "name": name, "result": None, "error": None}
 
 
-@router.get("/match/video/{job}", response_model=VideoJobOut)
+@router.get("/match/video/{job}", response_model=VideoJobOut, response_model_exclude_unset=True)
 def video_job(job: int, request: Request, key: ApiKey = Depends(platform)) -> dict:
     """A video job's status, and its result once done (only for the key that started it)."""
     found = request.app.state.service.video_jobs.get(job, key.name)

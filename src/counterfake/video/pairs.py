@@ -6,6 +6,13 @@ in-process index, and every video is then scanned against the others with the sa
 scan (video/matching.py: each sampled frame verified and decided, hits chained into segments).
 A video never matches itself.
 
+The collection's photos are indexed beside the videos' frames (their signatures as the pairs
+of photos made them), so a scan of a video also finds the photos it shows (``contains_photo``).
+Such a photo is the source of the video, with the video's segments showing it: the video and
+the videos related to it (its reposts, trims) join the photo's cluster, or, for a photo in no
+cluster, a new one with the photo as its original. A video showing two photos of different
+clusters (a slideshow) joins both, as a collage of two photos does; the clusters stay apart.
+
 Which of two related videos is the source: the one less covered by the other. A trim shows
 nothing but the original, so all of it is covered; the original shows more than the trim. When
 both are covered alike (a re-encode), the one with more bytes a second is taken as the source
@@ -18,6 +25,7 @@ right either way.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,16 +52,32 @@ class VideoItem:
     context: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class PhotoItem:
+    """A photo of the collection: its path, and its key in the signatures of the pairs run."""
+
+    path: str
+    key: int
+
+
 @dataclass
 class _Relation:
     shown_in: int  # the video scanned
-    shows: int  # the video found in it
+    shows: int  # the video found in it, or the photo (``is_photo``: its PhotoItem's position)
     match: VideoMatch
+    is_photo: bool = False
 
 
-def add_video_pairs(doc: PairsDocument, videos: list[VideoItem]) -> None:
+def add_video_pairs(
+    doc: PairsDocument,
+    videos: list[VideoItem],
+    photos: Sequence[PhotoItem] = (),
+    photo_signature: Callable[[int], Signature] | None = None,
+) -> None:
     """Add the videos' pairs, clusters, files and errors to a pairs document (its shape:
-    docs/pairs.md; a video pair adds ``segments``, in the derivative's time and the source's)."""
+    docs/pairs.md; a video pair adds ``segments``, in the derivative's time and the source's),
+    and the pairs of the ``photos`` shown in them (``photo_signature`` reads a photo's
+    signature by its key), joined to the photos' clusters."""
     signatures: dict[int, VideoSignature] = {}
     sizes: dict[int, float] = {}
     for number, item in enumerate(videos):
@@ -64,25 +88,26 @@ def add_video_pairs(doc: PairsDocument, videos: list[VideoItem]) -> None:
             doc.errors.append({"path": item.path, "error": str(error)})
         except OSError as error:
             doc.errors.append({"path": item.path, "error": f"{item.path}: {error.strerror}"})
-    relations = _relations(videos, signatures)
-    found = _directed(relations, signatures, sizes)
+    relations = _relations(videos, signatures, photos, photo_signature)
+    found = _directed([r for r in relations if not r.is_photo], signatures, sizes)
     clusters = _clusters(found, len(videos))
-    first_id = len(doc.clusters) + 1
-    for offset, (original, members) in enumerate(clusters):
-        number = first_id + offset
-        others = sorted(videos[m].path for m in members - {original})
+    shown: dict[int, list[_Relation]] = {}  # video -> the photos found in it
+    for relation in relations:
+        if relation.is_photo:
+            shown.setdefault(relation.shown_in, []).append(relation)
+    grouped = {m for _, members in clusters for m in members}
+    groups = [(videos[o].path, members) for o, members in clusters]
+    groups += [(videos[v].path, {v}) for v in sorted(shown) if v not in grouped]
+    for original, members in groups:
+        joined = _join_photos(doc, videos, members, shown, photos)
+        number = joined[0] if joined else len(doc.clusters) + 1
         for source, derivative, match in found:
             if derivative in members:
                 doc.pairs.append(_pair(videos, source, derivative, match, number))
-        doc.clusters.append(
-            Cluster(
-                id=number,
-                original=videos[original].path,
-                members=[videos[original].path, *others],
-                affected=True,
-                scene=None,
-            )
-        )
+        if not joined and len(members) > 1:
+            paths = sorted(videos[m].path for m in members)
+            paths.remove(original)
+            doc.clusters.append(Cluster(number, original, [original, *paths], True, None))
     doc.images += len(signatures)
     doc.videos = len(signatures)
     doc.files += [
@@ -91,32 +116,83 @@ def add_video_pairs(doc: PairsDocument, videos: list[VideoItem]) -> None:
     ]
 
 
-def _relations(videos: list[VideoItem], signatures: dict[int, VideoSignature]) -> list[_Relation]:
-    """Every (scanned video, video found in it) with its match, self-matches excluded."""
+def _join_photos(
+    doc: PairsDocument,
+    videos: list[VideoItem],
+    members: set[int],
+    shown: dict[int, list[_Relation]],
+    photos: Sequence[PhotoItem],
+) -> list[int]:
+    """Pair each photo shown in a group of related videos with the video showing it, and add
+    the group's videos to the cluster of every such photo (a new cluster for a photo in
+    none); the ids of those clusters, in order (none when the group shows no photo)."""
+    paths = sorted(videos[m].path for m in members)
+    joined: list[int] = []
+    for video in sorted(members):
+        for relation in shown.get(video, []):
+            photo = photos[relation.shows].path
+            clusters = [c for c in doc.clusters if photo in c.members]
+            if not clusters:
+                clusters = [Cluster(len(doc.clusters) + 1, photo, [photo], True, None)]
+                doc.clusters.append(clusters[0])
+                doc.photos_affected += 1
+            for cluster in clusters:
+                cluster.members.extend(p for p in paths if p not in cluster.members)
+                joined += [cluster.id] if cluster.id not in joined else []
+            doc.pairs.append(_photo_pair(photo, videos[video].path, relation.match, clusters[0]))
+    return joined
+
+
+def _relations(
+    videos: list[VideoItem],
+    signatures: dict[int, VideoSignature],
+    photos: Sequence[PhotoItem],
+    photo_signature: Callable[[int], Signature] | None,
+) -> list[_Relation]:
+    """Every (scanned video, video or photo found in it) with its match, a video's own
+    frames excluded."""
     index = CandidateIndex()
     entries = SharedEntries(index, same_photo)
     frames: dict[int, VideoFrame] = {}
-    frame_signatures: dict[int, Signature] = {}
+    held: dict[int, Signature] = {}  # the frames' signatures; the photos' are read when needed
+    photo_at: dict[int, int] = {}  # index key -> the photo's position in ``photos``
+
+    def signature_of(key: int) -> Signature:
+        if key in photo_at:
+            assert photo_signature is not None  # photos are indexed only with it
+            return photo_signature(photos[photo_at[key]].key)
+        return held[key]
+
     for number, signature in signatures.items():
         for time, frame in zip(signature.times, signature.frames, strict=True):
             key = len(frames) + 1
             frames[key] = VideoFrame(number, time)
-            frame_signatures[key] = frame
-            entries.add(key, frame, frame_signatures.__getitem__)
+            held[key] = frame
+            entries.add(key, frame, signature_of)
+    if signatures and photo_signature is not None:
+        for position in range(len(photos)):
+            key = len(frames) + 1 + position
+            photo_at[key] = position
+            index.add(key, signature_of(key))  # an entry of its own (pairs keep no PDQ hash)
     index.prepare()
-    matcher = Matcher(index, frame_signatures.__getitem__)
+    matcher = Matcher(index, signature_of)
     durations = {number: s.duration for number, s in signatures.items()}
     relations = []
     for number in signatures:
 
         def others(entry: int, number: int = number) -> list[int]:
-            return [o for o in entries.owners(entry) if frames[o].video_id != number]
+            return [
+                o for o in entries.owners(entry) if o in photo_at or frames[o].video_id != number
+            ]
 
         try:
             scanned = scan_video(videos[number].file, matcher, others, frames, durations)
         except ImageError:  # read once already: a file changed meanwhile is left out
             continue
-        relations += [_Relation(number, m.target, m) for m in scanned.matches if not m.is_photo]
+        relations += [
+            _Relation(number, photo_at[m.target] if m.is_photo else m.target, m, m.is_photo)
+            for m in scanned.matches
+        ]
     return relations
 
 
@@ -172,6 +248,24 @@ def _clusters(
         originals = sorted(keys - derivatives) or sorted(keys)
         clusters.append((originals[0], keys))
     return sorted(clusters, key=lambda c: c[0])
+
+
+def _photo_pair(photo: str, video: str, match: VideoMatch, cluster: Cluster) -> Pair:
+    """A photo shown in a video: the photo is the source, the segments are the video's."""
+    return Pair(
+        source=photo,
+        derivative=video,
+        kind=match.kind,
+        score=round(match.score, 4),
+        nfa=None,
+        altered_fraction=round(match.altered_fraction, 4),
+        mask=None,
+        inliers=None,
+        direction="shown in video",
+        cluster=cluster.id,
+        media="photo",
+        segments=tuple(TimeRange(s.scan, None) for s in match.segments),
+    )
 
 
 def _pair(

@@ -9,9 +9,10 @@ with no gap longer than ``max_gap`` seconds between them. The longest chain is a
 hits are taken out, and the next chain is the next segment (a compilation can show a clip twice,
 or two parts of it).
 
-A segment's edges are placed between its first (last) hit and the sample before (after) it,
-or exactly on that sample when it is a scene change: a cut, as compilations are made of, is
-where the clip begins or ends.
+A segment's edges are placed between its first (last) hit and the sample before (after) it:
+on the cut between them when there is one (sampled or not: sampling.py notes the cut on the
+next sample), since a cut, as compilations are made of, is where the clip begins or ends;
+else halfway.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Hit:
     altered_fraction: float
     log10_nfa: float
     inliers: int
+    proven: bool = True  # decided on its own; False for a track's continuation (looking.py)
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,12 @@ def _longest_chain(hits: list[Hit], max_gap: float) -> list[Hit]:
 
 
 def _follows(a: Hit, b: Hit, scan_step: float) -> bool:
-    moved = b.registered_time - a.registered_time
+    return in_step(scan_step, b.registered_time - a.registered_time)
+
+
+def in_step(scan_step: float, moved: float) -> bool:
+    """Whether a step of ``scan_step`` scanned seconds that moved ``moved`` registered seconds
+    can be part of a chain."""
     return MIN_SPEED * scan_step - TIME_SLACK <= moved <= MAX_SPEED * scan_step + TIME_SLACK and (
         moved > -TIME_SLACK / 2
     )
@@ -119,7 +126,7 @@ def _follows(a: Hit, b: Hit, scan_step: float) -> bool:
 def segment(
     chain: list[Hit],
     sample_times: list[float],
-    cuts: list[bool],
+    cuts: list[float | None],
     scan_duration: float,
     registered_duration: float,
 ) -> Segment:
@@ -138,13 +145,14 @@ def segment(
     return Segment((round(start, 3), round(end, 3)), _rounded(registered), tuple(chain))
 
 
-def _edge(times: list[float], cuts: list[bool], cut_at: int, before: int) -> float | None:
-    """Where a segment's edge lies between sample ``before`` and the sample after it: on a
-    cut when the later sample is one, else halfway; None past the start of the video."""
+def _edge(times: list[float], cuts: list[float | None], cut_at: int, before: int) -> float | None:
+    """Where a segment's edge lies between sample ``before`` and the sample after it: on the
+    cut noted on the later sample, else halfway; None past the start of the video."""
     if before < 0:
         return None
-    if cuts[cut_at]:
-        return times[cut_at]
+    cut = cuts[cut_at]
+    if cut is not None and times[before] < cut <= times[before + 1]:
+        return cut
     return (times[before] + times[before + 1]) / 2
 
 
