@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from conftest import blur_region, jpeg
 
-from counterfake.cells import cell_differences
+from counterfake.cells import cell_differences, compare_cells
 from counterfake.index.candidates import CandidateIndex
 from counterfake.matching import Matcher
 from counterfake.signature.extract import make_query, make_signature
 from counterfake.signature.grid import GRID_CHANNELS, GRID_COLS, GRID_ROWS
+from counterfake.thresholds import Thresholds
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +110,50 @@ def test_a_flattened_cell_under_a_steep_contrast_fit_is_a_texture_difference_not
     _, texture = cell_differences(photo, scanned, visible)
     assert np.isfinite(texture).all()
     assert texture[:3, :3].min() > 1.0 > np.percentile(texture[3:, 3:], 90)
+
+
+def textured_cells(seed: int) -> np.ndarray:
+    """A grid of cells with varied colour and texture, as a photo's grid holds them."""
+    rng = np.random.default_rng(seed)
+    cells = np.empty((GRID_ROWS, GRID_COLS, GRID_CHANNELS), np.float32)
+    cells[:, :, 0] = rng.uniform(40, 220, (GRID_ROWS, GRID_COLS))
+    cells[:, :, 1:3] = rng.uniform(110, 150, (GRID_ROWS, GRID_COLS, 2))
+    cells[:, :, 3] = rng.uniform(4, 40, (GRID_ROWS, GRID_COLS))
+    return cells
+
+
+def test_a_flat_fill_over_most_of_the_photo_leaves_the_rest_agreeing():
+    """60% of the photo, a plain garment, replaced by one flat colour: the cells holding the
+    verified features, all in the surviving 40%, anchor the contrast fit, so the survivors
+    still agree and the fill is altered; judged on all cells alike, the fill's flatness would
+    scale every survivor's texture down to it."""
+    photo = textured_cells(3)
+    fill = np.zeros((GRID_ROWS, GRID_COLS), bool)
+    fill[GRID_ROWS * 2 // 5 :, :] = True
+    photo[fill, 3] = np.random.default_rng(4).uniform(4, 5, fill.sum())  # a plain garment
+    scanned = photo.copy()
+    scanned[fill] = [150.0, 140.0, 135.0, 0.0]
+    visible = np.ones_like(fill)
+    trusted = ~fill & (np.indices(fill.shape).sum(axis=0) % 5 == 0)
+    t = Thresholds()
+    altered, agreeing = compare_cells(photo, scanned, visible, t, trusted)
+    _, unanchored = compare_cells(photo, scanned, visible, t)
+    assert unanchored[~fill].mean() < 0.5  # what anchoring prevents
+    assert agreeing[~fill].mean() > 0.95
+    assert altered[fill].mean() > 0.95
+    assert not altered[~fill].any()
+
+
+def test_cells_enclosed_by_an_altered_region_are_part_of_it():
+    """A garment blurred where it was plain changes nothing a cell records there: the cells
+    the altered ring encloses belong to the one regenerated region."""
+    photo = textured_cells(5)
+    scanned = photo.copy()
+    ring = np.zeros((GRID_ROWS, GRID_COLS), bool)
+    ring[20:40, 10:30] = True
+    ring[24:36, 14:26] = False  # the plain middle: unchanged
+    scanned[ring, 0] = np.clip(scanned[ring, 0] + 60, 0, 255)
+    visible = np.ones_like(ring)
+    altered, _ = compare_cells(photo, scanned, visible, Thresholds())
+    assert altered[20:40, 10:30].all()
+    assert not altered[:18].any()

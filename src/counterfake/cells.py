@@ -402,11 +402,24 @@ def _percentile(values: np.ndarray, q: float) -> float:
 
 
 def _keep_regions(cells: np.ndarray, min_cells: int) -> np.ndarray:
-    """Drop thin and small components (text and watermark strokes), keep solid regions."""
+    """Drop thin and small components (text and watermark strokes), keep solid regions, with
+    the cells they enclose.
+
+    A regenerated garment is one solid region, but where it was plain a blur or an inpainting
+    changed nothing a cell records: those cells, enclosed by the altered ones, are part of it.
+    """
     kernel = np.ones((3, 3), np.uint8)
     opened = cv2.morphologyEx(cells.astype(np.uint8), cv2.MORPH_OPEN, kernel)
     closed = cv2.morphologyEx(opened, cv2.MORPH_CLOSE, kernel)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=4)
     keep = np.zeros(count, bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_cells
-    return keep[labels]
+    return _filled(keep[labels])
+
+
+def _filled(cells: np.ndarray) -> np.ndarray:
+    """``cells`` with every hole filled: what the outside cannot reach without crossing them."""
+    outside = np.pad(~cells, 1, constant_values=True).astype(np.uint8)
+    reach = np.zeros((outside.shape[0] + 2, outside.shape[1] + 2), np.uint8)
+    cv2.floodFill(outside, reach, (0, 0), 2, flags=4)
+    return cells | (outside[1:-1, 1:-1] == 1)
