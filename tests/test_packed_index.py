@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from conftest import jpeg
 
+from counterfake import loading
+from counterfake.index import packed as packed_module
 from counterfake.index.packed import PackedIndexError, read_packed, read_stamp
 from counterfake.loading import load_candidates
 from counterfake.registry import Registry
@@ -266,8 +268,6 @@ def test_a_change_committed_while_a_worker_loads_the_file_is_applied(
     with worker(registry_file, packed):
         pass
     later = make_signature(photo[:, 40:], "later.jpg", "5" * 64)
-    import counterfake.loading as loading
-
     reading = loading.read_packed
 
     def read_while_registering(*args, **kwargs):
@@ -295,3 +295,44 @@ def test_a_writer_holding_the_lock_makes_another_skip_its_turn(registry_file, tm
 def test_a_registry_without_the_file_loads_as_before(registry_file, signatures):
     loaded = load_candidates(Registry(registry_file), None)
     assert len(loaded.entries) == len(signatures)
+
+
+def test_a_file_written_with_another_index_layout_is_stale(
+    registry_file, tmp_path, signatures, caplog, monkeypatch
+):
+    packed = tmp_path / "registry.index"
+    with worker(registry_file, packed):
+        pass
+    monkeypatch.setattr(packed_module, "LAYOUT", {**packed_module.LAYOUT, "indexed_features": 64})
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), worker(registry_file, packed) as rebuilt:
+        assert len(rebuilt) == len(signatures)
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert "another index layout" in message and message.endswith(REBUILT)
+
+
+def test_a_change_committed_while_the_file_is_written_is_not_lost(
+    registry_file, tmp_path, photo, monkeypatch
+):
+    """The file holds the index as of one change; a registration committed while it is being
+    written is after its stamp, so a worker started from it applies that registration."""
+    packed = tmp_path / "registry.index"
+    later = make_signature(photo[:, 40:], "later.jpg", "5" * 64)
+    writing = loading.write_packed
+
+    def write_while_registering(*args, **kwargs):
+        with Registry(registry_file) as registry:
+            registry.register("later", [later])
+        return writing(*args, **kwargs)
+
+    with worker(registry_file, None) as first, Registry(registry_file) as registry:
+        first.packed = str(packed)
+        registry.withdraw("other")
+        first.sync()
+        monkeypatch.setattr(loading, "write_packed", write_while_registering)
+        assert first.repack()
+    monkeypatch.undo()
+    assert read_stamp(packed).seq < Registry(registry_file).head_seq()
+    with worker(registry_file, packed) as restarted:
+        assert "later" in subjects(restarted, later)
+        assert len(restarted) == 5  # five registered at first, less "other", plus "later"
