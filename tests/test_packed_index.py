@@ -197,15 +197,18 @@ def test_a_file_behind_the_registry_is_used_and_the_changes_since_are_applied(
     with worker(registry_file, packed):
         pass
     later = make_signature(photo[:, 40:], "later.jpg", "5" * 64)
+    reencoded = make_signature(jpeg(photo, 90), "q90.jpg", "6" * 64)
     with Registry(registry_file) as registry:
         registry.register("later", [later])
         registry.withdraw("alice")  # the owner the shared entry is filed under
         registry.withdraw("other")
+        registry.register("reencoded", [reencoded])  # joins the entry read from the file
     caplog.clear()
     with caplog.at_level(logging.WARNING), worker(registry_file, packed) as engine:
         assert caplog.records == []
+        assert engine.entries.entries == 3  # the photo's (copies and re-encodes), 2 crops
         found = subjects(engine, signatures["alice"])
-        assert "alice" not in found and {"copy", "reencode", "later"} <= set(found)
+        assert "alice" not in found and {"copy", "reencode", "reencoded", "later"} <= set(found)
         assert "later" in subjects(engine, later)
         assert subjects(engine, signatures["other"]) == []
 
