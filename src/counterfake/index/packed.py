@@ -101,6 +101,8 @@ class Stamp:
 
 @dataclass
 class Packed:
+    """What a packed file holds: the index and its entries, as of ``stamp``."""
+
     stamp: Stamp
     index: CandidateIndex
     entries: SharedEntries
