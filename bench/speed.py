@@ -303,6 +303,8 @@ def main() -> None:
     extraction = time_extraction(people[:100])
     print(json.dumps(extraction), flush=True)
     if args.extraction_only:
+        if args.name:
+            save(f"speed-{args.name}", {"extraction": extraction, "matching": []})
         print(table({"extraction": extraction, "matching": []}))
         return
 

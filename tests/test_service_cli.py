@@ -40,3 +40,20 @@ def test_serve_refuses_an_unusable_registry_in_one_line(tmp_path):
     served = counterfake("serve", "--db", str(tmp_path), "--port", "1")
     assert served.returncode == 2
     assert served.stderr.strip() == f"counterfake: {tmp_path}: is a directory, not a registry file"
+
+
+def test_serve_writes_its_packed_index_beside_a_registry_file_and_starts_from_it(tmp_path):
+    """The first start indexes the registry and writes ``<registry>.index`` (saying so in one
+    line); the next, here with two workers, reads it and says nothing."""
+    db = str(tmp_path / "registry.db")
+    assert (
+        counterfake("keys", "create", "--role", "platform", "--name", "p", "--db", db).returncode
+        == 0
+    )
+    first = start_service(db, tmp_path)
+    first.stop()
+    assert (tmp_path / "registry.db.index").is_file()
+    assert f"packed index {db}.index: not there yet" in first.log.read_text()
+    again = start_service(db, tmp_path, "--workers", "2")
+    again.stop()
+    assert "packed index" not in again.log.read_text()

@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from counterfake import __version__
 from counterfake.atomic import atomic_writer, check_writable
-from counterfake.db import display_name
+from counterfake.db import display_name, is_postgres_url
 from counterfake.exchange import (
     FORMATS,
     ExchangeFormatError,
@@ -280,6 +280,12 @@ def _parser() -> argparse.ArgumentParser:
         "--allow-private-webhooks",
         action="store_true",
         help="let webhooks call loopback, private and link-local addresses (refused by default)",
+    )
+    serve.add_argument(
+        "--index-file",
+        metavar="FILE",
+        help="the packed candidate index a worker starts from and keeps up to date (default: "
+        "the registry file's name + '.index' beside it; none for PostgreSQL)",
     )
     serve.add_argument(
         "--workers",
@@ -799,8 +805,10 @@ def _serve(args: argparse.Namespace) -> int:
     from counterfake.service.app import create_app
     from counterfake.service.context import ServiceSettings
 
+    db = _db(args)
     settings = ServiceSettings(
-        db=_db(args),
+        db=db,
+        index_file=args.index_file or (None if is_postgres_url(db) else f"{db}.index"),
         rate=args.rate_limit,
         burst=args.burst,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),

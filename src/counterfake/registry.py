@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import time
 import unicodedata
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -719,6 +720,29 @@ class Registry:
         """The number of the latest change (0 if none): load the registry after reading it,
         then follow ``changes_since(head)``."""
         return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes")[0][0]
+
+    def identity(self) -> str:
+        """A random id given to this registry the first time it is asked for: a packed index
+        (index/packed.py) names the registry it was taken from with it."""
+        read = "SELECT value FROM meta WHERE key = 'registry_id'"
+        rows = self.db.execute(read)
+        if not rows:
+            with self.db.transaction() as tx:
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('registry_id', ?) "
+                    "ON CONFLICT (key) DO NOTHING",
+                    (uuid.uuid4().hex,),
+                )
+            rows = self.db.execute(read)
+        return rows[0][0]
+
+    def change_stamp(self, seq: int) -> str:
+        """Change ``seq`` as recorded ("" for 0 or a change that is not there): the same
+        number with another stamp means the registry was restored or rebuilt since."""
+        rows = self.db.execute(
+            "SELECT action, photo_id, created FROM changes WHERE seq = ?", (seq,)
+        )
+        return ":".join(map(str, rows[0])) if rows else ""
 
     def changes_since(self, seq: int, limit: int = 10_000) -> tuple[int, list[Change]]:
         """Changes numbered above ``seq`` (at most ``limit``, oldest first), and the number to

@@ -93,6 +93,25 @@ class Candidate:
     votes: float  # distance-weighted
 
 
+@dataclass(frozen=True)
+class SegmentArrays:
+    """One searchable segment as plain arrays: what index/packed.py writes and reads back.
+
+    ``photos``, ``starts`` and ``stops`` list the live photos and their rows; rows outside
+    them are dead (``alive`` says which).
+    """
+
+    codes: np.ndarray  # (rows, DESCRIPTOR_BYTES) uint8
+    owners: np.ndarray  # (rows,) uint32
+    alive: np.ndarray  # (rows,) uint8
+    rows: np.ndarray  # (HASH_TABLES, rows) uint32: each table's rows by bucket
+    offsets: np.ndarray  # (HASH_TABLES, buckets + 1) uint32
+    photos: np.ndarray  # (photos,) int64
+    starts: np.ndarray  # (photos,) int64
+    stops: np.ndarray  # (photos,) int64
+    dead: int
+
+
 def _keys(descriptors: np.ndarray) -> np.ndarray:
     """(HASH_TABLES, n) uint32: the slice of each descriptor that each table files it under."""
     keys = np.zeros((HASH_TABLES, len(descriptors)), np.uint32)
@@ -110,7 +129,15 @@ def _bucket_bits(rows: int) -> int:
 class _Segment:
     """An immutable block of indexed rows with its bucketed tables; only liveness changes."""
 
-    def __init__(self, codes: np.ndarray, owners: np.ndarray, spans: dict[int, range]) -> None:
+    def __init__(
+        self,
+        codes: np.ndarray,
+        owners: np.ndarray,
+        spans: dict[int, range],
+        tables: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """Sort the rows into their tables, unless ``tables`` (rows, offsets) brings them
+        already sorted (a segment read back from a packed file)."""
         self.codes = np.ascontiguousarray(codes).reshape(-1, DESCRIPTOR_BYTES)
         self.owners = owners
         self.alive = np.ones(len(owners), np.uint8)
@@ -119,6 +146,12 @@ class _Segment:
         bits = _bucket_bits(len(owners))
         self.bucket_mask = np.uint32((1 << bits) - 1)
         self.crowded = max(CROWDED_ROWS, int(CROWDED_MULTIPLE * len(owners) / (1 << bits)))
+        if tables is not None:
+            self.rows, self.offsets = tables
+            shapes = (HASH_TABLES, len(owners)), (HASH_TABLES, (1 << bits) + 1)
+            if (self.rows.shape, self.offsets.shape) != shapes:
+                raise ValueError("a segment's tables do not fit its rows")
+            return
         self.rows = np.empty((HASH_TABLES, len(owners)), np.uint32)
         self.offsets = np.zeros((HASH_TABLES, (1 << bits) + 1), np.uint32)
         words = hamming.as_words(self.codes)
@@ -291,6 +324,52 @@ class CandidateIndex:
         """Stop answering with this photo, at once."""
         with self._lock:
             self._forget(photo_id)
+
+    def segment_arrays(self) -> list[SegmentArrays]:
+        """The index as it answers now, as arrays (pending additions sorted in first).
+
+        The arrays are the segments' own, read-only from here on, except ``alive``, which is
+        copied: a withdrawal after this call does not change what was taken.
+        """
+        with self._lock:
+            self._settle()
+            taken = []
+            for segment in self._segments:
+                photos = np.fromiter(segment.spans, np.int64, len(segment.spans))
+                spans = list(segment.spans.values())
+                taken.append(
+                    SegmentArrays(
+                        segment.codes,
+                        segment.owners,
+                        segment.alive.copy(),
+                        segment.rows,
+                        segment.offsets,
+                        photos,
+                        np.fromiter((span.start for span in spans), np.int64, len(spans)),
+                        np.fromiter((span.stop for span in spans), np.int64, len(spans)),
+                        segment.dead,
+                    )
+                )
+            return taken
+
+    @classmethod
+    def from_segment_arrays(cls, parts: list[SegmentArrays], **options: bool) -> CandidateIndex:
+        """An index answering as the one ``segment_arrays`` was taken from; ValueError if the
+        arrays do not fit together (``options`` as for the constructor)."""
+        index = cls(**options)
+        for part in parts:
+            if not (len(part.photos) == len(part.starts) == len(part.stops)):
+                raise ValueError("a segment's photos and their rows do not fit together")
+            if len(part.starts) and (part.starts.min() < 0 or part.stops.max() > len(part.owners)):
+                raise ValueError("a segment's photo rows lie outside it")
+            if part.alive.shape != part.owners.shape:
+                raise ValueError("a segment's liveness does not fit its rows")
+            starts, stops = part.starts.tolist(), part.stops.tolist()
+            spans = dict(zip(part.photos.tolist(), map(range, starts, stops), strict=True))
+            segment = _Segment(part.codes, part.owners, spans, (part.rows, part.offsets))
+            segment.alive, segment.dead = part.alive, part.dead
+            index._append(segment)
+        return index
 
     def candidates(self, descriptors: np.ndarray, limit: int) -> list[Candidate]:
         """The ``limit`` (photo, orientation) pairs with the most votes, best first."""

@@ -24,6 +24,9 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
 
 from counterfake.index.candidates import CandidateIndex
 from counterfake.index.pdq import PdqIndex
@@ -45,6 +48,21 @@ def content_digest(signature: Signature) -> bytes:
         digest.update(features.descriptors.tobytes())
         digest.update(features.xy.tobytes())
     return digest.digest()
+
+
+@dataclass(frozen=True)
+class EntryArrays:
+    """:class:`SharedEntries` as plain arrays: what index/packed.py writes and reads back."""
+
+    entries: np.ndarray  # (entries,) int64: the id each entry is filed under
+    digests: np.ndarray  # (entries, 16) uint8: its content digest
+    pdq: np.ndarray  # (entries, 32) uint8: its PDQ hash (original orientation)
+    canonical: np.ndarray  # (entries,) uint8: 1 where identical registrations join this entry
+    photos: np.ndarray  # (photos,) int64: every registered photo indexed...
+    photo_entries: np.ndarray  # (photos,) int64: ...and the entry it belongs to
+    shared: np.ndarray  # (n,) int64: the entries with several owners...
+    owner_counts: np.ndarray  # (n,) int64: ...how many each has...
+    owners: np.ndarray  # (sum of owner_counts,) int64: ...and who, in the order they came
 
 
 class SharedEntries:
@@ -76,6 +94,53 @@ class SharedEntries:
         """Every registered photo a candidate of the index stands for (itself at least)."""
         with self._lock:
             return list(self._owners.get(entry, (entry,)))
+
+    def arrays(self) -> EntryArrays:
+        """What this holds, as arrays (call it while no writer runs)."""
+        pdq = dict(self._pdq.items())
+        with self._lock:
+            entries = list(self._content)
+            shared = list(self._owners)
+            return EntryArrays(
+                np.array(entries, np.int64),
+                _byte_rows([self._content[entry] for entry in entries], 16),
+                _byte_rows([bytes.fromhex(pdq[str(entry)]) for entry in entries], 32),
+                np.array([self._by_content.get(self._content[e]) == e for e in entries], np.uint8),
+                np.fromiter(self._entry.keys(), np.int64, len(self._entry)),
+                np.fromiter(self._entry.values(), np.int64, len(self._entry)),
+                np.array(shared, np.int64),
+                np.array([len(self._owners[entry]) for entry in shared], np.int64),
+                np.array([owner for entry in shared for owner in self._owners[entry]], np.int64),
+            )
+
+    @classmethod
+    def from_arrays(
+        cls, index: CandidateIndex, held: EntryArrays, same_photo: SamePhoto | None = None
+    ) -> SharedEntries:
+        """The entries ``arrays`` was taken from, over ``index`` (which holds them already)."""
+        entries = cls(index, same_photo)
+        ids = held.entries.tolist()
+        digests = [bytes(row) for row in held.digests]
+        entries._content = dict(zip(ids, digests, strict=True))
+        entries._by_content = {
+            digest: entry
+            for entry, digest, canonical in zip(ids, digests, held.canonical, strict=True)
+            if canonical
+        }
+        pdq = (bytes(row).hex() for row in held.pdq)
+        entries._pdq.add_many(zip(map(str, ids), pdq, strict=True))
+        entries._entry = dict(zip(held.photos.tolist(), held.photo_entries.tolist(), strict=True))
+        ends = np.cumsum(held.owner_counts).tolist()
+        owners = held.owners.tolist()
+        if (ends[-1] if ends else 0) != len(owners):
+            raise ValueError("the entries' owner lists do not fit together")
+        entries._owners = {
+            entry: owners[end - count : end]
+            for entry, count, end in zip(
+                held.shared.tolist(), held.owner_counts.tolist(), ends, strict=True
+            )
+        }
+        return entries
 
     def add(self, photo_id: int, signature: Signature, signature_of: SignatureOf) -> None:
         """Index a registered photo, or make it an owner of the entry holding its picture.
@@ -156,3 +221,8 @@ class SharedEntries:
             if self.same_photo(signature, held):
                 return int(key)
         return None
+
+
+def _byte_rows(values: list[bytes], width: int) -> np.ndarray:
+    """Byte strings of one width as rows of a uint8 array."""
+    return np.frombuffer(b"".join(values), np.uint8).reshape(len(values), width)

@@ -72,6 +72,11 @@ class PdqIndex:
             if self._size - self._built > max(_MIN_MERGE, self._built // _MERGE_SHARE):
                 self._build()
 
+    def items(self) -> list[tuple[str, str]]:
+        """Every (key, hex) answered now, as ``add_many`` takes them."""
+        with self._lock:
+            return [(key, self._codes[row].tobytes().hex()) for key, row in self._rows.items()]
+
     def remove(self, key: str) -> None:
         """Stop answering with ``key``; an unknown key is ignored."""
         with self._lock:

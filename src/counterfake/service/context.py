@@ -9,7 +9,7 @@ import cv2
 from counterfake.imaging import DEFAULT_MAX_PIXELS
 from counterfake.keys import KeyStore
 from counterfake.registry import Registry
-from counterfake.service.engine import LoadedIndexes, MatchingEngine
+from counterfake.service.engine import REPACK_SECONDS, LoadedIndexes, MatchingEngine
 from counterfake.service.limits import RateLimiter
 from counterfake.service.metrics import ServiceMetrics
 from counterfake.service.records import ReviewStore
@@ -33,6 +33,8 @@ class ServiceSettings:
     webhook_attempts: int = 5
     webhook_backoff: float = 1.0
     feed_wait: float = 0.5  # longest a worker waits on the change feed before polling again
+    index_file: str | None = None  # the packed candidate index (index/packed.py), if any
+    repack_seconds: float = REPACK_SECONDS  # how often at most the index file is written again
     sync_video_seconds: float = 20.0  # videos up to this long are answered at once; longer: a job
     max_video_seconds: float = 4 * 3600.0  # longer videos are refused before decoding
 
@@ -54,6 +56,8 @@ class Service:
             max_pixels=settings.max_pixels,
             feed_wait=settings.feed_wait,
             loaded=loaded,
+            packed=settings.index_file,
+            repack_seconds=settings.repack_seconds,
         )
         self.video_jobs = VideoJobs(self.db)
         self.limiter = RateLimiter(settings.rate, settings.burst)

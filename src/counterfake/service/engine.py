@@ -1,8 +1,12 @@
 """The matching engine inside one service process: an in-memory index that follows the registry.
 
-Every service process (worker) builds its candidate index and its PDQ index from the registry
-at start, then follows the registry's change feed in a background thread (PostgreSQL
-LISTEN/NOTIFY; a short poll on SQLite). The feed alone is not enough under load: its thread
+Every service process (worker) loads its candidate index at start, from the packed index file
+when it has one that fits the registry (loading.load_candidates; indexing every signature
+instead takes minutes at 100,000 photos), and its PDQ index from the registry's table of
+hashes; then it follows the registry's change feed in a background thread (PostgreSQL
+LISTEN/NOTIFY; a short poll on SQLite). The feed thread also writes the packed file again,
+at most every ``repack_seconds`` while the registry changes, so that a worker started later
+has few changes to apply from the feed. The feed alone is not enough under load: its thread
 waits for the interpreter behind the matches, and a registration reached a busy worker's index
 only after up to a second. So every match first reads the feed's head (one indexed query) and
 applies what it has not seen: a registration or a withdrawal answered before a match request
@@ -29,13 +33,15 @@ import hashlib
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, replace
 
 from counterfake.imaging import DEFAULT_MAX_PIXELS, decode_image
 from counterfake.index.candidates import CandidateIndex
 from counterfake.index.owners import SharedEntries
+from counterfake.index.packed import PackedIndexError, read_stamp
 from counterfake.index.pdq import PdqIndex
-from counterfake.loading import cached_matcher, index_registry
+from counterfake.loading import cached_matcher, load_candidates, pack
 from counterfake.matching import Match, SignatureQuery, Thresholds
 from counterfake.registry import Change, RegisteredPhoto, Registry
 from counterfake.signature.extract import Signature, make_query
@@ -51,6 +57,10 @@ log = logging.getLogger(__name__)
 # and large enough that a photo verified often is read once (a miss reads and checks a blob).
 SIGNATURE_CACHE = 1024
 _LOAD_BATCH = 5000  # PDQ hashes added to the PDQ index at once while loading
+# Writing the packed index takes about 4 s per gigabyte of index here (18 s at 100,000 photos,
+# docs/speed.md), so it is written at most this often while the registry changes; a worker
+# started from an older file applies the changes since from the feed.
+REPACK_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -100,18 +110,20 @@ class LoadedIndexes:
     entries: SharedEntries  # which registered photos each entry of ``index`` stands for
 
 
-def load_indexes(registry: Registry) -> LoadedIndexes:
-    """Index everything registered; changes made meanwhile are applied by the next sync.
+def load_indexes(registry: Registry, packed: str | None = None) -> LoadedIndexes:
+    """Load everything registered; changes made meanwhile are applied by the next sync.
 
-    Signatures stream in pages and each is dropped once indexed, and the PDQ hashes come from
-    their own table, so a large registry never sits in memory whole. The candidate index is
-    sorted into its search tables here, before the worker answers `/health`: left to the first
-    search, sorting a large registry would fall inside that request (past a minute, the request
-    timeout, at 50,000 photos on two shared cores).
+    The candidate index comes from the ``packed`` file when it fits the registry, else from
+    the registry (see loading.load_candidates). Signatures stream in pages and each is dropped
+    once indexed, and the PDQ hashes come from their own table, so a large registry never sits
+    in memory whole. The candidate index is sorted into its search tables here, before the
+    worker answers `/health`: left to the first search, sorting a large registry would fall
+    inside that request (past a minute, the request timeout, at 50,000 photos on two shared
+    cores).
     """
-    index = CandidateIndex(merge_on_search=False)
-    seq = registry.head_seq()
-    loaded = LoadedIndexes(index, PdqIndex(), seq, index_registry(registry, index))
+    candidates = load_candidates(registry, packed, merge_on_search=False)
+    seq, index = candidates.seq, candidates.index
+    loaded = LoadedIndexes(index, PdqIndex(), seq, candidates.entries)
     batch: list[tuple[str, str]] = []
     for row in registry.pdq_hashes():
         batch.append((f"{row.kind}:{row.ref}", row.hex_hash))
@@ -125,9 +137,10 @@ def load_indexes(registry: Registry) -> LoadedIndexes:
 class MatchingEngine:
     """Candidate and PDQ indexes over the registry, kept current by the change feed.
 
-    The indexes are loaded from ``registry`` unless ``loaded`` brings them (service/workers.py
-    loads them once for several worker processes); the feed is then followed from where they
-    were loaded. The candidate index never joins segments during a search: the feed thread does.
+    The indexes are loaded from ``registry`` (and the ``packed`` file) unless ``loaded``
+    brings them (service/workers.py loads them once for several worker processes); the feed
+    is then followed from where they were loaded. The candidate index never joins segments
+    during a search: the feed thread does, and writes the ``packed`` file again when due.
     """
 
     def __init__(
@@ -139,12 +152,16 @@ class MatchingEngine:
         feed_wait: float = 0.5,
         concurrent_matches: int | None = None,
         loaded: LoadedIndexes | None = None,
+        packed: str | None = None,
+        repack_seconds: float = REPACK_SECONDS,
     ) -> None:
         self.registry = registry
         self.max_pixels = max_pixels
         self.feed_wait = feed_wait
-        loaded = loaded or load_indexes(registry)
+        loaded = loaded or load_indexes(registry, packed)
         self.index, self.pdq, self._seq = loaded.index, loaded.pdq, loaded.seq
+        self.packed, self.repack_seconds = packed, repack_seconds
+        self._packed_seq, self._packed_at = loaded.seq, time.monotonic()  # as loaded or written
         self.entries = loaded.entries
         self._sync_lock = threading.Lock()
         self._stop = threading.Event()
@@ -156,6 +173,9 @@ class MatchingEngine:
         self._matcher, self._signatures = cached_matcher(
             self.index, self._signature, thresholds or Thresholds(), SIGNATURE_CACHE
         )
+        # The changes since the packed file was written (or while the registry was indexed),
+        # applied before the worker answers: its first request must not wait for them.
+        self.sync()
 
     def _signature(self, photo_id: int) -> Signature:
         return self.registry.signature(photo_id)
@@ -215,11 +235,35 @@ class MatchingEngine:
                     feed.wait_for_change(self.feed_wait)
                     self.sync()
                     self.index.compact()
+                    if time.monotonic() - self._packed_at >= self.repack_seconds:
+                        self.repack()
                 except Exception:  # a lost connection: log, wait, and keep following
                     log.exception("following the registry change feed failed; retrying")
                     self._stop.wait(self.feed_wait)
         finally:
             feed.close()
+
+    def repack(self) -> bool:
+        """Write the packed index file from this worker's index if it holds changes the file
+        lacks; True if it wrote it. A file that another worker wrote meanwhile, as new as this
+        worker's index or newer, is left alone."""
+        if self.packed is None or self._seq == self._packed_seq:
+            return False
+        with self._sync_lock:  # index and entries as of one change: no change is applied now
+            seq = self._seq
+            segments, entries = self.index.segment_arrays(), self.entries.arrays()
+        self._packed_at = time.monotonic()
+        try:
+            on_disk = read_stamp(self.packed)
+            if on_disk.seq >= seq and on_disk.registry == self.registry.identity():
+                self._packed_seq = seq
+                return False
+        except (OSError, PackedIndexError):  # missing or unusable: written anew below
+            pass
+        written = pack(self.registry, self.packed, seq, segments, entries)
+        if written:
+            self._packed_seq = seq
+        return written
 
     def stop(self) -> None:
         self._stop.set()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from counterfake.signature.faces import confirmed_face
+from counterfake.signature.faces import face_box
 from counterfake.signature.features import LocalFeatures, OrbSettings, extract_features
 from counterfake.signature.grid import cell_statistics, quantise
 from counterfake.signature.pdq import PdqHash, pdq_dihedral_hashes
@@ -118,14 +118,14 @@ def make_signature(
         features=extract_features(frame_grey, feature_count),
         mirrored=extract_features(np.ascontiguousarray(frame_grey[:, ::-1]), feature_count),
         grid=quantise(cell_statistics(frame)),
-        face=confirmed_face(frame_grey) if face else np.zeros(0, np.int32),
+        face=face_box(frame) if face else np.zeros(0, np.int32),
     )
 
 
 def reference_face(rgb: np.ndarray) -> np.ndarray:
     """The face box ``make_signature`` would keep for this photo, in its reference frame."""
     frame, _ = resize_longer_side(rgb, REFERENCE_SIDE)
-    return confirmed_face(grey(frame))
+    return face_box(frame)
 
 
 def make_query(rgb: np.ndarray, *, features: bool = True) -> Query:

@@ -7,71 +7,60 @@ regenerated body unless we know where the face was. So a signature keeps the box
 and a match whose alignment says "the face was replaced" is no match.
 
 A box in the wrong place is worse than no box: a "face" found on a patterned shirt makes every
-real derivative of that photo look like a face swap. Haar cascades, which ship with OpenCV (no
-model to download, no recognition of who it is), fire on such textures, so a box is kept only
-where three of OpenCV's frontal cascades, trained separately, agree. On the 250 labelled photos
-in ../shared/data/people (checked against their hair and skin labels) the largest box of the
-default cascade lay off the head in 15 photos; the agreement of three, in 1, at the cost of
-finding no face in 45 rather than 39. A photo with no face found simply carries no box, and
-matching falls back to its other checks.
+real derivative of that photo look like a face swap. The box is the most confident face of
+libfacedetection's YuNet detector (the ``yuface`` package: its small CNN's weights are compiled
+into the package, nothing is downloaded, and it recognises nobody), kept only at
+MIN_CONFIDENCE or more. It replaced the agreement of three OpenCV Haar cascades, which cost
+most of a registration and found fewer faces, no more reliably (bench/faces.py compares the two
+on the labelled photos; docs/speed.md has the figures). A photo with no face found simply
+carries no box, and matching falls back to its other checks.
 """
 
 from __future__ import annotations
 
+import ctypes
 from functools import cache
+from pathlib import Path
 
-import cv2
 import numpy as np
+import yuface
 
-_CASCADES = (
-    "haarcascade_frontalface_alt2.xml",  # the box kept; the other two must confirm it
-    "haarcascade_frontalface_default.xml",
-    "haarcascade_frontalface_alt.xml",
-)
-_SAME_FACE_IOU = 0.3
+MIN_CONFIDENCE = 70  # of yuface's 0..100
 
 
 @cache
-def _cascade(name: str) -> cv2.CascadeClassifier:
-    cascade = cv2.CascadeClassifier(cv2.data.haarcascades + name)
-    if cascade.empty():
-        raise RuntimeError(f"OpenCV's {name} is missing from this installation")
-    return cascade
+def _openmp() -> ctypes.CDLL | None:
+    """The OpenMP runtime bundled with yuface's wheel, if it has one."""
+    libraries = Path(yuface.__file__).resolve().parent.parent / "yuface.libs"
+    found = sorted(libraries.glob("libgomp*")) if libraries.is_dir() else []
+    return ctypes.CDLL(str(found[0])) if found else None
 
 
-def confirmed_face(grey: np.ndarray) -> np.ndarray:
-    """The most confident face that all three cascades find, as int32 [x, y, width, height].
+def _one_thread() -> None:
+    """Run the detector on the calling thread alone.
 
-    Empty when they do not agree on any face. The confirming cascades look only around the
-    first one's boxes, which keeps registration fast.
+    Its OpenMP team otherwise takes every core, and on a busy machine spins: 113 ms of CPU time
+    a photo instead of 25 (one-off measurement on this project's 2-core machine). The setting
+    is per thread, so it is made before every detection; it costs a microsecond.
     """
-    primary, *confirming = (_cascade(name) for name in _CASCADES)
-    side = max(17, grey.shape[1] // 2)
-    options = {"scaleFactor": 1.1, "minNeighbors": 3, "minSize": (16, 16), "maxSize": (side, side)}
-    boxes, _, weights = primary.detectMultiScale3(grey, outputRejectLevels=True, **options)
-    agreed = [
-        (box, weight)
-        for box, weight in zip(np.reshape(boxes, (-1, 4)), np.ravel(weights), strict=True)
-        if all(_found_again(cascade, grey, box, options) for cascade in confirming)
-    ]
-    if not agreed:
+    openmp = _openmp()
+    if openmp is not None:
+        openmp.omp_set_num_threads(1)
+
+
+def face_box(rgb: np.ndarray) -> np.ndarray:
+    """The most confident face in an RGB frame, as int32 [x, y, width, height] within it.
+
+    Empty when no face reaches MIN_CONFIDENCE.
+    """
+    _one_thread()
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    confidence, boxes, _ = yuface.detect(bgr, conf=MIN_CONFIDENCE / 100)
+    confidence, boxes = np.ravel(confidence), np.reshape(boxes, (-1, 4)).astype(np.int64)
+    if len(confidence) == 0:
         return np.zeros(0, np.int32)
-    return np.asarray(max(agreed, key=lambda pair: pair[1])[0], np.int32)
-
-
-def _found_again(
-    cascade: cv2.CascadeClassifier, grey: np.ndarray, box: np.ndarray, options: dict
-) -> bool:
-    """Whether ``cascade`` finds a face overlapping ``box`` in the area around it."""
-    x, y, width, height = (int(v) for v in box)
-    x0, y0 = max(0, x - width), max(0, y - height)
-    x1, y1 = min(grey.shape[1], x + 2 * width), min(grey.shape[0], y + 2 * height)
-    found = cascade.detectMultiScale(grey[y0:y1, x0:x1], **options)
-    return any(_iou(box, (fx + x0, fy + y0, fw, fh)) > _SAME_FACE_IOU for fx, fy, fw, fh in found)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    width = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    height = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    overlap = width * height
-    return float(overlap / (a[2] * a[3] + b[2] * b[3] - overlap))
+    x, y, width, height = boxes[int(np.argmax(confidence))]
+    height_limit, width_limit = rgb.shape[:2]
+    x0, y0 = min(max(x, 0), width_limit - 1), min(max(y, 0), height_limit - 1)
+    x1, y1 = min(x + width, width_limit), min(y + height, height_limit)
+    return np.array([x0, y0, max(1, x1 - x0), max(1, y1 - y0)], np.int32)

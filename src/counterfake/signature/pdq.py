@@ -33,9 +33,10 @@ without touching the image again: flipping an image along an axis multiplies eac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 HASH_BITS = 256
 MATCH_THRESHOLD = 31  # Meta's recommended Hamming distance: at most this far apart is a match
@@ -202,11 +203,22 @@ def _blur_and_decimate(side: int) -> np.ndarray:
     return matrix
 
 
+@cache
+def _threadpools() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
 def _samples_64x64(luma: np.ndarray) -> np.ndarray:
-    """Steps 2 and 3: the Jarosz-blurred luminance sampled on a 64x64 grid."""
+    """Steps 2 and 3: the Jarosz-blurred luminance sampled on a 64x64 grid.
+
+    The two products run on the calling thread alone: OpenBLAS otherwise spreads products this
+    small over every core, and its threads' waiting cost 38 ms of CPU time a photo instead of
+    2.3 on a busy 2-core machine (one-off measurement; bench/speed.py's extraction rows).
+    """
     height, width = luma.shape
     rows, cols = _blur_and_decimate(height), _blur_and_decimate(width)
-    return (rows @ luma @ cols.T).astype(np.float64)
+    with _threadpools().limit(limits=1, user_api="blas"):
+        return (rows @ luma @ cols.T).astype(np.float64)
 
 
 # ---------------------------------------------------------------- step 4: quality
