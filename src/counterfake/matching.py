@@ -349,7 +349,7 @@ def localise(
     """Compare the aligned scanned image with the photo's grid; None if too little is visible.
 
     ``trusted``: the grid cells holding the features that verified the alignment (see
-    ``cells_holding``); they are unchanged, and steer the colour fit (cells.py)."""
+    ``cells_holding``); they are unchanged, and anchor the contrast fit (cells.py)."""
     width, height = grid_work_size(signature.frame_width, signature.frame_height)
     to_grid = np.diag([width / signature.frame_width, height / signature.frame_height, 1.0])
     to_cells = to_grid @ transform
