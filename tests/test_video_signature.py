@@ -71,7 +71,7 @@ def test_cli_register_and_hash_a_video(tmp_path: Path, clip: Path) -> None:
     db = str(tmp_path / "r.db")
     registered = run_cli("register", str(clip), "--subject", "alice", "--db", db, cwd=tmp_path)
     assert registered.returncode == 0, registered.stderr
-    assert "registered 1 video(s) for alice; 0 already registered" in registered.stdout
+    assert registered.stdout == "registered 1 video(s) for alice; 0 already registered\n"
     hashed = run_cli("hash", str(clip), str(EXAMPLES / "registered"), "-o", "s.cfsig", cwd=tmp_path)
     assert hashed.returncode == 0, hashed.stderr
     assert "wrote 1 signature(s) and 1 video(s)" in hashed.stdout

@@ -386,7 +386,8 @@ def _register(args: argparse.Namespace) -> int:
     with Registry(_db(args)) as registry:
         added, existing = registry.register(args.subject, contents.photos)
         videos = sum(registry.register_video(args.subject, v) for v in contents.videos)
-    print(f"registered {added} photo(s) for {args.subject}; {existing} already registered")
+    if contents.photos or not contents.videos:
+        print(f"registered {added} photo(s) for {args.subject}; {existing} already registered")
     if contents.videos:
         print(
             f"registered {videos} video(s) for {args.subject}; "
