@@ -19,7 +19,8 @@ from service_support import NESTED_JSON, cfsig_bytes, cfsig_edited, cfsig_with_h
 
 from counterfake.cli import main
 from counterfake.db import connect
-from counterfake.registry import Registry, registry_exists
+from counterfake.registered import registry_exists
+from counterfake.registry import Registry
 from counterfake.signature import cfsig
 from counterfake.signature.extract import make_signature
 

@@ -12,7 +12,8 @@ import pytest
 
 from counterfake.db import connect, engine_errors
 from counterfake.exchange import PdqRecord
-from counterfake.registry import Change, Registry, RegistryError, default_db_path
+from counterfake.registered import Change, RegistryError, default_db_path
+from counterfake.registry import Registry
 from counterfake.signature.extract import make_signature
 
 

@@ -1,11 +1,6 @@
-"""The command line (over 600 lines on purpose, see below). Thin: it parses, calls the layers
-below, and prints.
-
-Why this module is over 600 lines: it is one idea, the command line, made of one argument
-parser and one short function per command (register, hash, scan, pairs, subjects, withdraw,
-keys, serve, exchange, evidence); none of them holds logic of its own, and splitting them
-would scatter the one parser a user reads with ``--help``.
-"""
+"""The command line. Thin: one argument parser (what a user reads with ``--help``) and one
+short function per command, calling the layers below; the ``exchange`` commands are in
+cli_exchange.py, and what a scan writes beside its results in scan_output.py."""
 
 from __future__ import annotations
 
@@ -24,32 +19,25 @@ from typing import TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from counterfake import __version__
+from counterfake import __version__, cli_exchange, scan_output
 from counterfake.atomic import atomic_writer, check_writable
-from counterfake.db import display_name, is_postgres_url
+from counterfake.db import is_postgres_url
 from counterfake.exchange import (
     FORMATS,
     ExchangeFormatError,
-    PdqMatch,
-    check_bank_name,
-    index_pdq_hashes,
-    lookup_pdq,
-    read_pdq_records,
-    write_pdq_records,
 )
-from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, load_image
+from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError
 from counterfake.journal import Journal, JournalError
 from counterfake.keys import ROLES, ApiKeyError, KeyStore
 from counterfake.pairs import PairFinder
 from counterfake.parallel import default_workers
-from counterfake.references import OpaqueIds, exported_records
-from counterfake.registry import (
-    Registry,
+from counterfake.registered import (
     RegistryError,
     check_subject_name,
     default_db_path,
     registry_exists,
 )
+from counterfake.registry import Registry
 from counterfake.reports.csv_report import write_csv, write_pairs_csv
 from counterfake.reports.evidence import (
     EvidenceError,
@@ -57,21 +45,13 @@ from counterfake.reports.evidence import (
     verify_evidence,
     write_evidence,
 )
-from counterfake.reports.html import write_pairs_report, write_report
+from counterfake.reports.html import write_pairs_report
 from counterfake.reports.json_report import write_results
-from counterfake.results import FileResult, Finding
+from counterfake.results import FileResult
 from counterfake.scan import Scanner, hash_files
 from counterfake.signature import cfsig
-from counterfake.signature.pdq import MATCH_THRESHOLD, MIN_QUALITY, PdqHash, pdq_hash
+from counterfake.signature.pdq import MATCH_THRESHOLD
 from counterfake.sources.telegram import ExportSummary
-from counterfake.video.exchange import VpdqRecord, read_vpdq_records, write_vpdq_records
-from counterfake.video.vpdq import (
-    QUERY_MATCH_PERCENT,
-    feature_from_line,
-    features_from_json,
-    match_percent,
-    vpdq_hash,
-)
 
 T = TypeVar("T")
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -199,33 +179,33 @@ def _parser() -> argparse.ArgumentParser:
         description="PDQ hash exchange with StopNCII, ThreatExchange and HMA (docs/exchange.md)",
     ).add_subparsers(required=True, metavar="ACTION")
     export = exchange.add_parser("export", help="write the registered photos' PDQ hashes")
-    export.set_defaults(run=_exchange_export)
+    export.set_defaults(run=cli_exchange.export_pdq)
     export.add_argument("-o", "--output", required=True, metavar="FILE")
     export.add_argument("--format", required=True, choices=FORMATS)
     import_ = exchange.add_parser("import", help="store PDQ hashes shared by a programme")
-    import_.set_defaults(run=_exchange_import)
+    import_.set_defaults(run=cli_exchange.import_pdq)
     import_.add_argument("file", metavar="FILE", help="any of the formats; detected")
     import_.add_argument("--source", required=True, help="who shared them (e.g. stopncii)")
     export_v = exchange.add_parser(
         "export-vpdq", help="write the registered videos' vPDQ (ThreatExchange CSV)"
     )
-    export_v.set_defaults(run=_exchange_export_vpdq)
+    export_v.set_defaults(run=cli_exchange.export_vpdq)
     export_v.add_argument("-o", "--output", required=True, metavar="FILE")
     import_v = exchange.add_parser(
         "import-vpdq", help="store vPDQ signals shared in a ThreatExchange CSV"
     )
-    import_v.set_defaults(run=_exchange_import_vpdq)
+    import_v.set_defaults(run=cli_exchange.import_vpdq)
     import_v.add_argument("file", metavar="FILE")
     import_v.add_argument("--source", required=True, help="who shared them")
     lookup_v = exchange.add_parser(
         "lookup-vpdq", help="registered and imported videos a video matches by vPDQ alone"
     )
-    lookup_v.set_defaults(run=_exchange_lookup_vpdq)
+    lookup_v.set_defaults(run=cli_exchange.lookup_vpdq)
     lookup_v.add_argument("video", metavar="VIDEO")
     for sub in (export_v, import_v, lookup_v):
         _db_option(sub)
     lookup = exchange.add_parser("lookup", help="PDQ hashes held near a hash or an image's")
-    lookup.set_defaults(run=_exchange_lookup)
+    lookup.set_defaults(run=cli_exchange.lookup_pdq)
     lookup.add_argument("query", metavar="HEX|FILE", help="a PDQ hash, a hash file or an image")
     lookup.add_argument(
         "--max-distance",
@@ -417,7 +397,7 @@ def _scan(args: argparse.Namespace) -> int:
             check_writable(output)  # an OSError here is one line and exit 2, before any work
     if args.evidence:
         check_evidence_target(args.evidence)
-    journal = Journal(args.json, _scan_settings(args, db)) if args.json else None
+    journal = Journal(args.json, scan_output.scan_settings(args, db)) if args.json else None
     if journal is not None and journal.done:
         err.print(f"resuming: {len(journal.done)} result(s) from {journal.path}", markup=False)
     scanner = Scanner(db, max_pixels=args.max_pixels)
@@ -425,7 +405,7 @@ def _scan(args: argparse.Namespace) -> int:
     exports: list[ExportSummary] = []
     interrupted = False
     started = datetime.now(UTC)
-    scratch = _scratch_masks(args)
+    scratch = scan_output.scratch_masks(args)
     try:
         with _progress("scanning") as progress:
             found = scanner.scan(
@@ -443,7 +423,7 @@ def _scan(args: argparse.Namespace) -> int:
                     err.print(result.error, markup=False)
     except KeyboardInterrupt:
         interrupted = True
-    anchor = _write_reports(args, results, scanner, started, interrupted)
+    anchor = scan_output.write_reports(args, results, scanner, started, interrupted)
     if scratch is not None:
         for result in results:  # the scratch masks are not the user's: do not point at them
             result.matches = [replace(match, mask=None) for match in result.matches]
@@ -458,101 +438,12 @@ def _scan(args: argparse.Namespace) -> int:
             journal.remove()
     if args.csv:
         write_csv(args.csv, results)
-    _summarise(results, interrupted, exports)
+    scan_output.summarise(results, interrupted, exports)
     if anchor:
         print(
             f"evidence in {args.evidence}; keep this hash elsewhere to prove it unchanged: {anchor}"
         )
     return 130 if interrupted else 0
-
-
-def _scratch_masks(args: argparse.Namespace) -> Path | None:
-    """Where masks go when the report or the evidence needs them and the user asked for none.
-
-    Beside the JSON when there is one, so that a resumed scan finds the masks of the results
-    its journal holds; else a temporary folder. Removed when the scan is done.
-    """
-    if args.masks or not (args.report or args.evidence):
-        return None
-    if args.json:
-        return Path(f"{args.json}.masks")
-    return Path(tempfile.mkdtemp(prefix="counterfake-masks-"))
-
-
-def _scan_settings(args: argparse.Namespace, db: str) -> dict[str, object]:
-    """What must be the same for a scan to resume another: inputs, registry, decoding, masks."""
-    return {
-        "inputs": [str(Path(path).absolute()) for path in args.paths],
-        "registry": display_name(db),
-        "max_pixels": args.max_pixels,
-        "masks": str(Path(args.masks).absolute()) if args.masks else None,
-    }
-
-
-def _write_reports(
-    args: argparse.Namespace,
-    results: list[FileResult],
-    scanner: Scanner,
-    started: datetime,
-    interrupted: bool,
-) -> str | None:
-    """The HTML report and the evidence; the hash of the evidence's last line, if written."""
-    if args.report:
-        write_report(
-            args.report,
-            results,
-            scanned_at=started,
-            interrupted=interrupted,
-            max_pixels=args.max_pixels,
-        )
-    if not args.evidence:
-        return None
-    return write_evidence(
-        args.evidence,
-        results,
-        registry=scanner.registry_path,
-        started=started,
-        thresholds=scanner.thresholds,
-        settings={"paths": list(args.paths), "max_pixels": args.max_pixels},
-        interrupted=interrupted,
-    )
-
-
-def _summarise(results: list[FileResult], interrupted: bool, exports: list[ExportSummary]) -> None:
-    errors = sum(1 for r in results if r.error)
-    kinds = [m.kind for r in results for m in r.matches]
-    shown = kinds.count("contains_photo")
-    print(
-        f"scanned {len(results)} file(s): {kinds.count('manipulated')} manipulated, "
-        f"{kinds.count('repost')} repost(s), "
-        + (f"{shown} registered photo(s) shown in videos, " if shown else "")
-        + f"{errors} unreadable"
-        + (" (interrupted)" if interrupted else "")
-    )
-    for export in exports:
-        counts = export.to_json()
-        print(
-            f"  telegram export {export.path}: {counts['chats']} chat(s), "
-            f"{counts['messages']} message(s), {counts['images']} image(s), "
-            f"{counts['not_included']} not included in the export, "
-            f"{counts['refused_paths']} refused path(s)"
-        )
-    for result in results:
-        for match in result.matches:
-            if isinstance(match, Finding):
-                print(
-                    f"  {match.kind:<11} {result.path}  <-  {match.photo} ({match.subject}), "
-                    f"score {match.score:.2f}, "
-                    + (f"by {match.signal} alone, " if match.nfa is None else "")
-                    + (f"nfa {match.nfa:.1e}, " if match.nfa is not None else "")
-                    + f"altered {match.altered_fraction:.0%}"
-                    + "".join(f", at {a:.1f}-{b:.1f} s" for a, b in _scan_ranges(match))
-                )
-
-
-def _scan_ranges(match: Finding) -> list[tuple[float, float]]:
-    """Where a video match is in the scanned video (none for an image's match)."""
-    return [part.scan for part in match.segments or []]
 
 
 def _pairs(args: argparse.Namespace) -> int:
@@ -644,133 +535,6 @@ def _withdraw(args: argparse.Namespace) -> int:
         ReviewStore(registry.db).forget_subject(args.subject)
     print(f"withdrew {args.subject}: {count} signature(s) deleted")
     return 0
-
-
-def _exchange_export(args: argparse.Namespace) -> int:
-    """The registered photos' PDQ (original orientation), under opaque references: never the
-    subject's name or the photo's label. Hashes under Meta's quality floor are left out."""
-    with Registry(_db(args)) as registry:
-        held = sum(1 for _ in registry.photo_pdq_hashes())
-        kept = list(exported_records(registry, OpaqueIds(registry.db)))
-    with open(args.output, "w", encoding="utf-8", newline="") as out:
-        write_pdq_records(kept, out, args.format)
-    print(
-        f"exported {len(kept)} PDQ hash(es) to {args.output} ({args.format}); "
-        f"{held - len(kept)} under quality {MIN_QUALITY} left out"
-    )
-    return 0
-
-
-def _exchange_import(args: argparse.Namespace) -> int:
-    check_bank_name(args.source)
-    records = list(read_pdq_records(args.file))  # all read before any is stored
-    withdrawn = sum(record.withdrawn for record in records)
-    with Registry(_db(args)) as registry:
-        added = registry.add_pdq_hashes(records, source=args.source)
-    print(
-        f"imported {added} PDQ hash(es) from {args.file} as {args.source}; "
-        f"{len(records) - withdrawn - added} already held; "
-        f"{withdrawn} withdrawn by the sharer (deleted here if held)"
-    )
-    return 0
-
-
-def _exchange_export_vpdq(args: argparse.Namespace) -> int:
-    """The registered videos' vPDQ under opaque references (never a subject or a label)."""
-    with Registry(_db(args)) as registry:
-        ids = OpaqueIds(registry.db)
-        records = [
-            VpdqRecord(
-                tuple(map(feature_from_line, registry.video_vpdq(v.video_id).split())),
-                ids("video", v.video_id),
-            )
-            for v in registry.videos()
-        ]
-    with open(args.output, "w", encoding="utf-8", newline="") as out:
-        count = write_vpdq_records(records, out)
-    print(f"exported the vPDQ of {count} video(s) to {args.output} (threatexchange)")
-    return 0
-
-
-def _exchange_import_vpdq(args: argparse.Namespace) -> int:
-    check_bank_name(args.source)
-    records = list(read_vpdq_records(args.file))  # all read before any is stored
-    with Registry(_db(args)) as registry:
-        added = registry.add_vpdq(records, source=args.source)
-    print(
-        f"imported {added} vPDQ signal(s) from {args.file} as {args.source}; "
-        f"{len(records) - added} already held"
-    )
-    return 0
-
-
-def _exchange_lookup_vpdq(args: argparse.Namespace) -> int:
-    """Meta's decision alone (80% of the video's good frames within distance 31)."""
-    query = vpdq_hash(args.video)
-    found = 0
-    with Registry(_db(args)) as registry:
-        held = [
-            (f"{v.subject}: {v.label}", registry.video_vpdq(v.video_id)) for v in registry.videos()
-        ]
-        candidates = [
-            (name, tuple(map(feature_from_line, lines.split()))) for name, lines in held
-        ] + [
-            (f"{source}: {ref or row_id}", tuple(features_from_json(signal)))
-            for row_id, source, signal, ref in registry.imported_vpdq()
-        ]
-    for name, features in candidates:
-        percent = match_percent(query, features)
-        if percent >= QUERY_MATCH_PERCENT:
-            found += 1
-            print(f"{name}\t{percent:.0f}% of the video's frames", flush=True)
-    if not found:
-        print(f"{args.video}: no registered or imported video matches by vPDQ")
-    return 0
-
-
-def _exchange_lookup(args: argparse.Namespace) -> int:
-    queries = _lookup_queries(args.query)
-    with Registry(_db(args)) as registry:
-        index = index_pdq_hashes(registry.pdq_hashes(dihedral=True))
-        for name, pdq in queries:
-            if pdq.quality < MIN_QUALITY:
-                err.print(f"{name}: quality {pdq.quality} is under {MIN_QUALITY}", markup=False)
-            matches = lookup_pdq(index, pdq.hex(), args.max_distance)
-            print(f"{name}: {len(matches)} match(es)")
-            for match in matches:
-                print(f"  {_describe_pdq_match(registry, match)}, distance {match.distance}")
-    return 0
-
-
-def _lookup_queries(query: str) -> list[tuple[str, PdqHash]]:
-    """(name, hash) to look up: a hash given as 64 hex digits, a hash file, or an image."""
-    if not Path(query).exists():
-        try:
-            return [(query, PdqHash.from_hex(query))]
-        except ValueError:
-            raise ExchangeFormatError(f"{query}: neither a PDQ hash nor a file") from None
-    try:
-        Path(query).read_text(encoding="utf-8")
-    except UnicodeDecodeError:  # binary: an image
-        return [(query, pdq_hash(load_image(query)))]
-    return [
-        (
-            f"{query}: {record.ref or record.hash_hex}",
-            PdqHash.from_hex(record.hash_hex, record.quality or 100),
-        )
-        for record in read_pdq_records(query)
-    ]
-
-
-def _describe_pdq_match(registry: Registry, match: PdqMatch) -> str:
-    if match.kind == "photo":
-        photo = registry.photo(int(match.ref))
-        return f"photo {photo.photo_id} {photo.label} ({photo.subject})"
-    imported = registry.imported_pdq(int(match.ref))
-    if imported is None:  # withdrawn by its sharer since the lookup
-        return f"imported {match.ref} (withdrawn since)"
-    source, _, _, ref = imported
-    return f"imported {match.ref} from {source}" + (f" ({ref})" if ref else "")
 
 
 def _keys_create(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""The registry of record (over 600 lines on purpose, see below): subjects, the signatures of
+"""The registry of record: subjects, the signatures of
 their photos and videos, and imported PDQ hashes.
 
 One SQLite file by default, or a PostgreSQL database (``postgresql://`` URL) that many matching
@@ -12,29 +12,22 @@ PostgreSQL, NOTIFYs ``counterfake_registry`` on commit. A worker loads the regis
 (after reading :meth:`Registry.head_seq`), then applies :meth:`Registry.changes_since` whenever
 :meth:`Registry.wait_for_change` says something happened. Applying a change twice is harmless.
 
-Why this module is over 600 lines: it is the one class that owns the registry's tables and
-their transactions (subjects, photos, videos and their frames, imported PDQ and vPDQ, the
-change feed); a registration or withdrawal of photos and videos is one transaction over all of
-them, and splitting the class would split what must commit together.
+The tables are in registry_tables.py, the records this class hands out in registered.py, and
+the reading side of the change feed in change_feed.py.
 """
 
 from __future__ import annotations
 
 import os
-import time
-import unicodedata
-import uuid
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from counterfake.change_feed import CHANGES_CHANNEL, ChangeFeed
 from counterfake.db import (
     Database,
     DatabaseError,
-    Listener,
-    PostgresDatabase,
     Transaction,
     connect,
     display_name,
@@ -42,6 +35,14 @@ from counterfake.db import (
     is_postgres_url,
 )
 from counterfake.exchange import PdqRecord, PdqRow
+from counterfake.registered import (
+    RegisteredPhoto,
+    RegisteredVideo,
+    RegistryError,
+    SubjectFull,
+    VideoFrame,
+)
+from counterfake.registry_tables import SCHEMA, SCHEMA_VERSION, WITHDRAWN_TABLES
 from counterfake.signature import cfsig
 from counterfake.signature.extract import Signature
 from counterfake.signature.pdq import PdqHash
@@ -50,168 +51,8 @@ if TYPE_CHECKING:
     from counterfake.video.exchange import VpdqRecord
     from counterfake.video.signature import VideoSignature
 
-DEFAULT_DB = "counterfake.db"
-SCHEMA_VERSION = 2
-CHANGES_CHANNEL = "counterfake_registry"
 _WRITE_LOCK = 0x6366_0002  # serialises registry writers so change numbers commit in order
-WITHDRAWN_TABLES = (
-    "photos",
-    "photo_pdq",
-    "video_frames",
-    "videos",
-    "subjects",
-)  # what a withdrawal deletes from
 _PAGE = 500  # rows per query when streaming signatures
-_POLL_SECONDS = 0.05  # how often SQLite's wait_for_change looks for new changes
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS subjects (
-        id {SERIAL_PK},
-        name TEXT NOT NULL UNIQUE,
-        created TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS photos (
-        id {SERIAL_PK},
-        subject_id BIGINT NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
-        label TEXT NOT NULL,
-        sha256 TEXT NOT NULL,
-        signature {BLOB} NOT NULL,
-        created TEXT NOT NULL,
-        UNIQUE (subject_id, sha256)
-    )""",
-    # The photo's PDQ hashes (all eight orientations), kept beside the signature so that the
-    # hash exchange never has to decode every signature.
-    """CREATE TABLE IF NOT EXISTS photo_pdq (
-        photo_id BIGINT NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
-        orientation TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        quality INTEGER NOT NULL,
-        PRIMARY KEY (photo_id, orientation)
-    )""",
-    """CREATE TABLE IF NOT EXISTS imported_pdq (
-        id {SERIAL_PK},
-        source TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        quality INTEGER,
-        ref TEXT,
-        created TEXT NOT NULL,
-        UNIQUE (source, hash)
-    )""",
-    # A registered video: its sampled frames are rows of photos (their signatures, matched as
-    # photos are), tied to it with their times by video_frames; vPDQ as Meta's hash-file lines.
-    """CREATE TABLE IF NOT EXISTS videos (
-        id {SERIAL_PK},
-        subject_id BIGINT NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
-        label TEXT NOT NULL,
-        sha256 TEXT NOT NULL,
-        md5 TEXT NOT NULL,
-        duration DOUBLE PRECISION NOT NULL,
-        vpdq TEXT NOT NULL,
-        created TEXT NOT NULL,
-        UNIQUE (subject_id, sha256)
-    )""",
-    """CREATE TABLE IF NOT EXISTS video_frames (
-        photo_id BIGINT PRIMARY KEY REFERENCES photos(id) ON DELETE CASCADE,
-        video_id BIGINT NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
-        time DOUBLE PRECISION NOT NULL
-    )""",
-    # vPDQ signals imported from a hash-sharing programme, named by the SHA-256 of the signal.
-    """CREATE TABLE IF NOT EXISTS imported_vpdq (
-        id {SERIAL_PK},
-        source TEXT NOT NULL,
-        digest TEXT NOT NULL,
-        signal TEXT NOT NULL,
-        ref TEXT,
-        created TEXT NOT NULL,
-        UNIQUE (source, digest)
-    )""",
-    """CREATE TABLE IF NOT EXISTS changes (
-        seq {SERIAL_PK},
-        action TEXT NOT NULL,
-        photo_id BIGINT NOT NULL,
-        created TEXT NOT NULL
-    )""",
-)
-
-
-class RegistryError(Exception):
-    """The registry cannot be used; the message is one line naming the file or database."""
-
-
-class SubjectFull(Exception):
-    """A registration would take a subject past the most photos allowed it."""
-
-
-@dataclass(frozen=True)
-class RegisteredPhoto:
-    photo_id: int
-    subject: str
-    label: str
-    sha256: str
-
-
-@dataclass(frozen=True)
-class RegisteredVideo:
-    video_id: int
-    subject: str
-    label: str
-    sha256: str
-    md5: str
-    duration: float
-
-
-@dataclass(frozen=True)
-class VideoFrame:
-    """A registered photo that is a sampled frame of a registered video."""
-
-    video_id: int
-    time: float
-
-
-@dataclass(frozen=True)
-class Change:
-    """One entry of the change feed.
-
-    ``add`` and ``remove`` name a registered photo; ``import`` and ``unimport`` (its sharer
-    withdrew it) name a row of imported PDQ hashes: ``photo_id`` is then that row's id, see
-    :meth:`Registry.imported_pdq`.
-    """
-
-    seq: int
-    action: Literal["add", "remove", "import", "unimport"]
-    photo_id: int
-
-
-def default_db_path() -> str:
-    """``$COUNTERFAKE_DB`` if set, else ./counterfake.db."""
-    return os.environ.get("COUNTERFAKE_DB") or DEFAULT_DB
-
-
-def registry_exists(target: str) -> bool:
-    """A PostgreSQL URL is taken to exist (connecting tells); a file must be there."""
-    return is_postgres_url(target) or Path(target).exists()
-
-
-MAX_SUBJECT = 200  # characters of a subject's name
-
-
-def check_subject_name(name: object) -> str:
-    """A subject's name as a person or a helpline gives it: 1 to MAX_SUBJECT printable
-    characters, no ``/`` (the service scopes names with it) and not ``.`` or ``..`` (a path
-    segment that clients resolve away). The one check the CLI and the service apply; raises
-    ValueError saying what a name must be."""
-    if (
-        not isinstance(name, str)
-        or not 1 <= len(name) <= MAX_SUBJECT
-        or name in (".", "..")
-        or "/" in name
-        or any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp") for char in name)
-    ):
-        raise ValueError(
-            f"a subject name is 1-{MAX_SUBJECT} printable characters, without '/', "
-            "and not '.' or '..'"
-        )
-    return name
 
 
 def _prefixed(column: str, prefix: str | None) -> tuple[str, tuple]:
@@ -227,7 +68,27 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class Registry:
+def _check_signatures(signatures: Iterable[Signature], whose: str, each: str) -> None:
+    """Refuse the whole registration, naming the first malformed signature ("frame 3 of ...")."""
+    for number, signature in enumerate(signatures, 1):
+        try:
+            cfsig.check_signature(signature)
+        except ValueError as error:
+            raise cfsig.SignatureFileError(f"{each} {number} {whose}", str(error)) from None
+
+
+def _check_held(tx: Transaction, subject_id: int, max_photos: int | None, what: str) -> None:
+    """SubjectFull when the subject now holds more than ``max_photos`` (None: no limit)."""
+    if max_photos is None:
+        return
+    (held,) = tx.execute(
+        "SELECT COUNT(*) FROM photos WHERE subject_id = ?", (subject_id,)
+    ).fetchone()
+    if held > max_photos:
+        raise SubjectFull(f"{held} {what} for one subject; the limit is {max_photos}")
+
+
+class Registry(ChangeFeed):
     """Subjects, photo signatures and imported PDQ hashes in a SQLite file or PostgreSQL."""
 
     def __init__(self, target: str | os.PathLike) -> None:
@@ -235,8 +96,6 @@ class Registry:
         self.name = display_name(self.path) if is_postgres_url(self.path) else self.path
         if not is_postgres_url(self.path) and Path(self.path).is_dir():
             raise RegistryError(f"{self.path}: is a directory, not a registry file")
-        self._listener: Listener | None = None
-        self._seen_seq: int | None = None
         try:
             self.db: Database = connect(self.path)
         except DatabaseError as error:
@@ -244,7 +103,7 @@ class Registry:
                 f"{self.name}: not a usable counterfake registry ({error.problem})"
             ) from None
         try:
-            self.db.ensure_schema(_SCHEMA)
+            self.db.ensure_schema(SCHEMA)
             with self.db.transaction() as tx:
                 self._check_schema(tx)
         except (RegistryError, *engine_errors()) as error:  # type: ignore[misc]  # mypy#12100
@@ -311,21 +170,10 @@ class Registry:
         once cannot both slip under it).
         """
         signatures = list(signatures)
-        for number, signature in enumerate(signatures, 1):
-            try:
-                cfsig.check_signature(signature)
-            except ValueError as error:
-                raise cfsig.SignatureFileError(
-                    f"signature {number} for {subject}", str(error)
-                ) from None
+        _check_signatures(signatures, f"for {subject}", "signature")
         added = existing = 0
         with self.db.transaction() as tx:
-            tx.lock(_WRITE_LOCK)
-            tx.execute(
-                "INSERT INTO subjects (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-                (subject, _now()),
-            )
-            subject_id = self._subject_id(tx, subject)
+            subject_id = self._locked_subject(tx, subject)
             for signature in signatures:
                 row = tx.execute(
                     "INSERT INTO photos (subject_id, label, sha256, signature, created) "
@@ -345,13 +193,8 @@ class Registry:
                 added += 1
                 self._insert_pdq(tx, row[0], signature)
                 self._record_change(tx, "add", row[0])
-            if max_photos is not None and added:
-                (held,) = tx.execute(
-                    "SELECT COUNT(*) FROM photos WHERE subject_id = ?", (subject_id,)
-                ).fetchone()
-                if held > max_photos:
-                    raise SubjectFull(f"{held} photos for one subject; the limit is {max_photos}")
             if added:
+                _check_held(tx, subject_id, max_photos, "photos")
                 tx.notify(CHANGES_CHANNEL, "add")
         return added, existing
 
@@ -362,20 +205,9 @@ class Registry:
         change feed and the index see them as photos) and the video with its frames' times.
         False if the subject already holds this video (by SHA-256); nothing is added then.
         With ``max_photos``, SubjectFull if its frames would take the subject past it."""
-        for number, signature in enumerate(video.frames, 1):
-            try:
-                cfsig.check_signature(signature)
-            except ValueError as error:
-                raise cfsig.SignatureFileError(
-                    f"frame {number} of {video.label}", str(error)
-                ) from None
+        _check_signatures(video.frames, f"of {video.label}", "frame")
         with self.db.transaction() as tx:
-            tx.lock(_WRITE_LOCK)
-            tx.execute(
-                "INSERT INTO subjects (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-                (subject, _now()),
-            )
-            subject_id = self._subject_id(tx, subject)
+            subject_id = self._locked_subject(tx, subject)
             row = tx.execute(
                 "INSERT INTO videos (subject_id, label, sha256, md5, duration, vpdq, created) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (subject_id, sha256) DO NOTHING "
@@ -411,16 +243,20 @@ class Registry:
                 )
                 self._insert_pdq(tx, photo[0], signature)
                 self._record_change(tx, "add", photo[0])
-            if max_photos is not None:
-                (held,) = tx.execute(
-                    "SELECT COUNT(*) FROM photos WHERE subject_id = ?", (subject_id,)
-                ).fetchone()
-                if held > max_photos:
-                    raise SubjectFull(
-                        f"{held} photos and video frames for one subject; the limit is {max_photos}"
-                    )
+            _check_held(tx, subject_id, max_photos, "photos and video frames")
             tx.notify(CHANGES_CHANNEL, "add")
         return True
+
+    def _locked_subject(self, tx: Transaction, subject: str) -> int:
+        """The subject's id, the subject made if new, under the write lock (so that change
+        numbers commit in order and a subject's photo count holds until the commit)."""
+        tx.lock(_WRITE_LOCK)
+        tx.execute(
+            "INSERT INTO subjects (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+            (subject, _now()),
+        )
+        (subject_id,) = tx.execute("SELECT id FROM subjects WHERE name = ?", (subject,)).fetchone()
+        return int(subject_id)
 
     def withdraw(self, subject: str) -> int:
         """Delete a subject and all its signatures (deleted, not hidden); return how many photos.
@@ -715,70 +551,3 @@ class Registry:
         return cfsig.loads(bytes(blob), f"{self.name} photo {photo_id}")[0]
 
     # ---- following changes ---------------------------------------------------------------
-
-    def head_seq(self) -> int:
-        """The number of the latest change (0 if none): load the registry after reading it,
-        then follow ``changes_since(head)``."""
-        return self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM changes")[0][0]
-
-    def identity(self) -> str:
-        """A random id given to this registry the first time it is asked for: a packed index
-        (index/packed.py) names the registry it was taken from with it."""
-        read = "SELECT value FROM meta WHERE key = 'registry_id'"
-        rows = self.db.execute(read)
-        if not rows:
-            with self.db.transaction() as tx:
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ('registry_id', ?) "
-                    "ON CONFLICT (key) DO NOTHING",
-                    (uuid.uuid4().hex,),
-                )
-            rows = self.db.execute(read)
-        return rows[0][0]
-
-    def change_stamp(self, seq: int) -> str:
-        """Change ``seq`` as recorded ("" for 0 or a change that is not there): the same
-        number with another stamp means the registry was restored or rebuilt since."""
-        rows = self.db.execute(
-            "SELECT action, photo_id, created FROM changes WHERE seq = ?", (seq,)
-        )
-        return ":".join(map(str, rows[0])) if rows else ""
-
-    def changes_since(self, seq: int, limit: int = 10_000) -> tuple[int, list[Change]]:
-        """Changes numbered above ``seq`` (at most ``limit``, oldest first), and the number to
-        pass next time: the last change's, or ``seq`` itself when nothing is new."""
-        rows = self.db.execute(
-            "SELECT seq, action, photo_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
-            (seq, limit),
-        )
-        changes = [Change(*row) for row in rows]
-        return (changes[-1].seq if changes else seq), changes
-
-    def wait_for_change(self, timeout: float) -> bool:
-        """Block until the registry changes or ``timeout`` seconds pass; True if it changed.
-
-        PostgreSQL: LISTEN on a dedicated connection, so the change arrives as it commits.
-        SQLite: look for a new change number every 50 ms. A change that lands between two
-        calls is reported by the next one, never lost (on PostgreSQL, from the first call on).
-        """
-        if isinstance(self.db, PostgresDatabase):
-            if self._listener is None:
-                self._listener = self.db.listener(CHANGES_CHANNEL)
-            try:
-                return self._listener.wait(timeout)
-            except engine_errors():  # the connection was lost: listen anew on the next call
-                self._listener.close()
-                self._listener = None
-                raise
-        if self._seen_seq is None:
-            self._seen_seq = self.head_seq()
-        deadline = time.monotonic() + timeout
-        while True:
-            head = self.head_seq()
-            if head != self._seen_seq:
-                self._seen_seq = head
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            time.sleep(min(_POLL_SECONDS, remaining))

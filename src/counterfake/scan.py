@@ -23,7 +23,8 @@ from counterfake.loading import cached_matcher, index_registry
 from counterfake.masks import DIGEST_CHARACTERS, write_mask
 from counterfake.matching import Match, Matcher, Thresholds
 from counterfake.parallel import in_parallel
-from counterfake.registry import RegisteredPhoto, RegisteredVideo, Registry
+from counterfake.registered import RegisteredPhoto, RegisteredVideo
+from counterfake.registry import Registry
 from counterfake.results import FileResult, Finding
 from counterfake.signature import cfsig
 from counterfake.signature.extract import Signature, make_query, make_signature

@@ -43,7 +43,8 @@ from counterfake.index.packed import PackedIndexError, read_stamp
 from counterfake.index.pdq import PdqIndex
 from counterfake.loading import cached_matcher, load_candidates, pack
 from counterfake.matching import Match, SignatureQuery, Thresholds
-from counterfake.registry import Change, RegisteredPhoto, Registry
+from counterfake.registered import Change, RegisteredPhoto
+from counterfake.registry import Registry
 from counterfake.signature.extract import Signature, make_query
 from counterfake.signature.pdq import pdq_hash
 from counterfake.video.decode import VideoError, VideoLimits, is_animation

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, UploadFile
 from pydantic import BaseModel, Field, HttpUrl, field_validator
 
 from counterfake.keys import ApiKey
-from counterfake.registry import MAX_SUBJECT, SubjectFull, check_subject_name
+from counterfake.registered import MAX_SUBJECT, SubjectFull, check_subject_name
 from counterfake.service.auth import require
 from counterfake.service.forms import one_part
 from counterfake.service.organisations import scope, scoped

@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 
 from counterfake.evidence import MAX_NFA
 from counterfake.matching import Match, Matcher, verify, verify_and_decide
-from counterfake.registry import VideoFrame
+from counterfake.registered import VideoFrame
 from counterfake.signature.extract import Query
 from counterfake.tiles import grid_cells
 from counterfake.video.timeline import in_step

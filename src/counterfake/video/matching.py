@@ -33,7 +33,7 @@ import numpy as np
 
 from counterfake.evidence import MAX_NFA
 from counterfake.matching import Match, Matcher
-from counterfake.registry import VideoFrame
+from counterfake.registered import VideoFrame
 from counterfake.signature.extract import QUERY_MAX_SIDE, make_query
 from counterfake.video.decode import Video, VideoLimits
 from counterfake.video.looking import FrameHit, FrameLooker, Target

@@ -34,7 +34,7 @@ from counterfake.imaging import ImageError
 from counterfake.index.candidates import CandidateIndex
 from counterfake.index.owners import SharedEntries
 from counterfake.matching import Matcher
-from counterfake.registry import VideoFrame
+from counterfake.registered import VideoFrame
 from counterfake.results import Cluster, Pair, PairsDocument, PictureFile, TimeRange
 from counterfake.signature.extract import Signature
 from counterfake.video.matching import VideoMatch, scan_video
