@@ -12,6 +12,11 @@ import numpy as np
 import pytest
 from postgres_support import PostgresServer, find_bindir
 
+from counterfake.imaging import load_image
+from counterfake.index.candidates import CandidateIndex
+from counterfake.matching import Matcher
+from counterfake.signature.extract import make_signature
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
 SHARED_DATA = Path(os.environ.get("COUNTERFAKE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -50,6 +55,17 @@ def garment() -> np.ndarray:
     mask = np.zeros((640, 480), np.uint8)
     cv2.ellipse(mask, (200, 380), (85, 150), 0, 0, 360, 255, -1)
     return mask > 0
+
+
+@pytest.fixture(scope="session")
+def registered() -> tuple[np.ndarray, Matcher]:
+    """A real people photo (../shared/data) and a matcher that holds only it; the tests that
+    use it are skipped where the shared photos are absent."""
+    photo = load_image(SHARED_DATA / "people" / "0123.jpg")
+    signature = make_signature(photo, "people/0123.jpg", "0" * 64)
+    index = CandidateIndex()
+    index.add(1, signature)
+    return photo, Matcher(index, {1: signature}.__getitem__)
 
 
 def blur_region(rgb: np.ndarray, region: np.ndarray, sigma: float = 20) -> np.ndarray:

@@ -23,15 +23,6 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def registered():
-    photo = load_image(SHARED_DATA / "people" / "0123.jpg")
-    signature = make_signature(photo, "people/0123.jpg", "0" * 64)
-    index = CandidateIndex()
-    index.add(1, signature)
-    return photo, Matcher(index, {1: signature}.__getitem__)
-
-
-@pytest.fixture(scope="module")
 def garment() -> np.ndarray:
     return np.asarray(Image.open(SHARED_DATA / "people" / "0123_mask.png")) > 127
 

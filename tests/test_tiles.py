@@ -10,9 +10,7 @@ from conftest import SHARED_DATA, blur_region, jpeg
 from PIL import Image
 
 from counterfake.imaging import load_image
-from counterfake.index.candidates import CandidateIndex
-from counterfake.matching import Matcher
-from counterfake.signature.extract import make_query, make_signature
+from counterfake.signature.extract import make_query
 from counterfake.tiles import grid_cells
 
 pytestmark = pytest.mark.skipif(
@@ -37,15 +35,6 @@ def two_by_two(tiles: list[np.ndarray], side: int, gutter: int = 6) -> np.ndarra
 
 def others() -> list[np.ndarray]:
     return [load_image(SHARED_DATA / "distractors" / f"{d}.jpg") for d in ("0101", "0202", "0303")]
-
-
-@pytest.fixture(scope="module")
-def registered():
-    photo = load_image(SHARED_DATA / "people" / "0123.jpg")
-    signature = make_signature(photo, "people/0123.jpg", "0" * 64)
-    index = CandidateIndex()
-    index.add(1, signature)
-    return photo, Matcher(index, {1: signature}.__getitem__)
 
 
 def test_a_two_by_two_grid_is_cut_into_its_four_cells():

@@ -35,7 +35,7 @@ from counterfake.index.candidates import CandidateIndex
 from counterfake.index.owners import SharedEntries
 from counterfake.matching import Matcher
 from counterfake.registered import VideoFrame
-from counterfake.results import Cluster, Pair, PairsDocument, PictureFile, TimeRange
+from counterfake.results import Cluster, Direction, Pair, PairsDocument, PictureFile, TimeRange
 from counterfake.signature.extract import Signature
 from counterfake.video.matching import VideoMatch, scan_video
 from counterfake.video.signature import VideoSignature, make_video_signature
@@ -103,7 +103,7 @@ def add_video_pairs(
         number = joined[0] if joined else len(doc.clusters) + 1
         for source, derivative, match in found:
             if derivative in members:
-                doc.pairs.append(_pair(videos, source, derivative, match, number))
+                doc.pairs.append(_pair(videos[source].path, videos[derivative].path, match, number))
         if not joined and len(members) > 1:
             paths = sorted(videos[m].path for m in members)
             paths.remove(original)
@@ -252,36 +252,32 @@ def _clusters(
 
 def _photo_pair(photo: str, video: str, match: VideoMatch, cluster: Cluster) -> Pair:
     """A photo shown in a video: the photo is the source, the segments are the video's."""
-    return Pair(
-        source=photo,
-        derivative=video,
-        kind=match.kind,
-        score=round(match.score, 4),
-        nfa=None,
-        altered_fraction=round(match.altered_fraction, 4),
-        mask=None,
-        inliers=None,
-        direction="shown in video",
-        cluster=cluster.id,
-        media="photo",
-        segments=tuple(TimeRange(s.scan, None) for s in match.segments),
-    )
+    return _pair(photo, video, match, cluster.id, "shown in video", photo_source=True)
 
 
 def _pair(
-    videos: list[VideoItem], source: int, derivative: int, match: VideoMatch, cluster: int
+    source: str,
+    derivative: str,
+    match: VideoMatch,
+    cluster: int,
+    direction: Direction = "coverage",
+    *,
+    photo_source: bool = False,
 ) -> Pair:
+    """A pair from a verified video match; a photo source has no time range of its own."""
     return Pair(
-        source=videos[source].path,
-        derivative=videos[derivative].path,
+        source=source,
+        derivative=derivative,
         kind=match.kind,
         score=round(match.score, 4),
         nfa=None,
         altered_fraction=round(match.altered_fraction, 4),
         mask=None,
         inliers=None,
-        direction="coverage",
+        direction=direction,
         cluster=cluster,
-        media="video",
-        segments=tuple(TimeRange(s.scan, s.registered) for s in match.segments),
+        media="photo" if photo_source else "video",
+        segments=tuple(
+            TimeRange(s.scan, None if photo_source else s.registered) for s in match.segments
+        ),
     )
