@@ -136,8 +136,8 @@ def test_a_flat_fill_over_most_of_the_photo_leaves_the_rest_agreeing():
     visible = np.ones_like(fill)
     trusted = ~fill & (np.indices(fill.shape).sum(axis=0) % 5 == 0)
     t = Thresholds()
-    altered, agreeing = compare_cells(photo, scanned, visible, t, trusted)
-    _, unanchored = compare_cells(photo, scanned, visible, t)
+    altered, agreeing, _ = compare_cells(photo, scanned, visible, t, trusted)
+    unanchored = compare_cells(photo, scanned, visible, t).agreeing
     assert unanchored[~fill].mean() < 0.5  # what anchoring prevents
     assert agreeing[~fill].mean() > 0.95
     assert altered[fill].mean() > 0.95
@@ -154,6 +154,32 @@ def test_cells_enclosed_by_an_altered_region_are_part_of_it():
     ring[24:36, 14:26] = False  # the plain middle: unchanged
     scanned[ring, 0] = np.clip(scanned[ring, 0] + 60, 0, 255)
     visible = np.ones_like(ring)
-    altered, _ = compare_cells(photo, scanned, visible, Thresholds())
+    altered = compare_cells(photo, scanned, visible, Thresholds()).altered
     assert altered[20:40, 10:30].all()
     assert not altered[:18].any()
+
+
+def test_the_mask_takes_the_weakly_changed_edge_of_an_altered_region_and_the_decision_does_not():
+    """A blur flattens a region's middle and only softens its edge; the edge alone would be
+    noise, but beside the clearly altered middle it is the region's edge. The mask takes it;
+    what decisions count (the altered cells) does not, and weak changes apart from any
+    altered region are in neither."""
+    photo = textured_cells(6)
+    scanned = photo.copy()
+    middle = np.zeros((GRID_ROWS, GRID_COLS), bool)
+    middle[20:30, 10:30] = True
+    edge = np.zeros_like(middle)
+    edge[17:33, 7:33] = True
+    edge &= ~middle
+    apart = np.zeros_like(middle)
+    apart[40:46, 36:44] = True
+    rng = np.random.default_rng(7)
+    scanned[:, :, 3] *= np.exp(rng.normal(0.0, 0.3, middle.shape))  # a noisy copy
+    photo[middle | edge | apart, 3] = 30.0  # a textured garment
+    scanned[middle, 3] = 0.5  # flattened
+    scanned[edge | apart, 3] = 12.0  # softened: beyond the absolute threshold, within the noise
+    visible = np.ones_like(middle)
+    altered, _, masked = compare_cells(photo, scanned, visible, Thresholds())
+    assert altered[middle].mean() > 0.95 and not altered[edge | apart].any()
+    assert masked[middle | edge].mean() > 0.95
+    assert not masked[apart].any() and not masked[:15].any()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -27,29 +28,50 @@ _CURVE_SLOPES = (0.2, 5.0)  # the contrast in a cell is scaled by a curve's slop
 _TRUSTED_CELLS = 16  # fewer cells holding verified features do not steer the fits
 
 
+class Comparison(NamedTuple):
+    """What comparing the cells found, each a bool grid in the photo's frame."""
+
+    altered: np.ndarray  # clearly altered, in solid regions: what the decisions count
+    agreeing: np.ndarray  # within the absolute thresholds
+    extent: np.ndarray  # the altered regions and the cells that continue them: the mask
+
+
 def compare_cells(
     photo: np.ndarray,
     scanned: np.ndarray,
     visible: np.ndarray,
     t: Thresholds,
     trusted: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(altered, agreeing) cells after the global fit.
+) -> Comparison:
+    """Altered, agreeing and masked cells after the global fit.
 
     Altered cells differ in colour or texture beyond both the absolute thresholds and the noise
     of this particular copy (a heavily recompressed copy is noisier everywhere). Agreeing cells
     are within the absolute thresholds. Both are needed: when an alignment is a coincidence,
     every cell differs, the "noise" is huge, and nothing would stand out as altered.
 
+    The extent grows the altered regions, as hysteresis grows an edge, through neighbouring
+    cells with weaker evidence: beyond the absolute thresholds and ``mask_noise_multiple``
+    times the noise. A blur or a mosaic moves the cells at a region's plainer edge less than
+    those in its middle, and a cell only partly edited differs less than a whole one; such
+    cells alone would be noise, but next to a region known to be altered they are its edge.
+    Only the mask takes them: the decisions stay with the clear evidence.
+
     ``trusted``: see ``cell_differences``.
     """
     colour, texture = cell_differences(photo, scanned, visible, trusted)
-    altered = visible & (
-        (colour > max(t.colour_difference, t.noise_multiple * _noise(colour[visible])))
-        | (texture > max(t.texture_difference, t.noise_multiple * _noise(texture[visible])))
-    )
+    colour_noise, texture_noise = _noise(colour[visible]), _noise(texture[visible])
+
+    def differing(noise_multiple: float) -> np.ndarray:
+        return visible & (
+            (colour > max(t.colour_difference, noise_multiple * colour_noise))
+            | (texture > max(t.texture_difference, noise_multiple * texture_noise))
+        )
+
+    altered = _keep_regions(differing(t.noise_multiple), t.min_region_cells) & visible
     agreeing = visible & (colour <= t.colour_difference) & (texture <= t.texture_difference)
-    return _keep_regions(altered, t.min_region_cells) & visible, agreeing
+    extent = _grown(altered, differing(t.mask_noise_multiple)) & visible
+    return Comparison(altered, agreeing, extent)
 
 
 def cell_differences(
@@ -415,6 +437,16 @@ def _keep_regions(cells: np.ndarray, min_cells: int) -> np.ndarray:
     keep = np.zeros(count, bool)
     keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_cells
     return _filled(keep[labels])
+
+
+def _grown(seeds: np.ndarray, weak: np.ndarray) -> np.ndarray:
+    """``seeds`` with every region of ``weak`` cells that touches them (side by side), holes
+    filled."""
+    count, labels = cv2.connectedComponents((seeds | weak).astype(np.uint8), connectivity=4)
+    keep = np.zeros(count, bool)
+    keep[labels[seeds]] = True
+    keep[0] = False
+    return _filled(keep[labels]) | seeds
 
 
 def _filled(cells: np.ndarray) -> np.ndarray:

@@ -75,7 +75,9 @@ class Instance:
     residual: float
     visible: float
     altered_cells: np.ndarray = field(repr=False)  # bool (GRID_ROWS, GRID_COLS), photo frame
-    altered_fraction: float = 0.0
+    masked_cells: np.ndarray = field(repr=False)  # altered and what continues them: the mask
+    altered_fraction: float = 0.0  # share of the visible cells altered: what decisions count
+    masked_fraction: float = 0.0  # share of the visible cells masked: what a match reports
     agreeing: float = 0.0  # share of visible cells within the absolute thresholds
     face_agreement: float | None = None  # share of the registered face that agrees; see faces.py
     agreeing_cells: np.ndarray | None = field(default=None, repr=False)  # bool, photo frame
@@ -423,7 +425,7 @@ def _compared(
     if visible_share < t.min_visible:
         return None
     photo = dequantise(signature.grid)
-    altered, agreeing = compare_cells(photo, scanned_cells, visible, t, trusted)
+    altered, agreeing, masked = compare_cells(photo, scanned_cells, visible, t, trusted)
     agreeing &= ~altered
     return Instance(
         transform=transform,
@@ -431,7 +433,9 @@ def _compared(
         residual=residual,
         visible=visible_share,
         altered_cells=altered,
+        masked_cells=masked,
         altered_fraction=float(altered[visible].mean()),
+        masked_fraction=float(masked[visible].mean()),
         agreeing=float(agreeing[visible].mean()),
         face_agreement=_face_agreement(signature, agreeing, visible),
         agreeing_cells=agreeing,
@@ -530,7 +534,7 @@ def decide(
     mask = np.zeros(query.shape, np.uint8)
     for instance in altered:
         mask |= altered_mask(query, signature, instance)
-    fraction = max(i.altered_fraction for i in altered)
+    fraction = max(i.masked_fraction for i in altered)
     return Match(photo_id, "manipulated", score, fraction, inliers, credible, mask, log10_nfa)
 
 
@@ -567,9 +571,9 @@ def _log10_nfa(instance: Instance, registry_size: int) -> float:
 def altered_mask(
     query: Query | SignatureQuery, signature: Signature, instance: Instance
 ) -> np.ndarray:
-    """The altered cells drawn in the scanned image's own pixels (uint8, 255 = altered)."""
+    """The masked cells drawn in the scanned image's own pixels (uint8, 255 = altered)."""
     frame = (signature.frame_width, signature.frame_height)
-    return draw_cells(instance.altered_cells, frame, instance.transform, query.scale, query.shape)
+    return draw_cells(instance.masked_cells, frame, instance.transform, query.scale, query.shape)
 
 
 def verify_and_decide(

@@ -24,6 +24,7 @@ class Thresholds:
     texture_difference: float = 0.45  # |log| contrast ratio, after the global fit
     noise_multiple: float = 3.0  # a cell is altered only if also this far above the noise
     min_region_cells: int = 6  # smaller altered components are overlays, not edits
+    mask_noise_multiple: float = 1.5  # a mask grows through neighbours this far above the noise
     manipulated_fraction: float = 0.015  # altered share of the photo that makes a manipulation
     max_altered_fraction: float = 0.8  # beyond this the "match" is a coincidental alignment
     min_agreeing: float = 0.3  # share of the photo that must agree in absolute terms, likewise
