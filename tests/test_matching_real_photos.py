@@ -11,6 +11,7 @@ import pytest
 from conftest import SHARED_DATA, blur_region, jpeg
 from PIL import Image
 
+from bench.cases import edit_region, head_mask
 from counterfake.evidence import MAX_NFA
 from counterfake.imaging import load_image
 from counterfake.index.candidates import CandidateIndex
@@ -146,13 +147,17 @@ def test_another_woman_at_the_same_spot_through_a_tone_curve_is_not_a_match(regi
     assert matcher.match(make_query(jpeg(tone_curve(other_woman(), gamma), 85))) == []
 
 
-def slanted(rgb: np.ndarray, pull: float = 0.06, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
-    """The photo as a camera pointed at a screen a little askew sees it: one corner pulled in,
-    the screen's dark frame around it (or, with ``border``, the gap filled another way)."""
+def slanted(
+    rgb: np.ndarray, pull: float = 0.06, border: int = cv2.BORDER_CONSTANT, corner: int = 1
+) -> np.ndarray:
+    """The photo as a camera pointed at a screen a little askew sees it: one corner (0 = top
+    left, clockwise) pulled in, the screen's dark frame around it (or, with ``border``, the
+    gap filled another way)."""
     height, width = rgb.shape[:2]
     corners = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
     moved = corners.copy()
-    moved[1] += np.float32([-width * pull, height * pull])
+    inwards = np.sign(np.float32([width / 2, height / 2]) - corners[corner])
+    moved[corner] += np.float32([width * pull, height * pull]) * inwards
     matrix = cv2.getPerspectiveTransform(corners, moved)
     return cv2.warpPerspective(
         rgb, matrix, (width, height), borderMode=border, borderValue=(24, 24, 28)
@@ -186,6 +191,55 @@ def test_a_copy_whose_gap_is_filled_by_reflection_is_never_called_another_photo(
     photo, matcher = registered
     [match] = matcher.match(make_query(jpeg(slanted(photo, border=cv2.BORDER_REFLECT), 85)))
     assert match.kind == "repost"
+
+
+def matcher_of(photo: np.ndarray) -> Matcher:
+    """A matcher whose registry holds only ``photo``."""
+    signature = make_signature(photo, "registered", "0" * 64)
+    index = CandidateIndex()
+    index.add(1, signature)
+    index.prepare()
+    return Matcher(index, {1: signature}.__getitem__)
+
+
+def test_thin_corners_filled_by_reflection_are_the_photo_itself_not_more_of_the_scene():
+    """A slight slant leaves thin wedges at the corners, too thin for strips along the outline
+    to show the reflection; in the photo's own frame each pixel there repeats its mirror
+    image exactly, which another shot of the scene never does."""
+    photo = load_image(SHARED_DATA / "people" / "0026.jpg")
+    copy = slanted(photo, pull=0.045, border=cv2.BORDER_REFLECT, corner=0)
+    [match] = matcher_of(photo).match(make_query(jpeg(copy, 85)))
+    assert match.kind == "repost"
+
+
+def test_half_the_photo_cloned_from_another_part_of_it_is_manipulated():
+    """A clone stamp fills half the photo (the garment and around it) with a part of the photo
+    moved sideways: that region aligns with the photo too, and can outvote the rest. Its
+    alignment proves the photo is there but fails the checks; the rest's, fitted to the pairs
+    it left out, is the copy."""
+    photo = load_image(SHARED_DATA / "people" / "0123.jpg")
+    garment = np.asarray(Image.open(SHARED_DATA / "people" / "0123_mask.png")) > 127
+    labels = np.asarray(Image.open(SHARED_DATA / "people_labels" / "0123.png"))
+    region = edit_region(garment, head_mask(labels), 0.5)
+    copy = photo.copy()
+    copy[region] = np.roll(photo, round(photo.shape[1] * 0.3), axis=1)[region]
+    [match] = matcher_of(photo).match(make_query(jpeg(copy, 85)))
+    assert match.kind == "manipulated"
+    assert mask_iou(match.mask, region) > 0.5
+
+
+def test_what_an_unproven_alignment_left_out_cannot_prove_another_shot_a_copy():
+    """Two shots of a street a moment apart, in a registry of 200 photos: the best alignment
+    is no proof (its number of false alarms is above the bound), and the pairs it left out
+    align once more, on another plane of the scene, well enough to count on their own. They
+    speak for no place the first could not."""
+    first = load_image(SHARED_DATA / "scenes" / "group1088_a.jpg")
+    second = make_query(load_image(SHARED_DATA / "scenes" / "group1088_b.jpg"))
+    signature = make_signature(first, "group1088_a", "0" * 64)
+    t = Thresholds()
+    best, left_over = verify(second, signature, False, t)
+    assert best.evidence.log10_nfa(200) > np.log10(MAX_NFA) > left_over.evidence.log10_nfa(200)
+    assert decide(1, second, signature, [best, left_over], t, registry_size=200) is None
 
 
 @pytest.mark.parametrize("group", ["group1005", "group1022", "group1024"])

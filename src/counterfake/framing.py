@@ -26,6 +26,11 @@ AXIS_SLACK = 2  # pixels by which a reflection's axis may miss the outline as fi
 # at least 0.63 of the detail inside, and the mirrored correlation at most 0.62.
 BLURRED_FILL = 0.6  # beyond the outline, less detail than this share of inside is a fill
 REFLECTION = 0.65  # correlation across the outline with inside's, mirrored: a reflection
+# Set on negatives too: the same photos' grey difference to the mirror image was at least 0.83
+# of that to the nearest edge pixel (79 alignments); reflected copies' is 0.07-0.46.
+MIRRORED = 0.5  # difference to the mirror image, in that to the edge, under which it is one
+MIRROR_DEPTH = 2.0  # photo pixels beyond the outline from which a mirror is told from its edge
+MIN_BEYOND = 200  # pixels beyond the outline needed to say whether they are mirrored
 
 
 def frame_corners(width: float, height: float) -> np.ndarray:
@@ -46,6 +51,19 @@ def frame_overlap(
     derivative_area = abs(cv2.contourArea(derivative.astype(np.float32)))
     source_area = float(signature.frame_width * signature.frame_height)
     return float(area / source_area), float(area / max(derivative_area, 1e-6))
+
+
+def outlines_overlap(first: np.ndarray, second: np.ndarray, signature: Signature) -> float:
+    """How much two alignments of the photo (scanned frame -> photo frame) put it in the same
+    place of the scanned image: their outlines' common area, as a share of the smaller."""
+    corners = frame_corners(signature.frame_width, signature.frame_height)
+    outlines = [
+        np.ascontiguousarray(project(np.linalg.inv(t), corners), np.float32)
+        for t in (first, second)
+    ]
+    area, _ = cv2.intersectConvexConvex(outlines[0], outlines[1])
+    smaller = min(abs(cv2.contourArea(outline)) for outline in outlines)
+    return float(area / max(smaller, 1e-6))
 
 
 def has_seam(work: np.ndarray, transform: np.ndarray, signature: Signature) -> bool:
@@ -144,7 +162,62 @@ def scene_continues(work: np.ndarray, transform: np.ndarray, signature: Signatur
         return False
     fill = outer_detail < BLURRED_FILL * inner_detail
     reflection = bool(mirrored) and max(mirrored) > REFLECTION
-    return not (fill or reflection)
+    return not (fill or reflection or mirrored_beyond(work, transform, signature))
+
+
+def mirrored_beyond(work: np.ndarray, transform: np.ndarray, signature: Signature) -> bool:
+    """Whether the scanned image beyond the photo's outline is the photo reflected in its edges.
+
+    A copy turned in perspective or rotated is often filled out to a rectangle by reflecting the
+    photo in its edges (the default border of OpenCV's and other libraries' warps). Then each
+    pixel beyond the outline repeats the pixel as deep inside it, mirrored in the photo's own
+    frame: exactly there, whatever the slant, and however thin the wedge it fills. Another shot
+    of the scene goes on instead, and a pixel beyond resembles the nearest edge pixel more than
+    the mirror image twice as far. So the mean grey difference to the mirror image, over that
+    to the nearest edge pixel, is small for a reflection and about one or more for a scene
+    (the axis of the reflection is looked for within a pixel of the edge).
+    """
+    grey = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    height, width = grey.shape
+    outline = project(
+        np.linalg.inv(transform), frame_corners(signature.frame_width, signature.frame_height)
+    )
+    inside = np.zeros((height, width), np.uint8)
+    cv2.fillConvexPoly(inside, np.round(outline).astype(np.int32), 1)
+    ys, xs = np.nonzero(inside[::2, ::2] == 0)  # every other pixel is plenty for a mean
+    beyond = np.stack([xs * 2, ys * 2], axis=1).astype(np.float64)
+    photo = project(transform, beyond)
+    last = np.array([signature.frame_width - 1.0, signature.frame_height - 1.0])
+    edge = np.clip(photo, 0.0, last)
+    deep = np.abs(photo - edge).max(axis=1) >= MIRROR_DEPTH
+    if deep.sum() < MIN_BEYOND:
+        return False
+    beyond, photo, edge = beyond[deep], photo[deep], edge[deep]
+    values = _grey_at(grey, beyond)
+    edge_values = _grey_at(grey, project(np.linalg.inv(transform), edge))
+    for axis_shift in (0.0, 1.0, -1.0):
+        mirror = np.where(photo < 0, -photo - axis_shift, photo)
+        mirror = np.where(photo > last, 2 * last - photo + axis_shift, mirror)
+        seen = project(np.linalg.inv(transform), mirror)
+        within = (seen >= 0).all(axis=1) & (seen[:, 0] <= width - 1) & (seen[:, 1] <= height - 1)
+        if within.sum() < MIN_BEYOND:
+            continue
+        to_mirror = float(np.abs(values[within] - _grey_at(grey, seen[within])).mean())
+        to_edge = float(np.abs(values[within] - edge_values[within]).mean())
+        if to_mirror < MIRRORED * max(to_edge, 1e-3):
+            return True
+    return False
+
+
+def _grey_at(grey: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Grey levels at any number of points, interpolated (``cv2.remap`` takes maps of at most
+    32,767 a side, so the points go in rows of 1,024)."""
+    count = len(points)
+    rows = -(-count // 1024)
+    padded = np.zeros((rows * 1024, 2), np.float32)
+    padded[:count] = points
+    maps = padded[:, 0].reshape(rows, 1024), padded[:, 1].reshape(rows, 1024)
+    return cv2.remap(grey, *maps, cv2.INTER_LINEAR).ravel()[:count]
 
 
 def _sample(grey: np.ndarray, strip: list[np.ndarray], keep: np.ndarray) -> np.ndarray:

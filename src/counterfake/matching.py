@@ -37,25 +37,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-import cv2
 import numpy as np
 
+from counterfake.aligned import grid_in_frame, scanned_cells
 from counterfake.cells import compare_cells
 from counterfake.evidence import MAX_NFA, TEXTURED_CONTRAST, Evidence, confirmed_spots
 from counterfake.fitting import fit_transform
-from counterfake.framing import frame_overlap, has_seam, scene_continues
-from counterfake.geometry import project, warp
+from counterfake.framing import frame_overlap, has_seam, outlines_overlap, scene_continues
+from counterfake.geometry import project
 from counterfake.index.candidates import CandidateIndex
 from counterfake.masks import draw_cells
 from counterfake.signature.extract import Query, Signature, make_query
 from counterfake.signature.features import LocalFeatures
-from counterfake.signature.grid import (
-    GRID_COLS,
-    GRID_ROWS,
-    cell_statistics,
-    dequantise,
-    grid_work_size,
-)
+from counterfake.signature.grid import GRID_COLS, GRID_ROWS, dequantise
 from counterfake.signature.hamming import two_nearest
 from counterfake.thresholds import Thresholds
 from counterfake.tiles import grid_cells
@@ -211,7 +205,9 @@ def _preferred(match: Match, other: Match) -> bool:
 def verify(
     query: Query | SignatureQuery, signature: Signature, mirrored: bool, t: Thresholds
 ) -> list[Instance]:
-    """Find up to two appearances of the photo in the scanned image, localised."""
+    """Find up to two appearances of the photo in the scanned image, localised: the second is
+    fitted to the pairs the first left out (another copy beside it in a collage, or a region
+    moved within it; ``decide`` tells which can speak for the image)."""
     reference = signature.mirrored if mirrored else signature.features
     query_xy, photo_xy, nearest = _tentative_pairs(query.features, reference, t)
     reference_xy = reference.xy
@@ -238,8 +234,8 @@ def verify(
         frame = query.shape if isinstance(query, SignatureQuery) else query.work.shape[:2]
         found = _evidence(query.features.xy, reference_xy, nearest, instance, frame, signature, t)
         instances.append(replace(instance, evidence=found))
-        outside = ~_inside_photo(query_xy, transform, signature)
-        query_xy, photo_xy = query_xy[outside], photo_xy[outside]
+        left = ~inlier  # the next fit sees only what this one did not explain
+        query_xy, photo_xy = query_xy[left], photo_xy[left]
     return instances
 
 
@@ -328,17 +324,6 @@ def _tentative_pairs(
     return query.xy[nearest[keep]], reference.xy[photo_idx], (distance, nearest)
 
 
-def _inside_photo(query_xy: np.ndarray, transform: np.ndarray, signature: Signature) -> np.ndarray:
-    """Which scanned points fall inside the photo's frame under the transform."""
-    projected = project(transform, query_xy)
-    return (
-        (projected[:, 0] >= 0)
-        & (projected[:, 0] < signature.frame_width)
-        & (projected[:, 1] >= 0)
-        & (projected[:, 1] < signature.frame_height)
-    )
-
-
 def localise(
     query: Query,
     signature: Signature,
@@ -352,26 +337,8 @@ def localise(
 
     ``trusted``: the grid cells holding the features that verified the alignment (see
     ``cells_holding``); they are unchanged, and anchor the contrast fit (cells.py)."""
-    width, height = grid_work_size(signature.frame_width, signature.frame_height)
-    to_grid = np.diag([width / signature.frame_width, height / signature.frame_height, 1.0])
-    to_cells = to_grid @ transform
-    source = query.work
-    shrink = float(np.sqrt(abs(np.linalg.det(to_cells[:2, :2]))))
-    if shrink < 0.9:  # reduce first: warping straight down would alias the texture statistic
-        size = (max(1, round(source.shape[1] * shrink)), max(1, round(source.shape[0] * shrink)))
-        source = cv2.resize(source, size, interpolation=cv2.INTER_AREA)
-        enlarge = np.diag(
-            [query.work.shape[1] / source.shape[1], query.work.shape[0] / source.shape[0], 1.0]
-        )
-        to_cells = to_cells @ enlarge  # reduced pixels -> working pixels -> grid frame
-    warped = warp(source, to_cells, (width, height), flags=cv2.INTER_LINEAR)
-    ones = np.ones(source.shape[:2], np.float32)
-    valid = warp(ones, to_cells, (width, height), flags=cv2.INTER_LINEAR)
-    scanned = cell_statistics(warped, valid)
-    visible = scanned[:, :, 4] > 0.95
-    return _compared(
-        signature, scanned[:, :, :4], visible, transform, inliers, residual, t, trusted
-    )
+    scanned, visible = scanned_cells(query.work, signature, transform)
+    return _compared(signature, scanned, visible, transform, inliers, residual, t, trusted)
 
 
 def localise_grid(
@@ -386,27 +353,6 @@ def localise_grid(
     """Like :func:`localise`, with the scanned side's grid warped into the photo's grid."""
     warped, visible = grid_in_frame(query.signature, signature, transform)
     return _compared(signature, warped, visible, transform, inliers, residual, t, trusted)
-
-
-def grid_in_frame(
-    scanned: Signature, signature: Signature, transform: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """(``scanned``'s grid warped into ``signature``'s cells, the cells it covers) under
-    ``transform`` (scanned frame -> photo frame, as ``verify`` finds it)."""
-
-    def pixels_to_cells(width: int, height: int) -> np.ndarray:
-        return np.array([[GRID_COLS / width, 0, -0.5], [0, GRID_ROWS / height, -0.5], [0, 0, 1]])
-
-    grid_to_grid = (
-        pixels_to_cells(signature.frame_width, signature.frame_height)
-        @ transform
-        @ np.linalg.inv(pixels_to_cells(scanned.frame_width, scanned.frame_height))
-    )
-    size = (GRID_COLS, GRID_ROWS)
-    warped = warp(dequantise(scanned.grid), grid_to_grid, size, flags=cv2.INTER_LINEAR)
-    ones = np.ones((GRID_ROWS, GRID_COLS), np.float32)
-    valid = warp(ones, grid_to_grid, size, flags=cv2.INTER_LINEAR)
-    return warped, valid > 0.95
 
 
 def _compared(
@@ -518,7 +464,9 @@ def decide(
     """
     bound = math.log10(MAX_NFA)
     nfa = {id(i): _log10_nfa(i, registry_size) for i in instances}
-    credible = [i for i in instances if _credible(i, t) and nfa[id(i)] <= bound]
+    credible = _one_per_place(
+        instances, lambda i: nfa[id(i)] <= bound, lambda i: _credible(i, t), signature
+    )
     if not credible:
         return None
     inliers = max(i.inliers for i in credible)
@@ -536,6 +484,37 @@ def decide(
         mask |= altered_mask(query, signature, instance)
     fraction = max(i.masked_fraction for i in altered)
     return Match(photo_id, "manipulated", score, fraction, inliers, credible, mask, log10_nfa)
+
+
+def _one_per_place(
+    instances: list[Instance],
+    proven: Callable[[Instance], bool],
+    credible: Callable[[Instance], bool],
+    signature: Signature,
+) -> list[Instance]:
+    """The proven, credible instances, one per place of the scanned image.
+
+    Over one place, the alignment with the most inliers speaks for it. The pairs it left out
+    can align again close to it (those just beyond its reach) or, in another shot of a scene,
+    on another plane: neither shows what it did not. Only where it proved the photo is there
+    but is not credible may the next one speak: a region moved within a copy (a copy-move)
+    can out-vote the rest of the photo. Instances side by side (a before/after) each hold a
+    place of their own.
+    """
+
+    def together(a: Instance, b: Instance) -> bool:
+        return outlines_overlap(a.transform, b.transform, signature) >= 0.5
+
+    kept: list[Instance] = []
+    placed: list[Instance] = []
+    for instance in sorted(instances, key=lambda i: -i.inliers):
+        first = next((p for p in placed if together(instance, p)), None)
+        placed.append(instance)
+        if first is not None and (credible(first) or not proven(first)):
+            continue
+        if proven(instance) and credible(instance) and not any(together(instance, k) for k in kept):
+            kept.append(instance)
+    return kept
 
 
 def _scene_goes_on(query: object, signature: Signature, instance: Instance) -> bool:

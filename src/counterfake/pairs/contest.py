@@ -8,9 +8,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from counterfake.aligned import grid_in_frame
 from counterfake.cells import cell_differences
 from counterfake.framing import frame_overlap
-from counterfake.matching import SignatureQuery, grid_in_frame, verify
+from counterfake.matching import SignatureQuery, verify
 from counterfake.pairs.model import COMPOSITION_COVER, RESOLUTION_STEP
 from counterfake.pairs.sets import DisjointSets
 from counterfake.signature.extract import Signature
