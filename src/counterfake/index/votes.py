@@ -16,9 +16,12 @@ votes on a few of them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numba
 import numpy as np
+
+from counterfake.signature.extract import Signature
 
 NEIGHBOURS = 2  # nearest rows kept per scanned descriptor
 MAX_DISTANCE = 48  # of 256 bits; farther rows do not vote
@@ -32,6 +35,29 @@ class Candidate:
     photo_id: int
     mirrored: bool
     votes: float  # distance-weighted
+
+
+class Proposer(Protocol):
+    """What the matcher asks for candidates: a CandidateIndex, or shards of one (cluster/)."""
+
+    def __len__(self) -> int: ...
+
+    def candidates(self, descriptors: np.ndarray, limit: int) -> list[Candidate]: ...
+
+
+class CandidateSource(Proposer, Protocol):
+    """A proposer that follows registrations: a CandidateIndex in this process, or an index
+    split over a Ray cluster's actors (cluster/shards.py)."""
+
+    def __contains__(self, photo_id: int) -> bool: ...
+
+    def add(self, photo_id: int, signature: Signature) -> None: ...
+
+    def remove(self, photo_id: int) -> None: ...
+
+    def prepare(self) -> None: ...
+
+    def compact(self) -> None: ...
 
 
 @numba.njit(inline="always")
@@ -70,16 +96,16 @@ def vote(owner: np.ndarray, distance: np.ndarray, limit: int) -> list[Candidate]
     """The ``limit`` most-voted (photo, orientation) pairs from :meth:`CandidateIndex.nearest`:
     each scanned descriptor votes once for the owner of each of its nearest rows (several of
     them may be one photo's), weighted by distance."""
-    voters, near = [], []
+    columns, nears = [], []
     for column in range(owner.shape[1]):
         fresh = owner[:, column] >= 0
         for earlier in range(column):
             fresh &= owner[:, column] != owner[:, earlier]
-        voters.append(owner[fresh, column])
-        near.append(distance[fresh, column])
-    if not voters or not sum(map(len, voters)):
+        columns.append(owner[fresh, column])
+        nears.append(distance[fresh, column])
+    if not sum(map(len, columns)):
         return []
-    voters, near = np.concatenate(voters), np.concatenate(near)
+    voters, near = np.concatenate(columns), np.concatenate(nears)
     weight = ((MAX_DISTANCE + 1 - near) / MAX_DISTANCE) ** 2
     voted, slot = np.unique(voters, return_inverse=True)
     votes = np.bincount(slot, weights=weight)
