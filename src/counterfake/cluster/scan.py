@@ -37,6 +37,7 @@ from counterfake.video.decode import is_animation, is_video_path
 
 BATCH = 8  # images a task matches: enough to outweigh a task's start, few enough to spread
 IN_FLIGHT = 4  # batches sent per core of the cluster before the first is waited for
+Waiting = tuple[Item | FileResult, str | None]  # an item (or resumed result), its task's file
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,8 @@ def scan_on_cluster(
     cores = int(ray.cluster_resources().get("CPU", 1))
     finished = done or {}
     views = [_view(index)]  # the last one made: made again when a shard was lost
-    waiting: deque[tuple[list[Item | FileResult], Any, list[tuple[str, str]]]] = deque()
-    window: list[Item | FileResult] = []
+    waiting: deque[tuple[list[Waiting], Any, list[tuple[str, str]]]] = deque()
+    window: list[Waiting] = []
     files: list[tuple[str, str]] = []
 
     def send() -> None:
@@ -117,7 +118,7 @@ def scan_on_cluster(
     for item in expand(paths, exports):
         held = finished.get(item_key(item))
         source = _remote_file(item) if held is None else None
-        window.append(held or item)
+        window.append((held or item, source))
         if source is not None:
             files.append((source, os.path.abspath(source)))
         if len(files) >= BATCH:
@@ -152,17 +153,16 @@ def _results(
     views: list[ShardView],
     task: Any,
     masks_dir: str | os.PathLike | None,
-    window: list[Item | FileResult],
+    window: list[Waiting],
     ref: Any,
     files: list[tuple[str, str]],
 ) -> Iterator[FileResult]:
     """The window's results in order: a task's answers for its images, the rest here."""
     answers = iter(_answers(scanner, index, views, task, ref, files) if ref is not None else [])
-    for item in window:
+    for item, source in window:
         if isinstance(item, FileResult):
             yield item
             continue
-        source = _remote_file(item)
         if source is None:
             yield scanner.scan_item(item, masks_dir)
             continue
