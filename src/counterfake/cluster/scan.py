@@ -50,6 +50,7 @@ class ShardView:
 
     actors: list[Any]
     size: int  # entries indexed: what the number of false alarms counts
+    db: str  # the registry, which every node reaches: signatures are verified against it
 
     def __len__(self) -> int:
         return self.size
@@ -66,16 +67,17 @@ _workers: dict[str, tuple[Matcher, SignatureCache]] = {}  # a task process's, by
 
 
 def match_images(
-    view: ShardView, db: str, thresholds: Thresholds, max_pixels: int, files: list[tuple[str, str]]
+    view: ShardView, thresholds: Thresholds, max_pixels: int, files: list[tuple[str, str]]
 ) -> list[tuple[str | None, list[Match], str | None]]:
     """(sha256, matches, error) of each (path as given, absolute path), run as a Ray task.
 
     The registry connection and the signature cache are kept for the task process's next
     batches (the registry a scan matches against does not change during it).
     """
-    if db not in _workers:
-        _workers[db] = cached_matcher(view, Registry(db).signature, thresholds, SIGNATURE_CACHE)
-    matcher, _ = _workers[db]
+    if view.db not in _workers:
+        registry = Registry(view.db)
+        _workers[view.db] = cached_matcher(view, registry.signature, thresholds, SIGNATURE_CACHE)
+    matcher, _ = _workers[view.db]
     matcher.index, matcher.thresholds = view, thresholds
     answers: list[tuple[str | None, list[Match], str | None]] = []
     for given, absolute in files:
@@ -111,8 +113,8 @@ def scan_on_cluster(
     def send() -> None:
         nonlocal window, files
         if window:
-            ref = task.remote(views[-1], scanner.registry_path, *_settings(scanner), files)
-            waiting.append((window, ref if files else None, files))
+            ref = task.remote(views[-1], *_settings(scanner), files) if files else None
+            waiting.append((window, ref, files))
         window, files = [], []
 
     for item in expand(paths, exports):
@@ -121,7 +123,7 @@ def scan_on_cluster(
         window.append((held or item, source))
         if source is not None:
             files.append((source, os.path.abspath(source)))
-        if len(files) >= BATCH:
+        if len(files) >= BATCH or len(window) >= BATCH * BATCH:  # a run of videos, resumed files
             send()
         while len(waiting) > IN_FLIGHT * cores:
             yield from _results(scanner, index, views, task, masks_dir, *waiting.popleft())
@@ -131,8 +133,10 @@ def scan_on_cluster(
 
 
 def _view(index: ShardedIndex) -> ShardView:
+    if index.db is None:
+        raise ClusterError("a scan on a cluster needs a registry its nodes can read")
     index.prepare()  # asks every shard: one lost is started again
-    return ShardView(index.actors(), len(index))
+    return ShardView(index.actors(), len(index), index.db)
 
 
 def _settings(scanner: Scanner) -> tuple[Thresholds, int]:
@@ -194,7 +198,7 @@ def _answers(
         pass
     try:
         views.append(_view(index))
-        return ray.get(task.remote(views[-1], scanner.registry_path, *_settings(scanner), files))
+        return ray.get(task.remote(views[-1], *_settings(scanner), files))
     except (ray.exceptions.RayError, ClusterError) as error:
         problem = (str(error).strip().splitlines() or [type(error).__name__])[0]
         return [

@@ -23,6 +23,7 @@ the new node from the registry while the old one answers, and swapped in once cu
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from types import ModuleType
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from counterfake.cluster import ClusterError
+from counterfake.db import is_postgres_url
 from counterfake.index.candidates import CandidateIndex
 from counterfake.index.votes import Candidate, merge_nearest, vote
 from counterfake.registry import Registry
@@ -104,6 +106,8 @@ class ShardedIndex:
     ) -> None:
         if shards < 1:
             raise ValueError("an index needs at least one shard")
+        if db is not None and not is_postgres_url(db):  # a file: the same for every process
+            db = os.path.abspath(db)
         self._ray, self.db, self.call_timeout = ray, db, call_timeout
         self._actor = ray.remote(num_cpus=0, max_concurrency=8, max_restarts=0)(Shard)
         self._skip_crowded_keys = skip_crowded_keys
