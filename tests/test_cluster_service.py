@@ -29,7 +29,7 @@ def test_the_service_answers_throughout_a_node_killed_while_matching(
     register_people(postgres_db, REGISTERED)
     doomed = ray_cluster.add_node()  # a third node, so the session's two stay for other tests
     service = start_service(
-        postgres_db, tmp_path, "--cluster", ray_cluster.address, "--shards", "6"
+        postgres_db, tmp_path, "--cluster", ray_cluster.client_address, "--shards", "6"
     )
     uploads = {n: jpeg_bytes(edited(n, "blurred")) for n in (61, 66, 70)}
     answers: list[tuple[int, int, list[str]]] = []
