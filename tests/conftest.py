@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -127,3 +130,69 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Completed
         timeout=timeout,
         env={**os.environ, "COUNTERFAKE_DB": ""},
     )
+
+
+@dataclass
+class LocalRayCluster:
+    """A real Ray cluster on loopback: a head node and a second node, one CPU each."""
+
+    cluster: Any  # ray.cluster_utils.Cluster
+    address: str  # its head's HOST:PORT, for a process of its own on this machine (serve, scan)
+    client_address: str  # ray://127.0.0.1:PORT: Ray Client, as from a machine outside it
+
+    def add_node(self) -> Any:
+        node = self.cluster.add_node(**RAY_NODE)
+        self.cluster.wait_for_nodes()
+        return node
+
+
+RAY_NODE = {"num_cpus": 1, "object_store_memory": 80 * 2**20}
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """Two Ray nodes started on loopback for the session, this process joined as a driver.
+
+    The processes the tests start join it with the head's address (HOST:PORT), as a driver on
+    one of its machines, or through Ray Client (ray://), as from a machine outside it. The
+    head's Ray Client proxy once crashed in gRPC's fork handlers while starting a client's
+    server (a check failed in its poller): the head runs with gRPC's fork support off, which
+    skips those handlers (the proxy's child execs at once).
+    Skipped when Ray is not installed, unless COUNTERFAKE_REQUIRE_RAY=1 (CI), where it fails.
+    Nodes are told dead after 1.5 s of silence (Ray's default is about 15 s), so that a test
+    killing one takes seconds. Every node is stopped at the end.
+    """
+    try:
+        import ray
+        from ray.cluster_utils import Cluster
+    except ImportError:
+        message = "Ray is not installed (pip install 'counterfake[cluster]')"
+        if os.environ.get("COUNTERFAKE_REQUIRE_RAY") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        client_port = probe.getsockname()[1]
+    head = {
+        **RAY_NODE,
+        "include_dashboard": False,
+        "ray_client_server_port": client_port,
+        "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 3},
+    }
+    fork_support = os.environ.get("GRPC_ENABLE_FORK_SUPPORT")
+    os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"  # for the nodes' processes only
+    try:
+        cluster = Cluster(initialize_head=True, head_node_args=head)
+    finally:
+        if fork_support is None:
+            del os.environ["GRPC_ENABLE_FORK_SUPPORT"]
+        else:
+            os.environ["GRPC_ENABLE_FORK_SUPPORT"] = fork_support
+    try:
+        cluster.add_node(**RAY_NODE)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False, logging_level="ERROR")
+        yield LocalRayCluster(cluster, cluster.address, f"ray://127.0.0.1:{client_port}")
+    finally:
+        ray.shutdown()
+        cluster.shutdown()

@@ -22,6 +22,7 @@ from counterfake.index.candidates import (
     _key,
     _keys,
 )
+from counterfake.index.votes import merge_nearest, vote
 from counterfake.signature.extract import Signature
 from counterfake.signature.features import DESCRIPTOR_BYTES, LocalFeatures
 from counterfake.signature.grid import GRID_CHANNELS, GRID_COLS, GRID_ROWS
@@ -373,3 +374,30 @@ def test_a_hundred_copies_of_one_photo_find_each_other_in_a_collection(photos):
     query = noisy(photos[1].features.descriptors[:INDEXED_FEATURES], 12, rng)
     found = index.candidates(query, 3)
     assert found and all(c.photo_id % 10 and not c.mirrored for c in found)
+
+
+def test_an_index_split_by_photo_merges_to_the_answer_of_one_index():
+    """Shards (cluster/) each keep their nearest rows; the nearest of theirs, voted once, are
+    the candidates of one index over every photo, ties included: descriptors drawn from a few
+    shared ones lie equally near rows of many photos. (Which keys are crowded depends on each
+    segment's rows, so crowded keys are read here: see docs/cluster.md.)"""
+    rng = np.random.default_rng(4)
+    common = rng.integers(0, 256, (60, DESCRIPTOR_BYTES), dtype=np.uint8)
+    whole = CandidateIndex(skip_crowded_keys=False)
+    parts = [CandidateIndex(skip_crowded_keys=False) for _ in range(3)]
+    for photo_id in range(1, 61):
+        sig = signature(rng)
+        descriptors = sig.features.descriptors.copy()
+        descriptors[:100] = noisy(common[rng.integers(0, 60, 100)], 8, rng)
+        sig = replace(sig, features=features(descriptors))
+        whole.add(photo_id, sig)
+        parts[photo_id % 3].add(photo_id, sig)
+    ties = 0
+    for _ in range(20):
+        query = noisy(common[rng.integers(0, 60, 300)], 8, rng)
+        owner, distance = whole.nearest(query)
+        ties += int(np.sum(distance[:, 0] == distance[:, 1]))
+        merged = merge_nearest(query, [part.nearest(query) for part in parts])
+        assert np.array_equal(merged[0], owner) and np.array_equal(merged[1], distance)
+        assert vote(*merged, 10) == whole.candidates(query, 10)
+    assert ties > 100  # the order of equally near rows was put to the test

@@ -19,9 +19,10 @@ from typing import TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from counterfake import __version__, cli_exchange, scan_output
+from counterfake import __version__, cli_exchange, cli_serve, scan_output
 from counterfake.atomic import atomic_writer, check_writable
-from counterfake.db import is_postgres_url
+from counterfake.cluster import ClusterError
+from counterfake.cluster.scan import scan_on_cluster
 from counterfake.exchange import (
     FORMATS,
     ExchangeFormatError,
@@ -60,18 +61,12 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 _PATHS_HELP = "photos, videos or folders (recursive)"
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
     except (
+        ClusterError,
         RegistryError,
         cfsig.SignatureFileError,
         JournalError,
@@ -130,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     _report_options(scan, "match", "one CSV row per match and per error")
     _db_option(scan)
     _decoding_options(scan)
+    cli_serve.cluster_options(scan)
 
     pairs = command(
         "pairs",
@@ -216,64 +212,8 @@ def _parser() -> argparse.ArgumentParser:
     for sub in (export, import_, lookup):
         _db_option(sub)
 
-    serve = command("serve", _serve, "run the HTTP matching service (see docs/service.md)")
-    serve.add_argument(
-        "--db", default=None, help="registry file or postgresql:// URL (default: as for register)"
-    )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument(
-        "--rate-limit", type=float, default=50.0, help="requests a second per API key (average)"
-    )
-    serve.add_argument("--burst", type=int, default=200, help="requests a key may send at once")
-    serve.add_argument(
-        "--max-body-mb", type=float, default=32.0, help="largest request body, in megabytes"
-    )
-    serve.add_argument(
-        "--max-pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        help=f"refuse images with more pixels than this (default {DEFAULT_MAX_PIXELS:,})",
-    )
-    serve.add_argument(
-        "--timeout", type=float, default=60.0, help="seconds before a request is answered 503"
-    )
-    serve.add_argument(
-        "--sync-video-seconds",
-        type=float,
-        default=20.0,
-        help="videos up to this long are answered at once, longer ones as a job (default 20)",
-    )
-    serve.add_argument(
-        "--max-upload-signatures",
-        type=_positive_int,
-        default=200,
-        help="most signatures in one .cfsig a registrar uploads (more: 413; default 200)",
-    )
-    serve.add_argument(
-        "--max-subject-photos",
-        type=_positive_int,
-        default=1000,
-        help="most photos registered for one subject (more: 422; default 1000)",
-    )
-    serve.add_argument(
-        "--allow-private-webhooks",
-        action="store_true",
-        help="let webhooks call loopback, private and link-local addresses (refused by default)",
-    )
-    serve.add_argument(
-        "--index-file",
-        metavar="FILE",
-        help="the packed candidate index a worker starts from and keeps up to date (default: "
-        "the registry file's name + '.index' beside it; none for PostgreSQL)",
-    )
-    serve.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=1,
-        help="processes sharing one loaded index on this port (rate limits and /metrics are "
-        "per process)",
-    )
+    serve = command("serve", cli_serve.serve, "run the HTTP matching service (see docs/service.md)")
+    cli_serve.serve_options(serve)
     return parser
 
 
@@ -400,7 +340,8 @@ def _scan(args: argparse.Namespace) -> int:
     journal = Journal(args.json, scan_output.scan_settings(args, db)) if args.json else None
     if journal is not None and journal.done:
         err.print(f"resuming: {len(journal.done)} result(s) from {journal.path}", markup=False)
-    scanner = Scanner(db, max_pixels=args.max_pixels)
+    index = cli_serve.sharded_index(args, db)  # None without --cluster
+    scanner = Scanner(db, max_pixels=args.max_pixels, index=index)
     results: list[FileResult] = []
     exports: list[ExportSummary] = []
     interrupted = False
@@ -408,13 +349,15 @@ def _scan(args: argparse.Namespace) -> int:
     scratch = scan_output.scratch_masks(args)
     try:
         with _progress("scanning") as progress:
-            found = scanner.scan(
-                args.paths,
-                masks_dir=args.masks or scratch,
-                workers=args.workers,
-                exports=exports,
-                done=journal.done if journal else None,
-            )
+            done, masks = journal.done if journal else None, args.masks or scratch
+            if index is None:
+                found = scanner.scan(
+                    args.paths, masks_dir=masks, workers=args.workers, exports=exports, done=done
+                )
+            else:
+                found = scan_on_cluster(
+                    scanner, index, args.paths, masks_dir=masks, exports=exports, done=done
+                )
             for result in _tracked(progress, found):
                 if journal is not None:
                     journal.add(result)
@@ -561,34 +504,6 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     with Registry(_db(args)) as registry:
         KeyStore(registry.db).revoke(args.key_id)
     print(f"revoked key {args.key_id}")
-    return 0
-
-
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn  # imported here: the other commands need no web stack
-
-    from counterfake.service.app import create_app
-    from counterfake.service.context import ServiceSettings
-
-    db = _db(args)
-    settings = ServiceSettings(
-        db=db,
-        index_file=args.index_file or (None if is_postgres_url(db) else f"{db}.index"),
-        rate=args.rate_limit,
-        burst=args.burst,
-        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-        max_pixels=args.max_pixels,
-        request_timeout=args.timeout,
-        max_upload_signatures=args.max_upload_signatures,
-        sync_video_seconds=args.sync_video_seconds,
-        max_subject_photos=args.max_subject_photos,
-        allow_private_webhooks=args.allow_private_webhooks,
-    )
-    if args.workers > 1:
-        from counterfake.service.workers import serve_workers
-
-        return serve_workers(settings, args.host, args.port, args.workers)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
     return 0
 
 

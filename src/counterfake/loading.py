@@ -25,6 +25,7 @@ from counterfake.index.packed import (
     read_stamp,
     write_packed,
 )
+from counterfake.index.votes import CandidateSource, Proposer
 from counterfake.matching import Matcher
 from counterfake.registry import Registry
 from counterfake.signature.extract import Signature
@@ -41,7 +42,7 @@ class SignatureCache(Protocol):
     def cache_clear(self) -> None: ...
 
 
-def index_registry(registry: Registry, index: CandidateIndex) -> SharedEntries:
+def index_registry(registry: Registry, index: CandidateSource) -> SharedEntries:
     """Every registered signature added to ``index`` (copies of one photo share an entry, see
     index/owners.py), which is then sorted into its search tables; the entries' owners.
 
@@ -56,7 +57,7 @@ def index_registry(registry: Registry, index: CandidateIndex) -> SharedEntries:
 
 
 def cached_matcher(
-    index: CandidateIndex,
+    index: Proposer,
     signature_of: Callable[[int], Signature],
     thresholds: Thresholds,
     cache_size: int,
@@ -72,7 +73,7 @@ class LoadedCandidates:
     """A registry's candidate index and its entries' owners, as of change ``seq`` of its feed:
     the changes after it are still to be applied (applying one twice is harmless)."""
 
-    index: CandidateIndex
+    index: CandidateSource
     entries: SharedEntries
     seq: int
 

@@ -45,7 +45,7 @@ from counterfake.evidence import MAX_NFA, TEXTURED_CONTRAST, Evidence, confirmed
 from counterfake.fitting import fit_transform
 from counterfake.framing import frame_overlap, has_seam, outlines_overlap, scene_continues
 from counterfake.geometry import project
-from counterfake.index.candidates import CandidateIndex
+from counterfake.index.votes import Proposer
 from counterfake.masks import draw_cells
 from counterfake.signature.extract import Query, Signature, make_query
 from counterfake.signature.features import LocalFeatures
@@ -126,7 +126,7 @@ class Matcher:
 
     def __init__(
         self,
-        index: CandidateIndex,
+        index: Proposer,
         signature_of: Callable[[int], Signature],
         thresholds: Thresholds | None = None,
     ) -> None:

@@ -388,6 +388,16 @@ class Registry(ChangeFeed):
         for photo_id, blob in rows:
             yield photo_id, self._decode(photo_id, blob)
 
+    def signatures_by_id(self, photo_ids: list[int]) -> Iterator[tuple[int, Signature]]:
+        """(photo id, signature) of the registered photos among ``photo_ids`` (withdrawn ones
+        are missing), a page at a time: how an index shard (cluster/) loads its photos."""
+        for start in range(0, len(photo_ids), _PAGE):
+            page = photo_ids[start : start + _PAGE]
+            marks = ", ".join(["?"] * len(page))
+            rows = self.db.execute(f"SELECT id, signature FROM photos WHERE id IN ({marks})", page)
+            for photo_id, blob in rows:
+                yield photo_id, self._decode(photo_id, blob)
+
     def signature(self, photo_id: int) -> Signature:
         rows = self.db.execute("SELECT signature FROM photos WHERE id = ?", (photo_id,))
         if not rows:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, describe_os_error
 from counterfake.index.candidates import CandidateIndex
+from counterfake.index.votes import CandidateSource
 from counterfake.inputs import Item, expand, image_files, item_key, read_image
 from counterfake.loading import cached_matcher, index_registry
 from counterfake.masks import DIGEST_CHARACTERS, write_mask
@@ -91,11 +92,14 @@ class Scanner:
         *,
         thresholds: Thresholds | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        index: CandidateSource | None = None,
     ) -> None:
+        """Index the registry in ``index`` (a new CandidateIndex by default; one split over a
+        cluster for ``scan --cluster``, see cluster/scan.py)."""
         self.registry_path = str(registry_path)
         self.thresholds = thresholds or Thresholds()
         self.max_pixels = max_pixels
-        self.index = CandidateIndex()
+        self.index = index if index is not None else CandidateIndex()
         with Registry(self.registry_path) as registry:
             # sorted before workers are forked, so they share what it joins
             self.entries = index_registry(registry, self.index)
@@ -132,25 +136,27 @@ class Scanner:
             Path(masks_dir).mkdir(parents=True, exist_ok=True)
         finished = done or {}
 
-        def scan_one(item: Item) -> FileResult:
-            if isinstance(item, tuple):
-                return FileResult(item[0], error=item[1])
-            if isinstance(item, ExportEntry):
-                if item.source is None:
-                    return FileResult(item.path, error=item.error, context=item.context)
-                result = self.scan_file(item.source, masks_dir)
-                result.path, result.context = item.path, item.context
-                return result
-            return self.scan_file(item, masks_dir)
-
         def pending(items: Iterator[Item]) -> Iterator[Item | FileResult]:
             for item in items:
                 yield finished.get(item_key(item), item)
 
         def run(item: Item | FileResult) -> FileResult:
-            return item if isinstance(item, FileResult) else scan_one(item)
+            return item if isinstance(item, FileResult) else self.scan_item(item, masks_dir)
 
         yield from in_parallel(run, pending(expand(paths, exports)), workers, self._open)
+
+    def scan_item(self, item: Item, masks_dir: str | os.PathLike | None = None) -> FileResult:
+        """One item's result: a file's, an export entry's (with its message's context), or
+        the error that kept a file from being listed."""
+        if isinstance(item, tuple):
+            return FileResult(item[0], error=item[1])
+        if isinstance(item, ExportEntry):
+            if item.source is None:
+                return FileResult(item.path, error=item.error, context=item.context)
+            result = self.scan_file(item.source, masks_dir)
+            result.path, result.context = item.path, item.context
+            return result
+        return self.scan_file(item, masks_dir)
 
     def scan_file(self, path: str, masks_dir: str | os.PathLike | None = None) -> FileResult:
         """Match one file; a file that cannot be read gets its error, never an exception."""
@@ -161,9 +167,16 @@ class Scanner:
             sha256, rgb = read_image(path, self.max_pixels)
         except ImageError as error:
             return FileResult(path, error=str(error))
+        return self.image_result(path, sha256, matcher.match(make_query(rgb)), masks_dir)
+
+    def image_result(
+        self, path: str, sha256: str, found: list[Match], masks_dir: str | os.PathLike | None
+    ) -> FileResult:
+        """An image's result from its matches, which name index entries (matched here, or on
+        a cluster's worker): a match of an entry is a match of each of its owners."""
         matches = [
-            replace(match, photo_id=owner)  # a match of an entry is a match of each owner
-            for match in matcher.match(make_query(rgb))
+            replace(match, photo_id=owner)
+            for match in found
             for owner in self.entries.owners(match.photo_id)
         ]
         return FileResult(

@@ -65,14 +65,20 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from counterfake.index.votes import (
+    MAX_DISTANCE,
+    NEIGHBOURS,
+    ORIENTATIONS,
+    Candidate,
+    nearer,
+    vote,
+)
 from counterfake.signature import hamming
 from counterfake.signature.extract import Signature
 from counterfake.signature.features import DESCRIPTOR_BYTES
 
 INDEXED_FEATURES = 256  # per orientation
 VOTING_FEATURES = 600  # of a scanned image's spread-ordered descriptors, used to vote
-NEIGHBOURS = 2  # nearest rows kept per scanned descriptor
-MAX_DISTANCE = 48  # of 256 bits; farther rows do not vote
 HASH_TABLES = 10
 KEY_BYTES = 3  # a 24-bit slice per table: the tables use bytes 0..29 of the descriptor
 _MAX_BUCKET_BITS = 8 * KEY_BYTES
@@ -81,16 +87,8 @@ CROWDED_ROWS = 64  # a bucket with more rows than this (and than CROWDED_MULTIPL
 CROWDED_MULTIPLE = 20  # segment's average) is a stop word: its rows are not scanned
 _REBUILD_DEAD_SHARE = 0.5
 _PAGE_BYTES = 4096
-_ORIENTATIONS = 2  # an owner is photo_id * 2 + mirrored, kept in 32 bits
-MAX_PHOTO_ID = (2**32 - 1) // _ORIENTATIONS
+MAX_PHOTO_ID = (2**32 - 1) // ORIENTATIONS
 _BLOCK_ROWS = 1 << 21  # rows per block of additions (64 MB, see _Additions)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    photo_id: int
-    mirrored: bool
-    votes: float  # distance-weighted
 
 
 @dataclass(frozen=True)
@@ -229,7 +227,7 @@ class _Additions:
             codes[row : row + count] = blocks[block][first : first + count]
             row += count
         del blocks
-        owner = np.fromiter(self._photos, np.int64, len(places)) * _ORIENTATIONS
+        owner = np.fromiter(self._photos, np.int64, len(places)) * ORIENTATIONS
         mirrored = np.array([rows for *_, rows in places], np.int64)
         owners = np.repeat(  # a photo's rows: its descriptors, then its mirror image's
             np.column_stack([owner, owner + 1]).ravel(),
@@ -373,9 +371,13 @@ class CandidateIndex:
 
     def candidates(self, descriptors: np.ndarray, limit: int) -> list[Candidate]:
         """The ``limit`` (photo, orientation) pairs with the most votes, best first."""
+        return vote(*self.nearest(descriptors), limit)
+
+    def nearest(self, descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each voting descriptor's NEIGHBOURS nearest rows, as (owner, distance) arrays of
+        shape (descriptors, NEIGHBOURS), nearest first (-1, MAX_DISTANCE + 1 where none): what
+        :func:`vote` counts, and what index shards return for :func:`merge_nearest`."""
         descriptors = np.ascontiguousarray(descriptors[:VOTING_FEATURES], np.uint8)
-        if len(descriptors) == 0:
-            return []
         keys = _keys(descriptors)
         codes = hamming.as_words(descriptors)
         with self._lock:  # segments never change shape once made: search them outside the lock
@@ -404,7 +406,7 @@ class CandidateIndex:
                 nearest_row,
             )
             first_row += len(segment)
-        return _vote(nearest_owner, nearest_distance, limit)
+        return nearest_owner, nearest_distance
 
     def _settle(self) -> None:
         """Turn pending additions into a segment (small: a search waits for it)."""
@@ -490,29 +492,6 @@ def _joined(parts: list[tuple[np.ndarray, np.ndarray, dict[int, range]]]) -> _Se
     )
 
 
-def _vote(owner: np.ndarray, distance: np.ndarray, limit: int) -> list[Candidate]:
-    """Sum each (photo, orientation)'s weighted votes: one per scanned descriptor, from the
-    nearest of its rows (several of its nearest rows may belong to the same photo)."""
-    voters, near = [], []
-    for column in range(owner.shape[1]):
-        fresh = owner[:, column] >= 0
-        for earlier in range(column):
-            fresh &= owner[:, column] != owner[:, earlier]
-        voters.append(owner[fresh, column])
-        near.append(distance[fresh, column])
-    voters, near = np.concatenate(voters), np.concatenate(near)
-    if len(voters) == 0:
-        return []
-    weight = ((MAX_DISTANCE + 1 - near) / MAX_DISTANCE) ** 2
-    voted, slot = np.unique(voters, return_inverse=True)
-    votes = np.bincount(slot, weights=weight)
-    best = np.argsort(-votes, kind="stable")[:limit]
-    return [
-        Candidate(int(voted[i]) // _ORIENTATIONS, bool(voted[i] % _ORIENTATIONS), float(votes[i]))
-        for i in best
-    ]
-
-
 @numba.njit(inline="always")
 def _key(codes: np.ndarray, row: int, table: int) -> np.uint32:
     """The row's key in this table, read from its descriptor (as _keys computes it)."""
@@ -563,9 +542,10 @@ def _nearest_rows(
     rows. A small segment's buckets hold several keys; the key is checked so that the answer
     does not depend on how the rows happen to be segmented. Row numbers are offset by
     ``first_row`` so that a row met again through another table, or another segment's row, is
-    told apart. Liveness is read only for a row near enough to be kept: most rows fail the
-    distance test, and reading their liveness first cost one more random memory access per
-    row."""
+    told apart. Of rows equally near, the one :func:`votes.nearer` ranks first is kept, so that
+    the answer does not depend on the order rows are met in (shards merge to the same). Liveness
+    is read only for a row near enough to be kept: most rows fail the distance test, and reading
+    their liveness first cost one more random memory access per row."""
     neighbours = best_row.shape[1]
     for q in range(query.shape[0]):
         for table in range(buckets.shape[0]):
@@ -577,8 +557,12 @@ def _nearest_rows(
                 row = rows[table, i]
                 if _key(codes, row, table) != key:
                     continue
-                distance = hamming.distance(codes, row, query, q)
-                if distance >= best_distance[q, neighbours - 1] or not alive[row]:
+                distance, owner = hamming.distance(codes, row, query, q), owners[row]
+                last = neighbours - 1
+                salt = keys[0, q]
+                if not nearer(distance, owner, best_distance[q, last], best_owner[q, last], salt):
+                    continue
+                if not alive[row]:
                     continue
                 numbered = first_row + row
                 seen = False
@@ -587,11 +571,13 @@ def _nearest_rows(
                 if seen:
                     continue
                 j = neighbours - 1
-                while j > 0 and best_distance[q, j - 1] > distance:
+                while j > 0 and nearer(
+                    distance, owner, best_distance[q, j - 1], best_owner[q, j - 1], salt
+                ):
                     best_distance[q, j] = best_distance[q, j - 1]
                     best_owner[q, j] = best_owner[q, j - 1]
                     best_row[q, j] = best_row[q, j - 1]
                     j -= 1
                 best_distance[q, j] = distance
-                best_owner[q, j] = owners[row]
+                best_owner[q, j] = owner
                 best_row[q, j] = numbered

@@ -17,7 +17,8 @@ import numpy as np
 
 from counterfake import __version__
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError
-from counterfake.index.candidates import Candidate, CandidateIndex
+from counterfake.index.candidates import CandidateIndex
+from counterfake.index.votes import Candidate
 from counterfake.inputs import Item, read_image
 from counterfake.masks import DIGEST_CHARACTERS, write_mask
 from counterfake.matching import Instance, Match, decide, verify, verify_and_decide, with_face

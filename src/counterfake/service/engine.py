@@ -41,7 +41,14 @@ from counterfake.index.candidates import CandidateIndex
 from counterfake.index.owners import SharedEntries
 from counterfake.index.packed import PackedIndexError, read_stamp
 from counterfake.index.pdq import PdqIndex
-from counterfake.loading import cached_matcher, load_candidates, pack
+from counterfake.index.votes import CandidateSource
+from counterfake.loading import (
+    LoadedCandidates,
+    cached_matcher,
+    index_registry,
+    load_candidates,
+    pack,
+)
 from counterfake.matching import Match, SignatureQuery, Thresholds
 from counterfake.registered import Change, RegisteredPhoto
 from counterfake.registry import Registry
@@ -105,24 +112,31 @@ class MatchedVideo:
 class LoadedIndexes:
     """A registry's indexes as loaded at ``seq``: what a worker starts from."""
 
-    index: CandidateIndex
+    index: CandidateSource  # a CandidateIndex, or one split over a cluster (cluster/)
     pdq: PdqIndex
     seq: int
     entries: SharedEntries  # which registered photos each entry of ``index`` stands for
 
 
-def load_indexes(registry: Registry, packed: str | None = None) -> LoadedIndexes:
+def load_indexes(
+    registry: Registry, packed: str | None = None, index: CandidateSource | None = None
+) -> LoadedIndexes:
     """Load everything registered; changes made meanwhile are applied by the next sync.
 
     The candidate index comes from the ``packed`` file when it fits the registry, else from
-    the registry (see loading.load_candidates). Signatures stream in pages and each is dropped
+    the registry (see loading.load_candidates), into ``index`` when one is given (an index
+    split over a cluster, which has no packed file). Signatures stream in pages and each is dropped
     once indexed, and the PDQ hashes come from their own table, so a large registry never sits
     in memory whole. The candidate index is sorted into its search tables here, before the
     worker answers `/health`: left to the first search, sorting a large registry would fall
     inside that request (past a minute, the request timeout, at 50,000 photos on two shared
     cores).
     """
-    candidates = load_candidates(registry, packed, merge_on_search=False)
+    if index is None:
+        candidates = load_candidates(registry, packed, merge_on_search=False)
+    else:  # the feed's head first: what is registered while indexing is applied by a sync
+        seq = registry.head_seq()
+        candidates = LoadedCandidates(index, index_registry(registry, index), seq)
     seq, index = candidates.seq, candidates.index
     loaded = LoadedIndexes(index, PdqIndex(), seq, candidates.entries)
     batch: list[tuple[str, str]] = []
@@ -249,6 +263,8 @@ class MatchingEngine:
         lacks; True if it wrote it. A file that another worker wrote meanwhile, as new as this
         worker's index or newer, is left alone."""
         if self.packed is None or self._seq == self._packed_seq:
+            return False
+        if not isinstance(self.index, CandidateIndex):  # split over a cluster: no packed file
             return False
         with self._sync_lock:  # index and entries as of one change: no change is applied now
             seq = self._seq
