@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
+from conftest import SHARED_DATA
+from PIL import Image
 
+from counterfake.imaging import load_image
 from counterfake.signature.extract import (
     QUERY_FEATURES,
     QUERY_MIN_SIDE,
@@ -15,7 +19,12 @@ from counterfake.signature.extract import (
     make_signature,
     query_features,
 )
-from counterfake.signature.features import LEVEL_GROUPS, SPREAD_GRID, extract_features
+from counterfake.signature.features import (
+    LEVEL_GROUPS,
+    SPREAD_GRID,
+    OrbSettings,
+    extract_features,
+)
 
 
 def buckets(features, shape, levels: int = 8) -> np.ndarray:
@@ -104,8 +113,9 @@ def test_a_large_copy_meets_the_registered_photo_at_the_same_points(photo):
 def test_features_keep_the_fields_of_orb_keypoints(photo):
     gray = grey(photo)
     features = extract_features(gray, 20_000)  # more than ORB finds: every keypoint is kept
+    detected = int(20_000 * OrbSettings().detected_per_kept)  # as many as extract_features asks
     keypoints, _ = cv2.ORB_create(
-        nfeatures=30_000, scaleFactor=1.2, nlevels=8, edgeThreshold=15, fastThreshold=10
+        nfeatures=detected, scaleFactor=1.2, nlevels=8, edgeThreshold=15, fastThreshold=10
     ).detectAndCompute(gray, None)
     expected = np.array([(*k.pt, k.size, k.angle, k.octave) for k in keypoints], np.float32)
     kept = np.column_stack(
@@ -116,3 +126,16 @@ def test_features_keep_the_fields_of_orb_keypoints(photo):
         return table[np.lexsort(table.T[::-1])]
 
     assert np.array_equal(rows(kept), rows(expected))
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "people").is_dir(), reason="needs ../shared/data")
+def test_a_patterned_garment_does_not_take_most_of_a_photos_features():
+    """people/0084 wears a floral print, a fifth of the photo and most of its strong corners;
+    what a derivative keeps (face, hair, the brick wall) must hold most of the features, so
+    the spread selection needs spares outside the garment to choose from."""
+    photo = load_image(SHARED_DATA / "people" / "0084.jpg")
+    garment = np.asarray(Image.open(SHARED_DATA / "people" / "0084_mask.png")) > 127
+    signature = make_signature(photo, "0084", "0" * 64, exchange=False, face=False)
+    scale = photo.shape[1] / signature.frame_width
+    xy = np.minimum((signature.features.xy * scale).astype(int), np.array(garment.shape[::-1]) - 1)
+    assert garment[xy[:, 1], xy[:, 0]].mean() < 0.5
