@@ -155,7 +155,7 @@ def parse_layout(text: str) -> Layout:
     text = text.rstrip("mb")
     indexed, rest = text.split("x")
     bits, _, distance = rest.partition("d")
-    default = {8: 1, 16: 3, 32: 7, 64: 14}[int(bits)]
+    default = {8: 1, 16: 3, 32: 5, 64: 10}[int(bits)]
     return Layout(
         indexed=int(indexed),
         signature_bits=int(bits),
@@ -208,7 +208,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100_000, help="photos in the index")
     parser.add_argument("--per-set", type=int, default=400, help="positive cases per set")
     parser.add_argument("--negatives", type=int, default=50, help="negative cases per set")
-    parser.add_argument("--layouts", nargs="+", default=["64x64", "128x32"])
+    parser.add_argument(
+        "--layouts", nargs="+", default=["64x64", "128x32"], help=parse_layout.__doc__
+    )
     parser.add_argument("--skip-current", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--name", help="save the run as bench/results/index-recall-NAME.json")
