@@ -75,9 +75,7 @@ def bit_pairs(path: str) -> tuple[np.ndarray, np.ndarray]:
         nearest = gaps.argmin(axis=1)
         near = gaps[np.arange(len(landed)), nearest] <= PAIR_PIXELS
         ours = np.unpackbits(reference.descriptors[near], axis=1, bitorder="little")
-        theirs = np.unpackbits(
-            query.features.descriptors[nearest[near]], axis=1, bitorder="little"
-        )
+        theirs = np.unpackbits(query.features.descriptors[nearest[near]], axis=1, bitorder="little")
         same_corner = (ours != theirs).sum(axis=1) <= PAIR_BITS
         pairs.append(ours[same_corner] != theirs[same_corner])
     bits = np.unpackbits(reference.descriptors, axis=1, bitorder="little")

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from counterfake.duplicates import same_photo
 from counterfake.index.candidates import CandidateIndex, SegmentArrays
+from counterfake.index.compact import AnyIndex
 from counterfake.index.owners import EntryArrays, SharedEntries
 from counterfake.index.packed import (
     PackedIndexError,
@@ -41,7 +42,7 @@ class SignatureCache(Protocol):
     def cache_clear(self) -> None: ...
 
 
-def index_registry(registry: Registry, index: CandidateIndex) -> SharedEntries:
+def index_registry(registry: Registry, index: AnyIndex) -> SharedEntries:
     """Every registered signature added to ``index`` (copies of one photo share an entry, see
     index/owners.py), which is then sorted into its search tables; the entries' owners.
 
@@ -56,7 +57,7 @@ def index_registry(registry: Registry, index: CandidateIndex) -> SharedEntries:
 
 
 def cached_matcher(
-    index: CandidateIndex,
+    index: AnyIndex,
     signature_of: Callable[[int], Signature],
     thresholds: Thresholds,
     cache_size: int,

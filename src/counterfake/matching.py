@@ -45,7 +45,7 @@ from counterfake.evidence import MAX_NFA, TEXTURED_CONTRAST, Evidence, confirmed
 from counterfake.fitting import fit_transform
 from counterfake.framing import frame_overlap, has_seam, scene_continues
 from counterfake.geometry import project, warp
-from counterfake.index.candidates import CandidateIndex
+from counterfake.index.compact import AnyIndex, shortlist
 from counterfake.masks import draw_cells
 from counterfake.signature.extract import Query, Signature, make_query
 from counterfake.signature.features import LocalFeatures
@@ -124,13 +124,16 @@ class SignatureQuery:
     def shape(self) -> tuple[int, int]:
         return self.signature.frame_height, self.signature.frame_width
 
+    def mirror_features(self) -> LocalFeatures:
+        return self.signature.mirrored  # the signature holds its mirror image's features
+
 
 class Matcher:
     """Matches scanned images against an index and the signatures behind it."""
 
     def __init__(
         self,
-        index: CandidateIndex,
+        index: AnyIndex,
         signature_of: Callable[[int], Signature],
         thresholds: Thresholds | None = None,
     ) -> None:
@@ -166,7 +169,7 @@ class Matcher:
         ``looks`` is how many looks at one scanned image the number of false alarms counts."""
         t = self.thresholds
         found: dict[int, Match] = {}
-        for candidate in self.index.candidates(query.features.descriptors, t.candidates):
+        for candidate in shortlist(self.index, query.features, t.candidates, query.mirror_features):
             if candidate.votes < t.min_votes:
                 break
             try:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError, describe_os_error
 from counterfake.index.candidates import CandidateIndex
+from counterfake.index.compact import AnyIndex, CompactIndex
 from counterfake.inputs import Item, expand, image_files, item_key, read_image
 from counterfake.loading import cached_matcher, index_registry
 from counterfake.masks import DIGEST_CHARACTERS, write_mask
@@ -91,11 +92,15 @@ class Scanner:
         *,
         thresholds: Thresholds | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        compact_index: bool = False,
     ) -> None:
+        """``compact_index``: candidates from the compact inverted file (index/compact.py,
+        about 1.2 kB a photo) instead of the multi-index hash (about 40 kB a photo), which
+        finds more of the most heavily edited copies (docs/index.md)."""
         self.registry_path = str(registry_path)
         self.thresholds = thresholds or Thresholds()
         self.max_pixels = max_pixels
-        self.index = CandidateIndex()
+        self.index: AnyIndex = CompactIndex() if compact_index else CandidateIndex()
         with Registry(self.registry_path) as registry:
             # sorted before workers are forked, so they share what it joins
             self.entries = index_registry(registry, self.index)

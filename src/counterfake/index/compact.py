@@ -42,11 +42,14 @@ and the layout a parameter so that bench/index_recall.py can measure each one.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 
+from counterfake.index import candidates
+from counterfake.index.candidates import CandidateIndex
 from counterfake.signature import hamming
 from counterfake.signature.extract import Signature
 from counterfake.signature.features import LocalFeatures
@@ -432,6 +435,19 @@ class CompactIndex:
         for segment in self._segments:
             if segment.holds(photo_id):
                 segment.dead.add(photo_id)
+
+
+AnyIndex = CandidateIndex | CompactIndex  # what a matcher asks and index/owners.py fills
+
+
+def shortlist(
+    index: AnyIndex, features: LocalFeatures, limit: int, mirror: Callable[[], LocalFeatures]
+) -> list[Candidate] | list[candidates.Candidate]:
+    """What either index proposes for a scanned image, best first; ``mirror`` makes the
+    features of its mirror image, which only a one-orientation compact index asks for."""
+    if isinstance(index, CandidateIndex):
+        return index.candidates(features.descriptors, limit)
+    return index.candidates(features, limit, mirror() if index.queries_mirror else None)
 
 
 def _joined(layout: Layout, run: list[_Segment]) -> _Segment:

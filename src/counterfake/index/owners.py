@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from counterfake.index.candidates import CandidateIndex
+from counterfake.index.compact import AnyIndex
 from counterfake.index.pdq import PdqIndex
 from counterfake.signature.extract import Signature
 
@@ -68,7 +69,7 @@ class EntryArrays:
 class SharedEntries:
     """The candidate index's entries and the registered photos each one stands for."""
 
-    def __init__(self, index: CandidateIndex, same_photo: SamePhoto | None = None) -> None:
+    def __init__(self, index: AnyIndex, same_photo: SamePhoto | None = None) -> None:
         self.index = index
         self.same_photo = same_photo
         self._lock = threading.Lock()
