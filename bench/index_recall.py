@@ -31,13 +31,7 @@ from counterfake.imaging import load_image
 from counterfake.index.candidates import CandidateIndex
 from counterfake.index.compact import CompactIndex, Layout
 from counterfake.parallel import in_parallel
-from counterfake.signature.extract import (
-    Signature,
-    grey,
-    make_query,
-    make_signature,
-    query_features,
-)
+from counterfake.signature.extract import Signature, make_query, make_signature
 from counterfake.signature.features import LocalFeatures
 from counterfake.thresholds import Thresholds
 
@@ -55,13 +49,19 @@ class Case:
     mirrored: bool
     features: LocalFeatures
     mirror: LocalFeatures
+    query_ms: float  # CPU time of the scan's query (decoded image to features)
+    mirror_ms: float  # ...and of its mirror image's features, which the compact index asks
 
 
 def _query(item: tuple[str, str, str, int | None, bool]) -> Case:
     source_set, path, transform, owner, mirrored = item
-    query = make_query(load_image(path))
-    mirror = query_features(np.ascontiguousarray(grey(query.work)[:, ::-1]))
-    return Case(source_set, transform, owner, mirrored, query.features, mirror)
+    rgb = load_image(path)
+    started = time.process_time()
+    query = make_query(rgb)
+    made = time.process_time()
+    mirror = query.mirror_features()
+    query_ms, mirror_ms = (made - started) * 1000, (time.process_time() - made) * 1000
+    return Case(source_set, transform, owner, mirrored, query.features, mirror, query_ms, mirror_ms)
 
 
 def load_cases(
@@ -179,7 +179,13 @@ def run(args: argparse.Namespace) -> dict:
         signature = real.get(photo_id) or synthetic(registry, templates, photo_id)
         for index in indexes.values():
             index.add(photo_id, signature)
-    out: dict = {"registered_photos": args.size, "queries": len(cases), "indexes": {}}
+    out: dict = {
+        "registered_photos": args.size,
+        "queries": len(cases),
+        "query_cpu_ms": float(np.mean([c.query_ms for c in cases])),
+        "mirror_features_cpu_ms": float(np.mean([c.mirror_ms for c in cases])),
+        "indexes": {},
+    }
     for name, index in indexes.items():
         index.prepare()
         limit = max(LIMITS)
