@@ -74,6 +74,16 @@ def test_a_mirrored_copy_is_found_through_the_scanned_mirror_image(photos):
     assert all(c.photo_id != 42 for c in index.candidates(scanned, 5))  # not without it
 
 
+def test_a_copy_two_word_bits_away_is_found_only_by_probing_two_bits_away(photos):
+    flipped = photos[8].features.descriptors.copy()
+    for bit in ROBUST_BITS[:2]:  # the word's first two bits, in every descriptor
+        flipped[:, bit // 8] ^= np.uint8(1 << bit % 8)
+    scanned = replace(photos[8].features, descriptors=flipped)
+    assert all(c.photo_id != 8 for c in filled(photos).candidates(scanned, 10))
+    best = filled(photos, Layout(probe_radius=2)).candidates(scanned, 10)[0]
+    assert best.photo_id == 8
+
+
 def test_two_orientations_find_a_mirrored_copy_without_the_mirror_image(photos):
     index = filled(photos, Layout(orientations=2))
     assert not index.queries_mirror
