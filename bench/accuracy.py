@@ -24,6 +24,7 @@ import numpy as np
 
 from bench.results import save
 from counterfake.imaging import load_image
+from counterfake.index.compact import CompactIndex
 from counterfake.registry import Registry
 from counterfake.scan import Scanner, hash_files
 from counterfake.signature.pdq import MATCH_THRESHOLD, hamming_distance, pdq_hash
@@ -65,11 +66,11 @@ def iou(predicted: np.ndarray, truth: np.ndarray) -> float:
     return float((predicted & truth).sum() / union) if union else 1.0
 
 
-def run(cases_dir: Path, workers: int) -> dict:
+def run(cases_dir: Path, workers: int, compact_index: bool = False) -> dict:
     manifest = load_manifest(cases_dir)
     out = cases_dir.parent
     registered_pdq = build_registry(manifest, out / "bench.db", workers)
-    scanner = Scanner(out / "bench.db")
+    scanner = Scanner(out / "bench.db", index=CompactIndex() if compact_index else None)
     cases = manifest["cases"]
     case_paths = [str(cases_dir / c["path"]) for c in cases]
     distractors = [str(Path(p)) for p in manifest["distractors"]]
@@ -133,6 +134,7 @@ def run(cases_dir: Path, workers: int) -> dict:
         "files_scanned": len(results),
         "scan_seconds": scan_seconds,
         "workers": workers,
+        "index": "compact" if compact_index else "multi-index hash",
     }
 
 
@@ -188,8 +190,11 @@ def main() -> None:
     parser.add_argument("--cases", type=Path, default=Path("bench/out/cases"))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--name", help="save the run as bench/results/accuracy-NAME.json")
+    parser.add_argument(
+        "--compact-index", action="store_true", help="candidates from index/compact.py"
+    )
     args = parser.parse_args()
-    summary = run(args.cases, args.workers)
+    summary = run(args.cases, args.workers, args.compact_index)
     (args.cases.parent / "accuracy.json").write_text(json.dumps(summary, indent=1))
     if args.name:
         save(f"accuracy-{args.name}", counted(summary))

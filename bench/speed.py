@@ -112,7 +112,7 @@ class SyntheticRegistry:
         )
         self.jitter = rng.normal(0, 4, (MASKS, rows, 2)).astype(np.float32)
 
-    def _perturbed(self, features: LocalFeatures, photo_id: int, side: int) -> LocalFeatures:
+    def perturbed(self, features: LocalFeatures, photo_id: int, side: int) -> LocalFeatures:
         """The template's features with a mask and a jitter from the pools.
 
         Each (template, mask) pair serves one photo id up to len(templates) x MASKS / 2 photos
@@ -134,8 +134,8 @@ class SyntheticRegistry:
         return dataclasses.replace(
             template,
             label=f"synthetic-{photo_id}",
-            features=self._perturbed(template.features, photo_id, 0),
-            mirrored=self._perturbed(template.mirrored, photo_id, 1),
+            features=self.perturbed(template.features, photo_id, 0),
+            mirrored=self.perturbed(template.mirrored, photo_id, 1),
         )
 
 

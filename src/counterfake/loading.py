@@ -17,6 +17,7 @@ from typing import Protocol
 
 from counterfake.duplicates import same_photo
 from counterfake.index.candidates import CandidateIndex, SegmentArrays
+from counterfake.index.compact import AnyIndex, AnyProposer
 from counterfake.index.owners import EntryArrays, SharedEntries
 from counterfake.index.packed import (
     PackedIndexError,
@@ -25,7 +26,7 @@ from counterfake.index.packed import (
     read_stamp,
     write_packed,
 )
-from counterfake.index.votes import CandidateSource, Proposer
+from counterfake.index.votes import CandidateSource
 from counterfake.matching import Matcher
 from counterfake.registry import Registry
 from counterfake.signature.extract import Signature
@@ -42,7 +43,7 @@ class SignatureCache(Protocol):
     def cache_clear(self) -> None: ...
 
 
-def index_registry(registry: Registry, index: CandidateSource) -> SharedEntries:
+def index_registry(registry: Registry, index: AnyIndex) -> SharedEntries:
     """Every registered signature added to ``index`` (copies of one photo share an entry, see
     index/owners.py), which is then sorted into its search tables; the entries' owners.
 
@@ -57,7 +58,7 @@ def index_registry(registry: Registry, index: CandidateSource) -> SharedEntries:
 
 
 def cached_matcher(
-    index: Proposer,
+    index: AnyProposer,
     signature_of: Callable[[int], Signature],
     thresholds: Thresholds,
     cache_size: int,

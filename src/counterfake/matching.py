@@ -45,7 +45,7 @@ from counterfake.evidence import MAX_NFA, TEXTURED_CONTRAST, Evidence, confirmed
 from counterfake.fitting import fit_transform
 from counterfake.framing import frame_overlap, has_seam, outlines_overlap, scene_continues
 from counterfake.geometry import project
-from counterfake.index.votes import Proposer
+from counterfake.index.compact import AnyProposer, shortlist
 from counterfake.masks import draw_cells
 from counterfake.signature.extract import Query, Signature, make_query
 from counterfake.signature.features import LocalFeatures
@@ -120,13 +120,16 @@ class SignatureQuery:
     def shape(self) -> tuple[int, int]:
         return self.signature.frame_height, self.signature.frame_width
 
+    def mirror_features(self) -> LocalFeatures:
+        return self.signature.mirrored  # the signature holds its mirror image's features
+
 
 class Matcher:
     """Matches scanned images against an index and the signatures behind it."""
 
     def __init__(
         self,
-        index: Proposer,
+        index: AnyProposer,
         signature_of: Callable[[int], Signature],
         thresholds: Thresholds | None = None,
     ) -> None:
@@ -162,7 +165,7 @@ class Matcher:
         ``looks`` is how many looks at one scanned image the number of false alarms counts."""
         t = self.thresholds
         found: dict[int, Match] = {}
-        for candidate in self.index.candidates(query.features.descriptors, t.candidates):
+        for candidate in shortlist(self.index, query.features, t.candidates, query.mirror_features):
             if candidate.votes < t.min_votes:
                 break
             try:

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from counterfake.index.candidates import CandidateIndex
+from counterfake.index.compact import AnyIndex
 from counterfake.index.pdq import PdqIndex
-from counterfake.index.votes import CandidateSource
 from counterfake.signature.extract import Signature
 
 NEAR_IDENTICAL_BITS = 8  # of PDQ's 256: a re-encode of the same picture, not another one
@@ -69,7 +69,7 @@ class EntryArrays:
 class SharedEntries:
     """The candidate index's entries and the registered photos each one stands for."""
 
-    def __init__(self, index: CandidateSource, same_photo: SamePhoto | None = None) -> None:
+    def __init__(self, index: AnyIndex, same_photo: SamePhoto | None = None) -> None:
         self.index = index
         self.same_photo = same_photo
         self._lock = threading.Lock()

@@ -72,6 +72,11 @@ class Query:
         """(height, width) of the scanned image, the frame its mask is drawn in."""
         return self.rgb.shape[:2]
 
+    def mirror_features(self) -> LocalFeatures:
+        """The local features of the image's mirror image, for an index that holds one
+        orientation of each photo (index/compact.py): a second ORB pass, made on demand."""
+        return query_features(np.ascontiguousarray(grey(self.work)[:, ::-1]))
+
 
 def resize_longer_side(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     """Resize so the longer side is ``side`` pixels; return the image and the scale factor."""

@@ -39,6 +39,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 
 from counterfake.evidence import MAX_NFA
+from counterfake.index.compact import shortlist
 from counterfake.matching import Match, Matcher, verify, verify_and_decide
 from counterfake.registered import VideoFrame
 from counterfake.signature.extract import Query
@@ -165,7 +166,8 @@ class FrameLooker:
         order, as the module's description says."""
         t = self.matcher.thresholds
         groups: dict[Target, list[tuple[int, bool, float, float]]] = {}
-        for candidate in self.matcher.index.candidates(query.features.descriptors, t.candidates):
+        index = self.matcher.index
+        for candidate in shortlist(index, query.features, t.candidates, query.mirror_features):
             if candidate.votes < t.min_votes:
                 break
             for owner in self.owners(candidate.photo_id):

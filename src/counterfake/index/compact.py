@@ -1,0 +1,563 @@
+"""The compact candidate index: an inverted file over bit-sampled words, with Hamming embedding.
+
+The multi-index hash (candidates.py) keeps every indexed descriptor whole: about 40 kB a photo,
+so one machine holds some hundreds of thousands of photos, not the ten million the design asks
+for. This index keeps a few bytes per indexed feature instead (Jégou, Douze & Schmid, "Hamming
+embedding and weak geometric consistency for large scale image search", ECCV 2008):
+
+- **Words.** A descriptor's *word* is ``word_bits`` of its bits, at fixed positions: those that
+  edits flip least among those that split descriptors evenly and are little correlated with each
+  other (ROBUST_BITS, measured on the shared photos by bench/index_bits.py). A copy reaches its
+  photo's list only when at most one of the word's bits flipped, so the bits that flip least
+  matter most: ORB's own first 20 bits flipped in 17% of edited feature pairs there, these in
+  13%. The vocabulary is the positions: there is nothing to train, store or ship.
+- **Postings.** Each of a photo's first ``indexed`` spread-ordered descriptors is a posting in
+  its word's list: the photo's id (4 bytes), a *signature* of ``signature_bits`` further bits
+  (the Hamming embedding) and one byte of geometry (orientation and scale, quantised).
+  ``orientations=1`` indexes the photo as registered and the scanned image's mirror image is
+  queried too; ``orientations=2`` indexes the photo's mirror image as well, at half the features
+  each, so a scan extracts features once.
+- **Query.** Each scanned descriptor reads its word's list and the lists one bit away (multiple
+  assignment: a copy's descriptor differs from the photo's in 10-20% of its bits, and one of the
+  word's bits flipped is the commonest way its word changes); a posting votes when its signature
+  is within ``max_distance`` bits, weighted by how close, once per scanned descriptor and photo.
+- **Weak geometric consistency.** A copy turns and scales all its features alike, so a photo's
+  votes are binned by the difference in orientation and in scale, and its score is the smaller
+  of its fullest run of three orientation bins and its fullest run of three scale bins. Chance
+  agreements spread over the bins.
+
+Lists longer than max(CROWDED_ROWS, CROWDED_MULTIPLE x the average) are passed over (stop
+words), as candidates.py passes over crowded keys; ``skip_crowded_keys=False`` reads them (a
+collection searched for pairs may hold a hundred copies of one photo).
+
+**Layout.** Postings live in immutable segments, each sorted by word with an offset per word.
+Photos added since the last search are sorted into a new small segment at the next search;
+segments are joined when a newer one grows to half the one before (a log-structured merge), or
+all at once when half their photos are withdrawn. A withdrawn photo is dead at once and its
+postings are dropped at the next join. The code follows branch ``issue18``'s inverted file,
+with the words' bits chosen for surviving edits, a query side that votes with its mirror image,
+and the layout a parameter so that bench/index_recall.py can measure each one.
+
+It is an option (``Scanner(compact_index=True)``), not the default: it finds fewer of the most
+heavily edited derivatives than the multi-index hash; docs/index.md has both measured.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from counterfake.index import candidates
+from counterfake.index.votes import CandidateSource, Proposer
+from counterfake.signature import hamming
+from counterfake.signature.extract import Signature
+from counterfake.signature.features import LocalFeatures
+
+# ORB's bits, least flipped by edits first, as ``python -m bench.index_bits --name shared``
+# measured them on the shared distractor photos (bench/results/index-bits-shared.json).
+# fmt: off
+ROBUST_BITS: tuple[int, ...] = (
+    235, 31, 150, 207, 84, 205, 203, 62, 47, 187, 52, 107, 148, 240, 192, 204, 208, 219, 87, 57,
+    133, 214, 210, 130, 254, 193, 238, 247, 48, 110, 189, 68, 8, 122, 75, 7, 69, 34, 145, 241, 126,
+    230, 89, 191, 209, 85, 173, 105, 134, 86, 117, 40, 66, 226, 211, 124, 1, 131, 246, 43, 97, 244,
+    228, 221, 91, 116, 118, 138, 188, 136, 215, 178, 20, 167, 13, 54, 65, 27, 121, 175, 161, 81, 98,
+    234, 144, 155, 76, 70, 224, 245, 111, 99, 223, 237, 51, 190, 30, 26, 174, 60, 100, 249, 239,
+    119, 55, 6, 152, 135, 217, 41, 146, 151, 183, 157, 5, 102, 142, 22, 220, 159, 128, 72, 88, 216,
+    96, 177, 212, 184, 95, 147, 35, 176, 123, 53, 186, 0, 140, 137, 49, 171, 132, 32, 67, 213, 79,
+    28, 195, 199, 156, 153, 172, 17, 250, 92, 77, 197, 103, 125, 94, 104, 106, 229, 255, 149, 154,
+    21, 163, 15, 169, 143, 23, 61, 71, 231, 242, 194, 222, 196, 160, 108, 158, 233, 179, 139, 168,
+    181, 78, 4, 24, 113, 129, 182, 114, 141, 101, 162, 2, 253, 29, 218, 109, 248, 39, 36, 112, 33,
+    46, 50, 74, 90, 38, 44, 236, 201, 164, 252, 59, 198, 166, 64, 12, 73, 200, 82, 227, 37, 63, 18,
+    42, 45, 243, 16, 9, 232, 202, 251, 206, 93, 14, 225, 58, 11, 127, 120, 10, 115, 165, 56, 180,
+    170, 83, 80, 19, 185, 3, 25,
+)
+# fmt: on
+ORB_BITS = tuple(range(256))  # ORB's own order, for comparison
+ANGLE_BINS = 16
+SCALE_STEP = 0.5  # of log2(keypoint size) per scale bin; 16 bins
+_SCALE_BINS = 16
+CROWDED_ROWS = 64
+CROWDED_MULTIPLE = 20
+_REBUILD_DEAD_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a posting keeps and how a scanned descriptor is compared with it."""
+
+    indexed: int = 128  # descriptors indexed per photo (per orientation: half each of two)
+    signature_bits: int = 32  # 8, 16, 32 or 64
+    max_distance: int = 5  # signature bits within which a posting votes
+    word_bits: int = 20
+    probe_radius: int = 1  # a scanned descriptor reads the lists within this many word bits
+    orientations: int = 1  # 1: the scanned image's mirror is queried; 2: both are indexed
+    query_features: int = 1000  # of a scanned image's spread-ordered descriptors
+    bits: tuple[int, ...] = ROBUST_BITS  # the word's bits, then the signature's
+
+    def __post_init__(self) -> None:
+        if self.signature_bits not in (8, 16, 32, 64):
+            raise ValueError("a signature is 8, 16, 32 or 64 bits")
+        if self.probe_radius not in (0, 1, 2):
+            raise ValueError("a scanned descriptor reads lists 0, 1 or 2 word bits away")
+        if self.orientations not in (1, 2):
+            raise ValueError("a photo is indexed in one orientation or two")
+        if not 8 <= self.word_bits <= 24 or self.word_bits + self.signature_bits > 256:
+            raise ValueError("a word is 8 to 24 bits")
+        if sorted(self.bits) != list(range(256)):
+            raise ValueError("the bit order names each of a descriptor's 256 bits once")
+
+    @property
+    def signature_dtype(self) -> np.dtype:
+        return np.dtype(f"uint{self.signature_bits}")
+
+    @property
+    def posting_bytes(self) -> int:
+        return 4 + self.signature_bits // 8 + 1
+
+    @property
+    def max_photo_id(self) -> int:
+        return (2**32 - 1) // self.orientations
+
+
+@dataclass(frozen=True)
+class Candidate:
+    photo_id: int
+    mirrored: bool
+    votes: float  # distance-weighted, geometrically consistent
+
+
+def split_bits(descriptors: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """Each descriptor's word (the first ``word_bits`` bits of the layout's order) and
+    signature (the next ``signature_bits``)."""
+    bits = np.unpackbits(descriptors, axis=1, bitorder="little")
+    end = layout.word_bits + layout.signature_bits
+    chosen = bits[:, list(layout.bits[:end])]
+    word = np.packbits(chosen[:, : layout.word_bits], axis=1, bitorder="little")
+    word = np.pad(word, ((0, 0), (0, 4 - word.shape[1])))
+    signature = np.packbits(chosen[:, layout.word_bits :], axis=1, bitorder="little")
+    return (
+        np.ascontiguousarray(word).view("<u4").ravel().astype(np.uint32),
+        np.ascontiguousarray(signature).view(layout.signature_dtype.newbyteorder("<")).ravel(),
+    )
+
+
+def geometry(features: LocalFeatures) -> np.ndarray:
+    """One byte per feature: its orientation bin (low 4 bits) and scale bin (high 4 bits)."""
+    angle = np.floor(features.angle * ANGLE_BINS / 360.0).astype(np.int64) % ANGLE_BINS
+    scale = np.log2(np.maximum(features.size, 1.0)) / SCALE_STEP
+    scale = np.clip(scale, 0, _SCALE_BINS - 1).astype(np.int64)
+    return (angle | scale << 4).astype(np.uint8)
+
+
+class _Postings:
+    """Postings added since the last search, as parallel arrays that grow by doubling."""
+
+    _FIELDS = ("words", "owners", "signatures", "geometry")
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.words = np.zeros(0, np.uint32)
+        self.owners = np.zeros(0, np.uint32)
+        self.signatures = np.zeros(0, layout.signature_dtype)
+        self.geometry = np.zeros(0, np.uint8)
+        self.size = 0
+        self.photos: set[int] = set()
+
+    def append(self, photo_id: int, signature: Signature) -> None:
+        layout = self.layout
+        per_side = layout.indexed // layout.orientations
+        sides = [signature.features, signature.mirrored][: layout.orientations]
+        for side, features in enumerate(sides):
+            kept = features.descriptors[:per_side]
+            count, start = len(kept), self.size
+            self._reserve(count)
+            word, bits = split_bits(kept, layout)
+            self.words[start : start + count] = word
+            self.owners[start : start + count] = photo_id * layout.orientations + side
+            self.signatures[start : start + count] = bits
+            self.geometry[start : start + count] = geometry(features)[:count]
+            self.size += count
+        self.photos.add(photo_id)
+
+    def _reserve(self, count: int) -> None:
+        if self.size + count <= len(self.words):
+            return
+        capacity = max(1024, 2 * (self.size + count))
+        for name in self._FIELDS:
+            old = getattr(self, name)
+            grown = np.empty(capacity, old.dtype)
+            grown[: self.size] = old[: self.size]
+            setattr(self, name, grown)
+
+    def discard(self, photo_id: int) -> None:
+        """Drop a photo's postings (one added again before the next search, or withdrawn)."""
+        if photo_id not in self.photos:
+            return
+        self.photos.discard(photo_id)
+        keep = self.owners[: self.size] // self.layout.orientations != photo_id
+        for name in self._FIELDS:
+            array = getattr(self, name)
+            kept = array[: self.size][keep]
+            array[: len(kept)] = kept
+        self.size = int(keep.sum())
+
+
+class _Segment:
+    """Postings sorted by word, with one offset per word; only the dead set changes."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        photos: np.ndarray,
+        words: np.ndarray,
+        owners: np.ndarray,
+        signatures: np.ndarray,
+        geometry: np.ndarray,
+    ) -> None:
+        """``photos``: the ids of the photos held (sorted, uint32; a photo with no features
+        has no postings and is still held)."""
+        offsets = np.zeros((1 << layout.word_bits) + 1, np.uint32)
+        order = np.empty(len(words), np.uint32)
+        _counting_sort(words, offsets, order)
+        self.layout = layout
+        self.offsets = offsets
+        self.owners = owners[order]
+        self.signatures = signatures[order]
+        self.geometry = geometry[order]
+        self.photos = photos
+        self.dead: set[int] = set()
+        self.crowded = max(CROWDED_ROWS, int(CROWDED_MULTIPLE * len(words) / len(offsets)))
+
+    def __len__(self) -> int:
+        return len(self.photos) - len(self.dead)
+
+    def holds(self, photo_id: int) -> bool:
+        """Whether this segment answers with the photo (it is here and not withdrawn)."""
+        if not 0 <= photo_id <= self.layout.max_photo_id:
+            return False
+        # as the array's own type: a Python int makes numpy convert every id, 400 us a call
+        at = int(np.searchsorted(self.photos, np.uint32(photo_id)))
+        found = at < len(self.photos) and int(self.photos[at]) == photo_id
+        return found and photo_id not in self.dead
+
+    @property
+    def nbytes(self) -> int:
+        arrays = (self.offsets, self.owners, self.signatures, self.geometry, self.photos)
+        return sum(a.nbytes for a in arrays)
+
+    def live(self) -> tuple[np.ndarray, ...]:
+        """(photos, words, owners, signatures, geometry) of the photos not withdrawn."""
+        counts = np.diff(self.offsets).astype(np.int64)
+        words = np.repeat(np.arange(len(counts), dtype=np.uint32), counts)
+        if not self.dead:
+            return self.photos, words, self.owners, self.signatures, self.geometry
+        dead = np.fromiter(self.dead, np.uint32, len(self.dead))
+        keep = ~np.isin(self.owners // np.uint32(self.layout.orientations), dead)
+        photos = self.photos[~np.isin(self.photos, dead)]
+        return photos, words[keep], self.owners[keep], self.signatures[keep], self.geometry[keep]
+
+
+class CompactIndex:
+    """An in-process inverted file over registered photos' features; safe to share between
+    threads. It answers as :class:`~counterfake.index.candidates.CandidateIndex` does, from
+    the scanned image's features (and its mirror image's, for a one-orientation layout)."""
+
+    def __init__(
+        self,
+        layout: Layout | None = None,
+        *,
+        skip_crowded_keys: bool = True,
+        merge_on_search: bool = True,
+    ) -> None:
+        self.layout = layout or Layout()
+        self.skip_crowded_keys = skip_crowded_keys
+        self.merge_on_search = merge_on_search
+        self._lock = threading.Lock()
+        self._compacting = threading.Lock()
+        self._segments: list[_Segment] = []
+        self._pending = _Postings(self.layout)
+
+    @property
+    def queries_mirror(self) -> bool:
+        """Whether a search needs the scanned image's mirror image's features too."""
+        return self.layout.orientations == 1
+
+    def __len__(self) -> int:
+        return sum(map(len, self._segments)) + len(self._pending.photos)
+
+    def __contains__(self, photo_id: int) -> bool:
+        return photo_id in self._pending.photos or any(s.holds(photo_id) for s in self._segments)
+
+    @property
+    def unsorted(self) -> int:
+        """Photos added since the last search: the next search sorts them first."""
+        return len(self._pending.photos)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the searchable arrays (what a registry of this size costs)."""
+        self.prepare()
+        return sum(s.nbytes for s in self._segments)
+
+    def prepare(self) -> None:
+        """Sort what was added into the searchable arrays now rather than at the next search."""
+        with self._compacting, self._lock:
+            self._settle()
+            self._join_due()
+
+    def compact(self) -> None:
+        """Join segments as :meth:`_due` asks, each joined segment built outside the lock."""
+        with self._compacting:
+            while True:
+                with self._lock:
+                    self._settle()
+                    run = self._due()
+                    dead = [set(s.dead) for s in run]
+                if not run:
+                    return
+                joined = _joined(self.layout, run)
+                with self._lock:
+                    self._replace(run, joined, dead)
+
+    def add(self, photo_id: int, signature: Signature) -> None:
+        """Index a photo's features; re-adding an indexed photo replaces it."""
+        if not 0 <= photo_id <= self.layout.max_photo_id:
+            limit = self.layout.max_photo_id
+            raise ValueError(f"photo id {photo_id} is outside the index's range 0..{limit}")
+        with self._lock:
+            self._forget(photo_id)
+            self._pending.append(photo_id, signature)
+
+    def remove(self, photo_id: int) -> None:
+        """Stop answering with this photo, at once."""
+        with self._lock:
+            self._forget(photo_id)
+
+    def candidates(
+        self, features: LocalFeatures, limit: int, mirrored: LocalFeatures | None = None
+    ) -> list[Candidate]:
+        """The ``limit`` (photo, orientation) pairs with the most consistent votes, best first.
+
+        ``mirrored``: the features of the scanned image's mirror image; a photo they find is a
+        candidate in its mirrored orientation (ignored when both orientations are indexed).
+        """
+        layout = self.layout
+        sides = [features]
+        if mirrored is not None and self.queries_mirror:
+            sides.append(mirrored)
+        with self._lock:
+            self._settle()
+            if self.merge_on_search:
+                self._join_due()
+            segments = list(self._segments)
+        found = []
+        for side, side_features in enumerate(sides):
+            kept = side_features.descriptors[: layout.query_features]
+            if len(kept) == 0:
+                continue
+            words, signatures = split_bits(kept, layout)
+            query_geometry = geometry(side_features)[: len(kept)]
+            for segment in segments:
+                crowded = segment.crowded if self.skip_crowded_keys else len(segment.owners)
+                query, posting, distance = _scan(
+                    words,
+                    signatures.astype(np.uint64),
+                    segment.offsets,
+                    segment.signatures,
+                    layout.max_distance,
+                    crowded,
+                    _probes(layout.word_bits, layout.probe_radius),
+                )
+                owners = segment.owners[posting].astype(np.int64)
+                if segment.dead:
+                    dead = np.fromiter(segment.dead, np.int64, len(segment.dead))
+                    alive = ~np.isin(owners // layout.orientations, dead)
+                    query, posting, distance = query[alive], posting[alive], distance[alive]
+                    owners = owners[alive]
+                # a key names (photo, mirrored): the mirror side's votes are for the mirrored copy
+                keys = owners if layout.orientations == 2 else owners * 2 + side
+                found.append(
+                    (
+                        query + side * layout.query_features,
+                        keys,
+                        distance,
+                        query_geometry[query],
+                        segment.geometry[posting],
+                    )
+                )
+        return _vote(found, layout, limit)
+
+    def _settle(self) -> None:
+        """Sort the photos added since the last search into a segment of their own."""
+        pending = self._pending
+        if not pending.photos:
+            return
+        size = pending.size
+        self._segments.append(
+            _Segment(
+                self.layout,
+                np.array(sorted(pending.photos), np.uint32),
+                pending.words[:size],
+                pending.owners[:size],
+                pending.signatures[:size],
+                pending.geometry[:size],
+            )
+        )
+        self._pending = _Postings(self.layout)
+
+    def _due(self) -> list[_Segment]:
+        """The segments to join now: all once half their photos are withdrawn; otherwise the
+        two newest once the newer has grown to half the older (a log-structured merge)."""
+        segments = self._segments
+        dead = sum(len(s.dead) for s in segments)
+        if dead > _REBUILD_DEAD_SHARE * max(1, sum(len(s.photos) for s in segments)):
+            return list(segments)
+        if len(segments) > 1 and 2 * len(segments[-1].owners) >= len(segments[-2].owners):
+            return segments[-2:]
+        return []
+
+    def _join_due(self) -> None:
+        while run := self._due():
+            self._replace(run, _joined(self.layout, run), [set(s.dead) for s in run])
+
+    def _replace(self, run: list[_Segment], joined: _Segment, dead: list[set[int]]) -> None:
+        """Put ``joined`` in place of ``run``; photos withdrawn meanwhile stay dead."""
+        if not all(any(s is r for s in self._segments) for r in run):
+            return
+        first = next(i for i, s in enumerate(self._segments) if s is run[0])
+        self._segments = [s for s in self._segments if all(s is not r for r in run)]
+        for segment, before in zip(run, dead, strict=True):
+            joined.dead |= segment.dead - before
+        if len(joined.photos):
+            self._segments.insert(first, joined)
+
+    def _forget(self, photo_id: int) -> None:
+        self._pending.discard(photo_id)
+        for segment in self._segments:
+            if segment.holds(photo_id):
+                segment.dead.add(photo_id)
+
+
+AnyIndex = CandidateSource | CompactIndex  # what index/owners.py fills
+AnyProposer = Proposer | CompactIndex  # what a matcher asks
+
+
+def shortlist(
+    index: AnyProposer, features: LocalFeatures, limit: int, mirror: Callable[[], LocalFeatures]
+) -> list[Candidate] | list[candidates.Candidate]:
+    """What either index proposes for a scanned image, best first; ``mirror`` makes the
+    features of its mirror image, which only a one-orientation compact index asks for."""
+    if isinstance(index, CompactIndex):
+        return index.candidates(features, limit, mirror() if index.queries_mirror else None)
+    return index.candidates(features.descriptors, limit)
+
+
+def _joined(layout: Layout, run: list[_Segment]) -> _Segment:
+    """One segment of the live photos of ``run``."""
+    parts = [segment.live() for segment in run]
+    photos = np.unique(np.concatenate([part[0] for part in parts]))
+    columns = (np.concatenate([part[i] for part in parts]) for i in range(1, 5))
+    return _Segment(layout, photos, *columns)
+
+
+def _vote(found: list[tuple], layout: Layout, limit: int) -> list[Candidate]:
+    """Each (photo, orientation)'s votes: one per scanned descriptor (its nearest posting of
+    that photo), weighted by distance, binned by orientation and scale difference."""
+    if not found:
+        return []
+    query, key, distance, query_geometry, posting_geometry = (
+        np.concatenate([part[i] for part in found]) for i in range(5)
+    )
+    if len(key) == 0:
+        return []
+    order = np.lexsort((distance, key, query))
+    query, key, distance = query[order], key[order], distance[order]
+    first = np.ones(len(key), bool)
+    first[1:] = (query[1:] != query[:-1]) | (key[1:] != key[:-1])
+    key, distance = key[first], distance[first]
+    ours = query_geometry[order][first].astype(np.int64)
+    theirs = posting_geometry[order][first].astype(np.int64)
+    weight = (layout.max_distance + 2 - distance) / (layout.max_distance + 2)
+    angle = ((ours & 15) - (theirs & 15)) % ANGLE_BINS
+    scale = (ours >> 4) - (theirs >> 4) + _SCALE_BINS - 1
+    voted, slot = np.unique(key, return_inverse=True)
+    scale_bins = 2 * _SCALE_BINS - 1
+    by_angle = np.bincount(slot * ANGLE_BINS + angle, weight, len(voted) * ANGLE_BINS)
+    by_scale = np.bincount(slot * scale_bins + scale, weight, len(voted) * scale_bins)
+    votes = np.minimum(
+        _peak(by_angle.reshape(-1, ANGLE_BINS), wrap=True),
+        _peak(by_scale.reshape(-1, scale_bins), wrap=False),
+    )
+    best = np.argsort(-votes, kind="stable")[:limit]
+    return [Candidate(int(voted[i]) // 2, bool(voted[i] % 2), float(votes[i])) for i in best]
+
+
+def _peak(histograms: np.ndarray, *, wrap: bool) -> np.ndarray:
+    """Each row's fullest run of three neighbouring bins (a copy's differences straddle a bin
+    edge as often as not); orientation bins wrap around."""
+    before = np.roll(histograms, 1, axis=1)
+    after = np.roll(histograms, -1, axis=1)
+    if not wrap:
+        before[:, 0] = 0
+        after[:, -1] = 0
+    return (before + histograms + after).max(axis=1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _counting_sort(words, offsets, order):  # pragma: no cover - compiled
+    """Postings ordered by word (stable), and where each word's postings begin."""
+    for i in range(words.shape[0]):
+        offsets[words[i] + 1] += 1
+    for word in range(1, offsets.shape[0]):
+        offsets[word] += offsets[word - 1]
+    filled = offsets[:-1].copy()
+    for i in range(words.shape[0]):
+        order[filled[words[i]]] = i
+        filled[words[i]] += 1
+
+
+def _probes(word_bits: int, radius: int) -> np.ndarray:
+    """The masks a scanned word is flipped by to reach every list within ``radius`` bits, and
+    how many bits each flips: nearest first."""
+    masks = [(0, 0)]
+    masks += [(1 << a, 1) for a in range(word_bits)] if radius >= 1 else []
+    pairs = [(1 << a | 1 << b, 2) for a in range(word_bits) for b in range(a + 1, word_bits)]
+    masks += pairs if radius >= 2 else []
+    return np.array(masks, np.uint32).reshape(-1, 2)
+
+
+@numba.njit(cache=True, nogil=True)
+def _scan(
+    words, signatures, offsets, posting_signatures, max_distance, crowded, probes
+):  # pragma: no cover - compiled
+    """(scanned descriptor, posting, distance) of every posting within ``max_distance`` of
+    signature in a list ``probes`` reaches; a list a bits away adds a to the distance."""
+    capacity = 4096
+    query = np.empty(capacity, np.int64)
+    posting = np.empty(capacity, np.int64)
+    distance = np.empty(capacity, np.int64)
+    count = 0
+    for q in range(words.shape[0]):
+        for p in range(probes.shape[0]):
+            word = words[q] ^ probes[p, 0]
+            start, stop = offsets[word], offsets[word + 1]
+            if stop - start > crowded:
+                continue
+            for i in range(start, stop):
+                d = hamming.popcount(np.uint64(posting_signatures[i]) ^ signatures[q])
+                if d > max_distance:
+                    continue
+                if count == capacity:
+                    capacity *= 2
+                    query = np.concatenate((query, np.empty(capacity - count, np.int64)))
+                    posting = np.concatenate((posting, np.empty(capacity - count, np.int64)))
+                    distance = np.concatenate((distance, np.empty(capacity - count, np.int64)))
+                query[count] = q
+                posting[count] = i
+                distance[count] = d + probes[p, 1]
+                count += 1
+    return query[:count], posting[:count], distance[:count]
