@@ -149,9 +149,9 @@ class LocalRayCluster:
 RAY_NODE = {"num_cpus": 1, "object_store_memory": 80 * 2**20}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster():
-    """Two Ray nodes started on loopback for the session, this process joined as a driver.
+    """Two Ray nodes started on loopback for a module's tests, this process joined as a driver.
 
     The processes the tests start join it with the head's address (HOST:PORT), as a driver on
     one of its machines, or through Ray Client (ray://), as from a machine outside it. The
@@ -160,7 +160,10 @@ def ray_cluster():
     skips those handlers (the proxy's child execs at once).
     Skipped when Ray is not installed, unless COUNTERFAKE_REQUIRE_RAY=1 (CI), where it fails.
     Nodes are told dead after 1.5 s of silence (Ray's default is about 15 s), so that a test
-    killing one takes seconds. Every node is stopped at the end.
+    killing one takes seconds. Every node is stopped, and this process leaves the cluster, at
+    the module's end: the tests after it fork scan workers, and a fork taken while Ray's
+    threads run in this process can leave the child waiting on a lock forever (a full run
+    once hung so in tests/test_video_exchange.py).
     """
     try:
         import ray
