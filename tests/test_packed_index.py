@@ -262,6 +262,17 @@ def test_the_feed_thread_writes_the_file_again_once_the_registry_has_changed(
     assert caplog.records == []
 
 
+def registering_first(step, registry_file, signature):
+    """``step`` that first registers ``signature`` for "later": a change landing mid-step."""
+
+    def registering_then_step(*args, **kwargs):
+        with Registry(registry_file) as registry:
+            registry.register("later", [signature])
+        return step(*args, **kwargs)
+
+    return registering_then_step
+
+
 def test_a_change_committed_while_a_worker_loads_the_file_is_applied(
     registry_file, tmp_path, signatures, photo, monkeypatch
 ):
@@ -271,14 +282,9 @@ def test_a_change_committed_while_a_worker_loads_the_file_is_applied(
     with worker(registry_file, packed):
         pass
     later = make_signature(photo[:, 40:], "later.jpg", "5" * 64)
-    reading = loading.read_packed
-
-    def read_while_registering(*args, **kwargs):
-        with Registry(registry_file) as registry:
-            registry.register("later", [later])
-        return reading(*args, **kwargs)
-
-    monkeypatch.setattr(loading, "read_packed", read_while_registering)
+    monkeypatch.setattr(
+        loading, "read_packed", registering_first(loading.read_packed, registry_file, later)
+    )
     with worker(registry_file, packed) as engine:
         assert "later" in subjects(engine, later)
 
@@ -321,12 +327,7 @@ def test_a_change_committed_while_the_file_is_written_is_not_lost(
     written is after its stamp, so a worker started from it applies that registration."""
     packed = tmp_path / "registry.index"
     later = make_signature(photo[:, 40:], "later.jpg", "5" * 64)
-    writing = loading.write_packed
-
-    def write_while_registering(*args, **kwargs):
-        with Registry(registry_file) as registry:
-            registry.register("later", [later])
-        return writing(*args, **kwargs)
+    write_while_registering = registering_first(loading.write_packed, registry_file, later)
 
     with worker(registry_file, None) as first, Registry(registry_file) as registry:
         first.packed = str(packed)

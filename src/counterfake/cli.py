@@ -27,7 +27,7 @@ from counterfake.exchange import (
     FORMATS,
     ExchangeFormatError,
 )
-from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError
+from counterfake.imaging import ImageError
 from counterfake.journal import Journal, JournalError
 from counterfake.keys import ROLES, ApiKeyError, KeyStore
 from counterfake.pairs import PairFinder
@@ -238,12 +238,7 @@ def _db_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _decoding_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--max-pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        help=f"refuse images with more pixels than this (default {DEFAULT_MAX_PIXELS:,})",
-    )
+    cli_serve.max_pixels_option(parser)
     parser.add_argument(
         "--workers", type=int, default=default_workers(), help="processes to use (default: cores)"
     )

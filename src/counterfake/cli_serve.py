@@ -21,6 +21,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def max_pixels_option(parser: argparse.ArgumentParser) -> None:
+    """``--max-pixels``, which every command that decodes images takes."""
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse images with more pixels than this (default {DEFAULT_MAX_PIXELS:,})",
+    )
+
+
 def cluster_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cluster",
@@ -58,12 +68,7 @@ def serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-body-mb", type=float, default=32.0, help="largest request body, in megabytes"
     )
-    parser.add_argument(
-        "--max-pixels",
-        type=int,
-        default=DEFAULT_MAX_PIXELS,
-        help=f"refuse images with more pixels than this (default {DEFAULT_MAX_PIXELS:,})",
-    )
+    max_pixels_option(parser)
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="seconds before a request is answered 503"
     )

@@ -179,9 +179,8 @@ def mirrored_beyond(work: np.ndarray, transform: np.ndarray, signature: Signatur
     """
     grey = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY).astype(np.float32)
     height, width = grey.shape
-    outline = project(
-        np.linalg.inv(transform), frame_corners(signature.frame_width, signature.frame_height)
-    )
+    to_scanned = np.linalg.inv(transform)
+    outline = project(to_scanned, frame_corners(signature.frame_width, signature.frame_height))
     inside = np.zeros((height, width), np.uint8)
     cv2.fillConvexPoly(inside, np.round(outline).astype(np.int32), 1)
     ys, xs = np.nonzero(inside[::2, ::2] == 0)  # every other pixel is plenty for a mean
@@ -194,11 +193,11 @@ def mirrored_beyond(work: np.ndarray, transform: np.ndarray, signature: Signatur
         return False
     beyond, photo, edge = beyond[deep], photo[deep], edge[deep]
     values = _grey_at(grey, beyond)
-    edge_values = _grey_at(grey, project(np.linalg.inv(transform), edge))
+    edge_values = _grey_at(grey, project(to_scanned, edge))
     for axis_shift in (0.0, 1.0, -1.0):
         mirror = np.where(photo < 0, -photo - axis_shift, photo)
         mirror = np.where(photo > last, 2 * last - photo + axis_shift, mirror)
-        seen = project(np.linalg.inv(transform), mirror)
+        seen = project(to_scanned, mirror)
         within = (seen >= 0).all(axis=1) & (seen[:, 0] <= width - 1) & (seen[:, 1] <= height - 1)
         if within.sum() < MIN_BEYOND:
             continue
