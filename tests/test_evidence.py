@@ -12,6 +12,7 @@ from counterfake.evidence import (
     Evidence,
     confirmed_spots,
     log10_binomial_tail,
+    log10_binomial_tails,
 )
 
 
@@ -28,6 +29,15 @@ def test_the_tail_stays_finite_where_the_plain_sum_underflows():
     assert log10_binomial_tail(300, 400, 0.002) < -600
     assert log10_binomial_tail(0, 10, 0.5) == 0.0
     assert log10_binomial_tail(11, 10, 0.5) == -math.inf
+
+
+def test_tails_taken_together_equal_each_taken_alone():
+    ks, ps = [0, 1, 5, 40, 41, 3], [0.5, 0.00017, 0.01, 0.2, 0.2, 0.9]
+    together = log10_binomial_tails(ks, 40, ps)
+    alone = [log10_binomial_tail(k, 40, p) for k, p in zip(ks, ps, strict=True)]
+    assert together[4] == alone[4] == -math.inf
+    assert np.delete(together, 4) == pytest.approx(np.delete(alone, 4))
+    assert math.isclose(together[3], math.log10(exact_tail(40, 40, 0.2)))
 
 
 def test_the_background_is_a_distribution_over_every_distance():

@@ -226,7 +226,11 @@ class Polynomial:
     coefficients: np.ndarray
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
-        return np.polyval(self.coefficients, values)
+        coefficients = self.coefficients  # float64 scalars: the result is float64, as polyval's
+        result = coefficients[0] * values
+        for coefficient in coefficients[1:-1]:
+            result = (result + coefficient) * values
+        return result + coefficients[-1]  # Horner's rule, as np.polyval, without its checks
 
 
 def _robust_fit(
@@ -314,7 +318,10 @@ def _bends(straight: ToneCurve, scanned: np.ndarray, photo: np.ndarray) -> bool:
 def _medians_by_band(bands: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
     """(bands, cells in each, the median of ``values`` in each), as ``np.median`` gives it, in
     one sort rather than a median per band: this runs for every alignment verified."""
-    order = np.lexsort((values, bands))
+    # one sort on a single key, band first then value: lexsort's two keys cost twice as much
+    low = float(values.min())
+    span = float(values.max()) - low + 1.0
+    order = np.argsort(bands * span + (values - low), kind="stable")
     ordered, sorted_values = bands[order], values[order]
     present, start, count = np.unique(ordered, return_index=True, return_counts=True)
     middle = (sorted_values[start + (count - 1) // 2] + sorted_values[start + count // 2]) / 2

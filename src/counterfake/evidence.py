@@ -38,6 +38,7 @@ studio photos (women in the same pose on a plain background, the hardest negativ
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,13 +94,10 @@ class Evidence:
         the smallest tail, so one tail per distinct distance is enough.
         """
         last_at = {d: k for k, d in enumerate(self.confirmed, start=1)}
-        return min(
-            (
-                log10_binomial_tail(k, self.visible, BACKGROUND_CDF[min(d, DISTANCES - 1)])
-                for d, k in last_at.items()
-            ),
-            default=0.0,
-        )
+        if not last_at:
+            return 0.0
+        rates = [BACKGROUND_CDF[min(d, DISTANCES - 1)] for d in last_at]
+        return float(log10_binomial_tails(list(last_at.values()), self.visible, rates).min())
 
     def texture_tail(self) -> float:
         samples, agreeing = self.textured // CELLS_PER_SAMPLE, self.agree // CELLS_PER_SAMPLE
@@ -135,21 +133,30 @@ def spots(xy: np.ndarray) -> np.ndarray:
 
 def log10_binomial_tail(k: int, n: int, p: float) -> float:
     """log10 P[Binomial(n, p) >= k], summed in log space (the terms underflow long before 0)."""
-    if k <= 0:
-        return 0.0
-    if k > n:
-        return -math.inf
-    j = np.arange(k, n + 1)
+    return float(log10_binomial_tails([k], n, [p])[0])
+
+
+def log10_binomial_tails(ks: Sequence[int], n: int, ps: Sequence[float]) -> np.ndarray:
+    """log10 P[Binomial(n, p) >= k] for each pair of ``ks`` and ``ps``, in one pass: a match's
+    evidence asks for one tail per distinct descriptor distance, dozens per alignment."""
+    k = np.asarray(ks, np.int64)[:, None]
+    p = np.asarray(ps, np.float64)[:, None]
+    j = np.arange(n + 1)[None, :]
     log_factorial = _log_factorials(n)
-    terms = (
-        log_factorial[n]
-        - log_factorial[j]
-        - log_factorial[n - j]
-        + j * math.log(p)
-        + (n - j) * math.log1p(-p)
-    )
-    largest = float(terms.max())
-    return (largest + math.log(float(np.exp(terms - largest).sum()))) / math.log(10)
+    with np.errstate(divide="ignore"):
+        terms = (
+            log_factorial[n]
+            - log_factorial[j]
+            - log_factorial[n - j]
+            + j * np.log(p)
+            + (n - j) * np.log1p(-p)
+        )
+    terms = np.where(j >= k, terms, -np.inf)
+    largest = terms.max(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        summed = largest[:, 0] + np.log(np.exp(terms - largest).sum(axis=1))
+    tails = np.where(np.isfinite(largest[:, 0]), summed, -np.inf) / math.log(10)
+    return np.where(k[:, 0] <= 0, 0.0, tails)
 
 
 _LOG_FACTORIALS = np.zeros(1)
