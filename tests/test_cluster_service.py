@@ -1,5 +1,6 @@
-"""``serve --cluster`` and ``scan --cluster`` against a real two-node Ray cluster on loopback:
-the service answers while a node is killed under it, and a scan gives one machine's results."""
+"""``serve --cluster``, ``scan --cluster`` and ``pairs --cluster`` against a real two-node Ray
+cluster on loopback: the service answers while a node is killed under it, and a scan or a pairs
+run gives one machine's results."""
 
 from __future__ import annotations
 
@@ -92,14 +93,48 @@ def test_a_cluster_scan_gives_the_results_of_a_scan_on_one_machine(ray_cluster, 
     assert "broken.jpg: " in spread.stderr
 
 
+def test_pairs_on_a_cluster_are_the_pairs_found_on_one_machine(ray_cluster, tmp_path):
+    folder = tmp_path / "collection"
+    for number in (91, 95):
+        save_jpeg(folder / f"{number}.jpg", edited(number, "recompressed"))
+        save_jpeg(folder / f"{number}-blurred.jpg", edited(number, "blurred"))
+        save_jpeg(folder / f"{number}-crop.jpg", edited(number, "crop"))
+    save_jpeg(folder / "stranger.jpg", unregistered(12))
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    here = run_cli("pairs", "collection", "--json", "one.json", cwd=tmp_path)
+    assert here.returncode == 0, here.stderr
+    spread = run_cli(
+        "pairs", "collection", "--json", "cluster.json",
+        "--cluster", ray_cluster.address, "--shards", "3", cwd=tmp_path,
+    )  # fmt: skip
+    assert spread.returncode == 0, spread.stderr
+    one = json.loads((tmp_path / "one.json").read_text())
+    cluster = json.loads((tmp_path / "cluster.json").read_text())
+    assert cluster == one
+    found = {(p["source"], p["derivative"], p["kind"]) for p in cluster["pairs"]}
+    assert {(s, d) for s, d, _ in found} == {
+        (f"collection/{n}.jpg", f"collection/{n}-{how}.jpg")
+        for n in (91, 95)
+        for how in ("blurred", "crop")
+    }
+    assert ("collection/91.jpg", "collection/91-blurred.jpg", "manipulated") in found
+    assert [e["path"] for e in cluster["errors"]] == ["collection/broken.jpg"]
+    assert "collection/broken.jpg: " in spread.stderr
+
+
 def test_an_unreachable_cluster_is_named_in_one_line(tmp_path):
     db = str(tmp_path / "registry.db")
     register_people(db, range(1, 2))
     problem = "ray://127.0.0.1:9: cannot reach the Ray cluster"
     if importlib.util.find_spec("ray") is None:  # the default install: how to get Ray
         problem = "--cluster needs Ray: pip install 'counterfake[cluster]'"
-    for command in (["scan", str(tmp_path)], ["serve", "--port", "1"]):
-        done = run_cli(*command, "--db", db, "--cluster", "ray://127.0.0.1:9", cwd=tmp_path)
+    commands = (
+        ["scan", str(tmp_path), "--db", db],
+        ["serve", "--port", "1", "--db", db],
+        ["pairs", str(tmp_path), "--json", "pairs.json"],
+    )
+    for command in commands:
+        done = run_cli(*command, "--cluster", "ray://127.0.0.1:9", cwd=tmp_path)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 2 and len(lines) == 1, done.stderr
         assert lines[0].startswith(f"counterfake: {problem}")

@@ -21,7 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from counterfake import __version__, cli_exchange, cli_serve, scan_output
 from counterfake.atomic import atomic_writer, check_writable
-from counterfake.cluster import ClusterError
+from counterfake.cluster import ClusterError, connect
+from counterfake.cluster.pairs import ClusterSpread
 from counterfake.cluster.scan import scan_on_cluster
 from counterfake.exchange import (
     FORMATS,
@@ -138,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     pairs.add_argument("--json", metavar="FILE", required=True, help="write the pairs as JSON")
     _report_options(pairs, "pair", "one CSV row per pair")
     _decoding_options(pairs)
+    cli_serve.cluster_options(pairs, "the images at the same paths")
 
     verify = command(
         "verify-evidence", _verify_evidence, "check an evidence folder written by scan --evidence"
@@ -394,7 +396,11 @@ def _pairs(args: argparse.Namespace) -> int:
     if not args.masks and (args.report or args.evidence):
         scratch = Path(tempfile.mkdtemp(prefix="counterfake-masks-"))
     started = datetime.now(UTC)
-    finder = PairFinder(max_pixels=args.max_pixels, workers=args.workers)
+    spread = None
+    if args.cluster:
+        ray = connect(args.cluster)
+        spread = ClusterSpread(ray, cli_serve.shard_count(args, ray))
+    finder = PairFinder(max_pixels=args.max_pixels, workers=args.workers, spread=spread)
     exports: list[ExportSummary] = []
     try:
         doc = finder.find(args.paths, masks_dir=args.masks or scratch, exports=exports)

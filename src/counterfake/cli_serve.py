@@ -1,11 +1,12 @@
-"""The ``serve`` command, and the ``--cluster`` options it shares with ``scan``: the service
-on one machine (one process, or forked workers sharing one index), or in front of a Ray cluster
-holding the index's shards (cluster/, docs/cluster.md)."""
+"""The ``serve`` command, and the ``--cluster`` options it shares with ``scan`` and ``pairs``:
+the service on one machine (one process, or forked workers sharing one index), or in front of
+a Ray cluster holding the index's shards (cluster/, docs/cluster.md)."""
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import replace
+from types import ModuleType
 
 from counterfake.cluster import ClusterError, connect
 from counterfake.cluster.shards import ShardedIndex  # Ray itself is imported by connect
@@ -31,12 +32,13 @@ def max_pixels_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def cluster_options(parser: argparse.ArgumentParser) -> None:
+def cluster_options(parser: argparse.ArgumentParser, reach: str = "the registry") -> None:
+    """``--cluster`` and ``--shards``; every node of the cluster must reach ``reach``."""
     parser.add_argument(
         "--cluster",
         metavar="ADDRESS",
         help="split the index over a Ray cluster's nodes: ray://HEAD:10001 (needs "
-        "'counterfake[cluster]'; every node must reach the registry, see docs/cluster.md)",
+        f"'counterfake[cluster]'; every node must reach {reach}, see docs/cluster.md)",
     )
     parser.add_argument(
         "--shards",
@@ -51,8 +53,12 @@ def sharded_index(args: argparse.Namespace, db: str) -> ShardedIndex | None:
     if not args.cluster:
         return None
     ray = connect(args.cluster)
-    shards = args.shards or 2 * len([node for node in ray.nodes() if node.get("Alive")])
-    return ShardedIndex(ray, db, shards)
+    return ShardedIndex(ray, db, shard_count(args, ray))
+
+
+def shard_count(args: argparse.Namespace, ray: ModuleType) -> int:
+    """``--shards``, or two per live node of the cluster."""
+    return int(args.shards or 2 * len([node for node in ray.nodes() if node.get("Alive")]))
 
 
 def serve_options(parser: argparse.ArgumentParser) -> None:

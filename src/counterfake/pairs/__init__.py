@@ -3,7 +3,9 @@
 An investigator handed a folder or a channel export wants to know which images were made from
 which others. Comparing every image with every other is quadratic; instead every image is
 treated as if it were registered, and every image is then scanned against that registry
-(``finder.PairFinder`` runs the passes; ``document`` renders what they found):
+(``finder.PairFinder`` runs the passes; ``steps`` holds the two heavy per-image steps, which
+run in forked workers or on a Ray cluster's cores, cluster/pairs.py; ``document`` renders what
+they found):
 
 1. **Extract** (in parallel): each image's reference signature (local features of it and of its
    mirror image, and the coarse grid) goes into the in-process candidate index. The face box,

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from dataclasses import replace
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from counterfake import __version__
 from counterfake.imaging import DEFAULT_MAX_PIXELS, ImageError
 from counterfake.index.candidates import CandidateIndex
-from counterfake.index.votes import Candidate
 from counterfake.inputs import Item, read_image
 from counterfake.masks import DIGEST_CHARACTERS, write_mask
-from counterfake.matching import Instance, Match, decide, verify, verify_and_decide, with_face
+from counterfake.matching import Match, verify_and_decide, with_face
 from counterfake.pairs.contest import OverlayContest
 from counterfake.pairs.document import render
 from counterfake.pairs.grouping import affected_clusters, compositions, organise
@@ -37,27 +38,61 @@ from counterfake.pairs.model import (
 )
 from counterfake.pairs.pictures import (
     collection_items,
-    jpeg_quantisation,
     picture_of,
     split_videos,
 )
-from counterfake.pairs.relations import geometry, textured_agreement
+from counterfake.pairs.relations import geometry
 from counterfake.pairs.scenes import scene_groups
 from counterfake.pairs.spill import SpilledSignatures
+from counterfake.pairs.steps import (
+    RELATIONS_PER_QUERY,
+    accepted,
+    extract,
+    judge,
+    query_of,
+    shortlist,
+    tentatives,
+)
 from counterfake.parallel import in_parallel
 from counterfake.results import PairsDocument
 from counterfake.signature.extract import (
     Query,
     Signature,
-    make_query,
-    make_signature,
     reference_face,
 )
 from counterfake.sources.telegram import ExportSummary
 from counterfake.thresholds import Thresholds
 from counterfake.video.pairs import PhotoItem, add_video_pairs
 
-RELATIONS_PER_QUERY = 3  # verified relations after which an image stops verifying candidates
+
+class Spread(Protocol):
+    """Where the heavy steps (steps.py) run: forked workers on this machine (``LocalSpread``),
+    or a Ray cluster's tasks (cluster/pairs.py)."""
+
+    def extract(self, pictures: list[Picture], max_pixels: int) -> Iterable[Picture]:
+        """Pass 1: each picture with its signature or its error, in order."""
+        ...
+
+    def tentatives(
+        self, pictures: list[Picture], finder: PairFinder
+    ) -> Iterable[tuple[int, list[int], list[Tentative]]]:
+        """Pass 2's first step: ``finder.tentatives_of`` of each picture, in order."""
+        ...
+
+
+@dataclass(frozen=True)
+class LocalSpread:
+    """The steps in ``workers`` processes forked from this one (``parallel.in_parallel``)."""
+
+    workers: int
+
+    def extract(self, pictures: list[Picture], max_pixels: int) -> Iterable[Picture]:
+        return in_parallel(partial(extract, max_pixels=max_pixels), pictures, self.workers)
+
+    def tentatives(
+        self, pictures: list[Picture], finder: PairFinder
+    ) -> Iterable[tuple[int, list[int], list[Tentative]]]:
+        return in_parallel(finder.tentatives_of, pictures, self.workers)
 
 
 class PairFinder:
@@ -69,10 +104,14 @@ class PairFinder:
         thresholds: Thresholds | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         workers: int = 1,
+        spread: Spread | None = None,
     ) -> None:
+        """``spread``: where passes 1 and 2 verify (default: ``workers`` forked processes);
+        the shorter passes after them run in ``workers`` processes here."""
         self.thresholds = thresholds or Thresholds()
         self.max_pixels = max_pixels
         self.workers = workers
+        self.spread = spread or LocalSpread(workers)
         self.index = CandidateIndex(skip_crowded_keys=False)  # copies of one photo crowd keys
         self.signatures = SpilledSignatures()
         self.contest = OverlayContest(self.signatures, self.thresholds)
@@ -136,27 +175,7 @@ class PairFinder:
     def collect(self, items: Iterable[Item]) -> Collection:
         """Every image's reference signature, indexed; unreadable ones keep their error."""
         pictures = [picture_of(key, item) for key, item in enumerate(items)]
-
-        def extract(picture: Picture) -> Picture:
-            if picture.file is None:
-                return picture
-            try:
-                sha256, rgb = read_image(picture.file, self.max_pixels)
-                size = os.stat(picture.file).st_size
-            except ImageError as error:
-                return replace(picture, error=str(error))
-            except OSError as error:
-                return replace(picture, error=f"{picture.path}: {error.strerror or error}")
-            signature = make_signature(rgb, picture.path, sha256, exchange=False, face=False)
-            return replace(
-                picture,
-                sha256=sha256,
-                signature=signature,
-                bytes_per_pixel=size / max(1, rgb.shape[0] * rgb.shape[1]),
-                quantisation=jpeg_quantisation(picture.file),
-            )
-
-        done = list(in_parallel(extract, pictures, self.workers))
+        done = list(self.spread.extract(pictures, self.max_pixels))
         for picture in done:
             if picture.signature is not None and picture.file is not None:
                 self.add(picture.key, picture.signature, picture.file)
@@ -183,9 +202,9 @@ class PairFinder:
         pictures = {p.key: p for p in collection.pictures}
         readable = [p for p in collection.pictures if p.key in self.signatures]
         found: dict[int, list[Tentative]] = defaultdict(list)
-        for key, candidates, tentatives in in_parallel(self._tentatives, readable, self.workers):
+        for key, candidates, found_here in self.spread.tentatives(readable, self):
             collection.candidates[key] = candidates
-            found[key] = tentatives
+            found[key] = found_here
         sources = sorted({t.source for ts in found.values() for t in ts} - set(self._faces))
         for key, face in in_parallel(self._face_of, sources, self.workers):
             self._faces[key] = face
@@ -195,43 +214,21 @@ class PairFinder:
                 if relation is not None:
                     collection.relations[relation.source, relation.derivative] = relation
 
-    def _shortlist(self, query: Query, key: int) -> Iterator[Candidate]:
-        """The candidates worth verifying for image ``key``, best first, itself excluded."""
-        t = self.thresholds
-        taken = 0
-        for candidate in self.index.candidates(query.features.descriptors, t.candidates + 1):
-            if candidate.photo_id == key:
-                continue
-            if candidate.votes < t.min_votes or taken == t.candidates:
-                return
-            taken += 1
-            yield candidate
-
-    def _tentatives(self, picture: Picture) -> tuple[int, list[int], list[Tentative]]:
+    def tentatives_of(self, picture: Picture) -> tuple[int, list[int], list[Tentative]]:
         """(image, candidates verified, alignments that pass without the face check)."""
-        query = self._query(picture)
+        query = query_of(picture, self.max_pixels)
         if query is None:
             return picture.key, [], []
-        shortlist: list[int] = []
-        found: dict[int, Tentative] = {}
-        for candidate in self._shortlist(query, picture.key):
-            if len(found) == RELATIONS_PER_QUERY:
-                break
-            shortlist.append(candidate.photo_id)
-            signature = self.signatures[candidate.photo_id]
-            instances = verify(query, signature, candidate.mirrored, self.thresholds)
-            if self._judge(0, query, signature, instances) is None:
-                continue
-            best = found.get(candidate.photo_id)
-            if best is None or instances[0].inliers > best.instances[0].inliers:
-                found[candidate.photo_id] = Tentative(
-                    candidate.photo_id,
-                    picture.key,
-                    Frame(query.shape, query.scale),
-                    instances,
-                    [geometry(query, i.transform, signature) for i in instances],
-                )
-        return picture.key, shortlist, list(found.values())
+        candidates = shortlist(self.index, query, picture.key, self.thresholds)
+        verified, found = tentatives(
+            picture.key,
+            query,
+            candidates,
+            self.signatures.__getitem__,
+            self.thresholds,
+            len(self.signatures),
+        )
+        return picture.key, verified, found
 
     def _settle(
         self, picture: Picture, tentative: Tentative, masks_dir: str | os.PathLike | None
@@ -239,7 +236,14 @@ class PairFinder:
         """The tentative alignment decided again with its source's face box."""
         signature = self._with_face(tentative.source)
         instances = [with_face(i, signature) for i in tentative.instances]
-        match = self._judge(tentative.source, tentative.frame, signature, instances)
+        match = judge(
+            tentative.source,
+            tentative.frame,
+            signature,
+            instances,
+            self.thresholds,
+            len(self.signatures),
+        )
         if match is None:
             return None
         shape = next(
@@ -316,7 +320,7 @@ class PairFinder:
         def reach(asker: tuple[int, set[int]]) -> list[Relation]:
             key, members = asker
             picture = pictures[key]
-            query = self._query(picture)
+            query = query_of(picture, self.max_pixels)
             if query is None:
                 return []
             found: list[Relation] = []
@@ -359,7 +363,7 @@ class PairFinder:
         pictures = {p.key: p for p in collection.pictures}
 
         def check(derivative: int) -> list[Relation]:
-            query = self._query(pictures[derivative])
+            query = query_of(pictures[derivative], self.max_pixels)
             if query is None:
                 return []
             found = []
@@ -379,25 +383,16 @@ class PairFinder:
 
     # ---- one image, one relation ------------------------------------------------------------
 
-    def _query(self, picture: Picture) -> Query | None:
-        if picture.file is None:
-            return None
-        try:
-            _, rgb = read_image(picture.file, self.max_pixels)
-        except ImageError:
-            return None  # it was read in pass 1; a file changed since simply gets no pairs
-        return make_query(rgb)
-
     def relate_query(
         self, picture: Picture, query: Query, masks_dir: str | os.PathLike | None = None
     ) -> tuple[list[int], list[Relation]]:
         """(the candidates verified, the relations found) for one prepared image."""
-        shortlist: list[int] = []
+        verified: list[int] = []
         relations: dict[int, Relation] = {}
-        for candidate in self._shortlist(query, picture.key):
+        for candidate in shortlist(self.index, query, picture.key, self.thresholds):
             if len(relations) == RELATIONS_PER_QUERY:
                 break
-            shortlist.append(candidate.photo_id)
+            verified.append(candidate.photo_id)
             relation = self._verify(
                 picture, query, candidate.photo_id, candidate.mirrored, masks_dir
             )
@@ -405,7 +400,7 @@ class PairFinder:
                 best = relations.get(relation.source)
                 if best is None or relation.score > best.score:
                     relations[relation.source] = relation
-        return shortlist, list(relations.values())
+        return verified, list(relations.values())
 
     def _verify(
         self,
@@ -416,7 +411,7 @@ class PairFinder:
         masks_dir: str | os.PathLike | None,
     ) -> Relation | None:
         """``matching.verify_and_decide``, with the source's face box computed on demand, and
-        what a pair needs beyond a match (``_accepted``)."""
+        what a pair needs beyond a match (``steps.accepted``)."""
         signature = self.signatures[source]
         match = verify_and_decide(
             source,
@@ -427,32 +422,11 @@ class PairFinder:
             registry_size=len(self.signatures),
             face=lambda: self._with_face(source),
         )
-        if match is None or not _accepted(match, signature):
+        if match is None or not accepted(match, signature):
             return None
         shape = geometry(query, match.instances[0].transform, signature)
         frame = Frame(query.shape, query.scale)
         return self._relation(picture, frame, signature, match, shape, masks_dir)
-
-    def _judge(
-        self,
-        source: int,
-        query: Query | Frame,
-        signature: Signature,
-        instances: list[Instance],
-    ) -> Match | None:
-        """``matching.decide`` over this collection, as a source -> derivative relation: the
-        collection is the registry the number of false alarms is counted in."""
-        if not instances:
-            return None
-        match = decide(
-            source,
-            query,  # type: ignore[arg-type]  # a Frame has what decide reads: shape, scale
-            signature,
-            instances,
-            self.thresholds,
-            registry_size=len(self.signatures),
-        )
-        return match if match is not None and _accepted(match, signature) else None
 
     def _with_face(self, key: int) -> Signature:
         """The signature with its face box, computed once per process from the file."""
@@ -496,9 +470,3 @@ class PairFinder:
             agreeing=match.instances[0].agreeing,
             nfa=match.nfa,
         )
-
-
-def _accepted(match: Match, signature: Signature) -> bool:
-    """Whether a match of ``signature`` is a relation: another photo of the same scene is not,
-    nor an agreement that rests on plain areas (``relations.textured_agreement``)."""
-    return match.kind != "same_scene" and textured_agreement(match, signature)
