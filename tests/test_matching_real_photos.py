@@ -295,3 +295,28 @@ def test_an_enlarged_crop_of_a_photo_stays_a_copy():
     enlarged = cv2.resize(crop, (width, height), interpolation=cv2.INTER_CUBIC)
     [match] = _match_scene_photo("group1126_a.jpg", jpeg(enlarged, 85))
     assert match.kind == "repost"
+
+
+@pytest.mark.parametrize("edit", ["recompressed", "garment blurred"])
+def test_an_alignment_decide_would_not_hear_is_not_localised_and_the_match_is_the_same(edit):
+    photo = load_image(SHARED_DATA / "people" / "0007.jpg")
+    signature = make_signature(photo, "people/0007.jpg", "0" * 64)
+    if edit == "recompressed":
+        copy = jpeg(photo, 40)
+    else:
+        garment = cv2.imread(str(SHARED_DATA / "people" / "0007_mask.png"), 0) > 0
+        copy = blur_region(photo, garment)
+    query, t = make_query(copy), Thresholds()
+    every = verify(query, signature, False, t)
+    heard = verify(query, signature, False, t, pruned=True)
+    assert len(every) == 2 and len(heard) == 1  # the left-out pairs align again over the copy
+    found = [decide(1, query, signature, instances, t) for instances in (every, heard)]
+    assert found[0] is not None and found[1] is not None
+    assert found[0].kind == found[1].kind == ("repost" if edit == "recompressed" else "manipulated")
+    assert (found[0].score, found[0].altered_fraction, found[0].log10_nfa) == (
+        found[1].score,
+        found[1].altered_fraction,
+        found[1].log10_nfa,
+    )
+    masks = [match.mask for match in found]
+    assert masks == [None, None] if edit == "recompressed" else np.array_equal(*masks)

@@ -321,7 +321,7 @@ def _medians_by_band(bands: np.ndarray, values: np.ndarray) -> tuple[np.ndarray,
     # one sort on a single key, band first then value: lexsort's two keys cost twice as much
     low = float(values.min())
     span = float(values.max()) - low + 1.0
-    order = np.argsort(bands * span + (values - low), kind="stable")
+    order = np.argsort(bands * span + (values - low))
     ordered, sorted_values = bands[order], values[order]
     present, start, count = np.unique(ordered, return_index=True, return_counts=True)
     middle = (sorted_values[start + (count - 1) // 2] + sorted_values[start + count // 2]) / 2

@@ -43,6 +43,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from counterfake.geometry import project
+from counterfake.signature.grid import dequantise
+
 SPACING = 8.0  # pixels of the 512-pixel reference frame: features closer are one spot
 DISTANCES = 65  # descriptor distances 0..64 bits at which a spot can be confirmed
 MARGIN = 1.5  # the measured background rates are raised this much
@@ -123,6 +126,44 @@ def confirmed_spots(
     first[1:] = spot[order][1:] != spot[order][:-1]
     best = distance[order][first]
     return int(first.sum()), tuple(int(d) for d in np.sort(best[best < DISTANCES]))
+
+
+def alignment_evidence(
+    query_xy: np.ndarray,
+    reference_xy: np.ndarray,
+    nearest: tuple[np.ndarray, np.ndarray],
+    transform: np.ndarray,
+    frame: tuple[int, int],
+    grid: np.ndarray,
+    visible_cells: np.ndarray | None,
+    agreeing_cells: np.ndarray | None,
+    radius: float,
+) -> Evidence:
+    """What an alignment (``transform``: scanned frame -> photo frame) shows.
+
+    A photo feature (``reference_xy``) is visible when the transform puts it inside the
+    scanned frame (``frame``: height, width of the frame ``query_xy`` live in); it is confirmed
+    at distance d when one of its two nearest scanned descriptors (``nearest``: distances and
+    indices per photo feature), d bits away, lands within ``radius`` pixels of it. Textured
+    cells are the photo's ``grid`` cells with some contrast, among ``visible_cells``; a plain
+    background agrees with any other plain background and proves nothing.
+    """
+    distance, index = nearest
+    confirmed = np.full(len(reference_xy), np.iinfo(np.int32).max, np.int64)
+    if len(query_xy):
+        for column in range(index.shape[1]):
+            landed = project(transform, query_xy[index[:, column]])
+            near = np.linalg.norm(landed - reference_xy, axis=1) <= radius
+            confirmed = np.where(near, np.minimum(confirmed, distance[:, column]), confirmed)
+    back = project(np.linalg.inv(transform), reference_xy)
+    height, width = frame
+    visible = (back[:, 0] >= 0) & (back[:, 0] < width) & (back[:, 1] >= 0) & (back[:, 1] < height)
+    spots, distances = confirmed_spots(reference_xy, visible, confirmed)
+    textured = dequantise(grid)[:, :, 3] >= TEXTURED_CONTRAST
+    if visible_cells is not None:
+        textured &= visible_cells
+    agree = textured & agreeing_cells if agreeing_cells is not None else textured
+    return Evidence(spots, distances, int(textured.sum()), int(agree.sum()))
 
 
 def spots(xy: np.ndarray) -> np.ndarray:

@@ -41,10 +41,9 @@ import numpy as np
 
 from counterfake.aligned import grid_in_frame, scanned_cells
 from counterfake.cells import compare_cells
-from counterfake.evidence import MAX_NFA, TEXTURED_CONTRAST, Evidence, confirmed_spots
+from counterfake.evidence import MAX_NFA, Evidence, alignment_evidence
 from counterfake.fitting import fit_transform
 from counterfake.framing import frame_overlap, has_seam, outlines_overlap, scene_continues
-from counterfake.geometry import project
 from counterfake.index.compact import AnyProposer, shortlist
 from counterfake.masks import draw_cells
 from counterfake.signature.extract import Query, Signature, make_query
@@ -54,6 +53,7 @@ from counterfake.signature.hamming import two_nearest
 from counterfake.thresholds import Thresholds
 from counterfake.tiles import grid_cells
 
+PLACE_OVERLAP = 0.5  # outlines' common share from which two alignments are over one place
 PRECISE_PIXELS = 2.0  # photo-frame pixels per scanned pixel up to which corners land precisely
 SCENE_BEYOND = 0.05  # share of a scanned image outside the photo that shows a wider shot
 
@@ -206,11 +206,22 @@ def _preferred(match: Match, other: Match) -> bool:
 
 
 def verify(
-    query: Query | SignatureQuery, signature: Signature, mirrored: bool, t: Thresholds
+    query: Query | SignatureQuery,
+    signature: Signature,
+    mirrored: bool,
+    t: Thresholds,
+    *,
+    pruned: bool = False,
 ) -> list[Instance]:
     """Find up to two appearances of the photo in the scanned image, localised: the second is
     fitted to the pairs the first left out (another copy beside it in a collage, or a region
-    moved within it; ``decide`` tells which can speak for the image)."""
+    moved within it; ``decide`` tells which can speak for the image).
+
+    ``pruned`` leaves out, before localising it (most of a verification's time), a second
+    alignment that ``decide`` would not hear: one with fewer inliers over the place of a first
+    that is credible (``_one_per_place``). Only where the signature's face box is final: a
+    face box added later (``with_face``) can make the first not credible after all.
+    """
     reference = signature.mirrored if mirrored else signature.features
     query_xy, photo_xy, nearest = _tentative_pairs(query.features, reference, t)
     reference_xy = reference.xy
@@ -227,6 +238,8 @@ def verify(
         inliers = min(_distinct_points(query_xy[inlier]), _distinct_points(photo_xy[inlier]))
         if inliers < t.min_inliers or residual > _residual_bound(query, transform, t):
             break
+        if pruned and instances and _unheard(instances[0], transform, inliers, signature, t):
+            break
         trusted = cells_holding(photo_xy[inlier], signature)
         if isinstance(query, SignatureQuery):
             instance = localise_grid(query, signature, transform, inliers, residual, t, trusted)
@@ -235,11 +248,33 @@ def verify(
         if instance is None:
             break
         frame = query.shape if isinstance(query, SignatureQuery) else query.work.shape[:2]
-        found = _evidence(query.features.xy, reference_xy, nearest, instance, frame, signature, t)
+        found = alignment_evidence(
+            query.features.xy,
+            reference_xy,
+            nearest,
+            instance.transform,
+            frame,
+            signature.grid,
+            instance.visible_cells,
+            instance.agreeing_cells,
+            t.ransac_pixels,
+        )
         instances.append(replace(instance, evidence=found))
         left = ~inlier  # the next fit sees only what this one did not explain
         query_xy, photo_xy = query_xy[left], photo_xy[left]
     return instances
+
+
+def _unheard(
+    first: Instance, transform: np.ndarray, inliers: int, signature: Signature, t: Thresholds
+) -> bool:
+    """Whether ``decide`` would pass over a second alignment: fewer inliers than a credible
+    first one, over its place."""
+    return (
+        inliers < first.inliers
+        and _credible(first, t)
+        and outlines_overlap(first.transform, transform, signature) >= PLACE_OVERLAP
+    )
 
 
 def _residual_bound(query: Query | SignatureQuery, transform: np.ndarray, t: Thresholds) -> float:
@@ -265,42 +300,6 @@ def _distinct_points(xy: np.ndarray) -> int:
     """How many different points there are (float32 (n, 2) rows compared bit for bit, as
     ``np.unique(axis=0)`` compares them; one 64-bit word per point sorts about 8x faster)."""
     return len(np.unique(np.ascontiguousarray(xy, np.float32).view(np.int64)))
-
-
-def _evidence(
-    query_xy: np.ndarray,
-    reference_xy: np.ndarray,
-    nearest: tuple[np.ndarray, np.ndarray],
-    instance: Instance,
-    frame: tuple[int, int],
-    signature: Signature,
-    t: Thresholds,
-) -> Evidence:
-    """What the alignment shows (see evidence.py).
-
-    A photo feature is visible when the transform puts it inside the scanned frame (``frame``:
-    height, width of the frame the scanned features live in); it is confirmed at distance d when
-    one of its two nearest scanned descriptors, d bits away, lands within ``ransac_pixels``.
-    Textured cells are the photo's grid cells with some contrast; a plain background agrees
-    with any other plain background and proves nothing.
-    """
-    distance, index = nearest
-    transform = instance.transform
-    confirmed = np.full(len(reference_xy), np.iinfo(np.int32).max, np.int64)
-    if len(query_xy):
-        for column in range(index.shape[1]):
-            landed = project(transform, query_xy[index[:, column]])
-            near = np.linalg.norm(landed - reference_xy, axis=1) <= t.ransac_pixels
-            confirmed = np.where(near, np.minimum(confirmed, distance[:, column]), confirmed)
-    back = project(np.linalg.inv(transform), reference_xy)
-    height, width = frame
-    visible = (back[:, 0] >= 0) & (back[:, 0] < width) & (back[:, 1] >= 0) & (back[:, 1] < height)
-    spots, distances = confirmed_spots(reference_xy, visible, confirmed)
-    textured = dequantise(signature.grid)[:, :, 3] >= TEXTURED_CONTRAST
-    if instance.visible_cells is not None:
-        textured &= instance.visible_cells
-    agree = textured & instance.agreeing_cells if instance.agreeing_cells is not None else textured
-    return Evidence(spots, distances, int(textured.sum()), int(agree.sum()))
 
 
 def _tentative_pairs(
@@ -506,7 +505,7 @@ def _one_per_place(
     """
 
     def together(a: Instance, b: Instance) -> bool:
-        return outlines_overlap(a.transform, b.transform, signature) >= 0.5
+        return outlines_overlap(a.transform, b.transform, signature) >= PLACE_OVERLAP
 
     kept: list[Instance] = []
     placed: list[Instance] = []
@@ -574,7 +573,7 @@ def verify_and_decide(
     it (pairs compute face boxes only for photos something was verified to hold): the
     alignments found are then judged with it, as if it had been there all along.
     """
-    instances = verify(query, signature, mirrored, t)
+    instances = verify(query, signature, mirrored, t, pruned=face is None)
     if not instances:
         return None
     if face is not None:
