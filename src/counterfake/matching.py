@@ -5,7 +5,7 @@ For a scanned image the steps are:
 1. **Candidates.** The index proposes the registered photos (and orientations) that share the most
    local features with the image.
 2. **Verify.** Descriptors of the candidate and the image are paired, and RANSAC looks for one
-   similarity transform (scale, rotation, shift; a mirrored photo uses its mirrored features)
+   similarity transform (scale, rotation, shift; a mirrored copy, the scanned mirror image's)
    that carries many of the pairs onto each other, refined to a modest stretch or perspective
    when that explains clearly more of them (a copy resized to other proportions, a photo of a
    screen taken at a slant). A second instance of the same photo (the "before" beside the
@@ -121,7 +121,9 @@ class SignatureQuery:
         return self.signature.frame_height, self.signature.frame_width
 
     def mirror_features(self) -> LocalFeatures:
-        return self.signature.mirrored  # the signature holds its mirror image's features
+        """The mirror image's features, when the signature carries them (a registered
+        photo's does not: matched as a scanned image, it finds no mirrored copy)."""
+        return self.signature.mirrored
 
 
 class Matcher:
@@ -211,13 +213,9 @@ def verify(
     """Find up to two appearances of the photo in the scanned image, localised: the second is
     fitted to the pairs the first left out (another copy beside it in a collage, or a region
     moved within it; ``decide`` tells which can speak for the image)."""
-    reference = signature.mirrored if mirrored else signature.features
-    query_xy, photo_xy, nearest = _tentative_pairs(query.features, reference, t)
-    reference_xy = reference.xy
-    if mirrored:  # mirrored features live in the mirrored frame: map them back
-        photo_xy, reference_xy = photo_xy.copy(), reference_xy.copy()
-        photo_xy[:, 0] = signature.frame_width - 1 - photo_xy[:, 0]
-        reference_xy[:, 0] = signature.frame_width - 1 - reference_xy[:, 0]
+    scanned = _mirrored_back(query) if mirrored else query.features
+    query_xy, photo_xy, nearest = _tentative_pairs(scanned, signature.features, t)
+    reference_xy = signature.features.xy
     instances: list[Instance] = []
     while len(instances) < 2 and len(query_xy) >= t.min_inliers:
         fitted = fit_transform(query_xy, photo_xy, mirrored, t)
@@ -235,11 +233,22 @@ def verify(
         if instance is None:
             break
         frame = query.shape if isinstance(query, SignatureQuery) else query.work.shape[:2]
-        found = _evidence(query.features.xy, reference_xy, nearest, instance, frame, signature, t)
+        found = _evidence(scanned.xy, reference_xy, nearest, instance, frame, signature, t)
         instances.append(replace(instance, evidence=found))
         left = ~inlier  # the next fit sees only what this one did not explain
         query_xy, photo_xy = query_xy[left], photo_xy[left]
     return instances
+
+
+def _mirrored_back(query: Query | SignatureQuery) -> LocalFeatures:
+    """The features of the scanned image's mirror image, mapped back into its own frame: a
+    registered photo keeps one orientation, so a mirrored copy pairs these with the photo's
+    features, and the fit finds the reflection."""
+    features = query.mirror_features()
+    width = query.shape[1] if isinstance(query, SignatureQuery) else query.work.shape[1]
+    xy = features.xy.copy()
+    xy[:, 0] = width - 1 - xy[:, 0]
+    return replace(features, xy=xy)
 
 
 def _residual_bound(query: Query | SignatureQuery, transform: np.ndarray, t: Thresholds) -> float:

@@ -147,7 +147,9 @@ class PairFinder:
                 return replace(picture, error=str(error))
             except OSError as error:
                 return replace(picture, error=f"{picture.path}: {error.strerror or error}")
-            signature = make_signature(rgb, picture.path, sha256, exchange=False, face=False)
+            signature = make_signature(  # its mirror: a scanned image (pairs/contest.py)
+                rgb, picture.path, sha256, exchange=False, face=False, mirror=True
+            )
             return replace(
                 picture,
                 sha256=sha256,
@@ -199,7 +201,9 @@ class PairFinder:
         """The candidates worth verifying for image ``key``, best first, itself excluded."""
         t = self.thresholds
         taken = 0
-        for candidate in self.index.candidates(query.features.descriptors, t.candidates + 1):
+        for candidate in self.index.candidates(
+            query.features.descriptors, t.candidates + 1, query.mirror_features().descriptors
+        ):
             if candidate.photo_id == key:
                 continue
             if candidate.votes < t.min_votes or taken == t.candidates:
@@ -323,7 +327,8 @@ class PairFinder:
             tried = 0
             # its own cluster's members come first: ask past them for t.candidates others
             wanted = len(members) + t.candidates + 1
-            for candidate in self.index.candidates(query.features.descriptors, wanted):
+            mirror = query.mirror_features().descriptors
+            for candidate in self.index.candidates(query.features.descriptors, wanted, mirror):
                 if candidate.votes < t.min_votes or tried == t.candidates:
                     break
                 other = candidate.photo_id
