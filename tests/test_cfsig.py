@@ -26,16 +26,16 @@ def scanned(photo):
 
 def assert_stored_form_of(back, signature, side="features"):
     """``back`` holds the first features of ``signature`` as a record keeps them: positions to
-    1/64 pixel, orientations to the 1/256 turn, levels, sizes and descriptors as they were."""
+    1/16 pixel, orientations to the 1/32 turn, levels, sizes and descriptors as they were."""
     kept, made = getattr(back, side), getattr(signature, side)
     count = len(kept)
     assert 200 <= count <= len(made)
-    np.testing.assert_allclose(kept.xy, made.xy[:count], atol=1 / 64 + 1e-6)
+    np.testing.assert_allclose(kept.xy, made.xy[:count], atol=1 / 16 + 1e-6)
     np.testing.assert_allclose(kept.size, made.size[:count], rtol=1e-6)
     np.testing.assert_array_equal(kept.octave, made.octave[:count])
     np.testing.assert_array_equal(kept.descriptors, made.descriptors[:count])
     turns = (kept.angle - made.angle[:count] + 180) % 360 - 180
-    assert np.abs(turns).max() <= 360 / 256
+    assert np.abs(turns).max() <= 360 / 32
 
 
 def test_round_trip_keeps_every_field(signature, tmp_path):

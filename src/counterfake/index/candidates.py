@@ -5,11 +5,12 @@ registry of 100,000 photos needs a shortlist first, and the shortlist must cost 
 whatever the registry's size.
 
 **Multi-index hashing.** Each registered photo contributes the first INDEXED_FEATURES descriptors
-of each orientation (a well-spread prefix, see features.py). Every descriptor is filed under
-HASH_TABLES keys, each key being one 24-bit slice of the 256-bit descriptor: two descriptors a few
-dozen bits apart very likely agree exactly on at least one of ten slices. A scanned image's first
-VOTING_FEATURES descriptors (also spread-ordered) look up their slices, and the rows found are
-compared with their full Hamming distance.
+of its one stored orientation (a well-spread prefix, see features.py). Every descriptor is filed
+under HASH_TABLES keys, each key being one 24-bit slice of the 256-bit descriptor: two descriptors
+a few dozen bits apart very likely agree exactly on at least one of ten slices. A scanned image's
+first VOTING_FEATURES descriptors (also spread-ordered) look up their slices, and the rows found
+are compared with their full Hamming distance; so do its mirror image's, whose rows vote for the
+photo's mirrored orientation (a photo's own mirror image is not stored: signature/record.py).
 
 **Votes.** Each scanned descriptor keeps only its NEIGHBOURS nearest rows within MAX_DISTANCE, and
 each of those votes once for its (photo, orientation), with a weight that falls with the distance

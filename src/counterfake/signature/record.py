@@ -8,16 +8,17 @@ and the exchange read, and nothing else:
 - the photo's size, its reference frame's size, its PDQ hashes (all eight orientations) and the
   box of its face;
 - its local features, in spread order (a prefix is itself spread over the photo), as many as
-  fit the budget after the rest: keypoints in 6 bytes (position in 1/32 pixel, orientation in
-  1/256 turn, pyramid level; ORB's keypoint size follows from the level) and the 32-byte
-  descriptor. Verification reads positions only, and its tolerances are pixels
-  (``Thresholds.ransac_pixels`` 3, ``max_median_residual`` 1.6): a 1/64-pixel rounding is far
-  below them. The compact index (index/compact.py) bins orientations in sixteenths of a turn,
-  which a 1/256 turn reproduces exactly;
-- the coarse grid, losslessly compressed: each channel's plane less the row above it, then zlib
-  (neighbouring cells are alike: 9,216 bytes become about 5,300 on real photos, at most about
-  7,000; a predictor from left and above saved about 300 bytes more with LZMA, whose decoder
-  cost about 0.4 ms a record against zlib's 0.07).
+  fit the budget after the rest: the 32-byte descriptor and a 32-bit keypoint word (position in
+  1/8 pixel, 12 bits a coordinate; orientation in 1/32 turn, 5 bits; pyramid level, 3 bits;
+  ORB's keypoint size follows from the level as OpenCV computes it). Verification reads
+  positions only, and its tolerances are pixels (``Thresholds.ransac_pixels`` 3,
+  ``max_median_residual`` 1.6): a rounding of at most 1/16 pixel is far below them. The compact
+  index (index/compact.py) bins orientations in sixteenths of a turn, which 1/32 turns
+  reproduce exactly;
+- the coarse grid, losslessly compressed: each channel's plane less the row above it, then
+  LZMA (neighbouring cells are alike: 9,216 bytes become about 5,400 on people photos, against
+  6,100 with zlib; decoding one took about 0.12 ms against zlib's 0.03, on a loaded machine,
+  beside about 4 ms a verification).
 
 The mirror image's features are not part of the stored form: a mirrored copy is found with the
 *scanned* image's mirror image (``Query.mirror_features``). A scanned image's signature, made to
@@ -25,16 +26,16 @@ be matched rather than registered (``counterfake hash --mirror``), may carry the
 budget; registering it drops them.
 
 Layout (little-endian): the header ``_HEAD``, the PDQ hashes (orientation number and 32 bytes
-each), the face box (four int16, when present), the features (positions, orientations, levels,
-descriptors: four arrays back to back), the mirror image's features likewise (when present),
+each), the face box (four int16, when present), the features (their keypoint words, then their
+descriptors), the mirror image's features likewise (when present),
 the compressed grid. Every length is checked on reading; a record that does not add up is a
 ValueError, never a misread.
 """
 
 from __future__ import annotations
 
+import lzma
 import struct
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,10 +49,12 @@ from counterfake.signature.pdq import DIHEDRAL_ORIENTATIONS, PdqHash
 RECORD_BUDGET = 16_000  # bytes of a stored record: issue 18's 16 kB a photo
 MAGIC = b"CFR1"  # an old signature blob begins with the .cfsig magic instead
 MAX_FEATURES = 4096  # per orientation: a record claiming more is damaged
-XY_STEPS = 32  # per pixel: positions up to 2047 pixels fit 16 bits
-MAX_FRAME = 0xFFFF // XY_STEPS  # pixels of a reference frame's longer side
-ANGLE_STEPS = 256  # per turn
-FEATURE_BYTES = 4 + 1 + 1 + DESCRIPTOR_BYTES
+XY_STEPS = 8  # per pixel: 12 bits a coordinate hold the reference frame's 512 pixels
+MAX_FRAME = 4096 // XY_STEPS  # pixels of a reference frame's longer side (REFERENCE_SIDE)
+ANGLE_STEPS = 32  # per turn: 5 bits...
+LEVELS = 8  # ...beside 3 bits of pyramid level (OrbSettings().levels)
+FEATURE_BYTES = 4 + DESCRIPTOR_BYTES  # a keypoint's 32-bit word, then its descriptor
+_GRID_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9, "dict_size": 1 << 12}]
 GRID_BYTES = GRID_ROWS * GRID_COLS * GRID_CHANNELS
 _HEAD = struct.Struct("<4sIIHHBBBHHH")  # magic, size, frame, quality, hashes, flags, counts, grid
 _FACE = struct.Struct("<4h")
@@ -201,48 +204,47 @@ def decode(data: bytes) -> Stored:
 
 
 def _pack_features(features: LocalFeatures) -> bytes:
-    xy = np.clip(np.rint(features.xy * XY_STEPS), 0, 0xFFFF).astype("<u2")
-    angle = np.floor(features.angle * (ANGLE_STEPS / 360.0)).astype(np.int64) % ANGLE_STEPS
-    return b"".join(
-        np.ascontiguousarray(array).tobytes()
-        for array in (
-            xy,
-            angle.astype(np.uint8),
-            features.octave.astype(np.int8),
-            features.descriptors,
-        )
-    )
+    if len(features) and not 0 <= features.octave.min() <= features.octave.max() < LEVELS:
+        raise ValueError(f"a stored feature's pyramid level must be under {LEVELS}")
+    xy = np.clip(np.rint(features.xy * XY_STEPS), 0, 4095).astype(np.uint32)
+    turns = np.floor(features.angle * (ANGLE_STEPS / 360.0)).astype(np.int64) % ANGLE_STEPS
+    angle = turns.astype(np.uint32)
+    word = xy[:, 0] | xy[:, 1] << 12 | angle << 24 | features.octave.astype(np.uint32) << 29
+    keypoints = word.astype("<u4").view(np.uint8).reshape(-1, 4)
+    return np.ascontiguousarray(keypoints).tobytes() + features.descriptors.tobytes()
 
 
 def _unpack_features(data: bytes, at: int, count: int) -> LocalFeatures:
-    def take(dtype: str, per: int) -> np.ndarray:
-        nonlocal at
-        array = np.frombuffer(data, dtype, count * per, at)
-        at += array.nbytes
-        return array
-
-    xy = take("<u2", 2).reshape(count, 2).astype(np.float32) / np.float32(XY_STEPS)
-    angle = (take("u1", 1).astype(np.float32) + np.float32(0.5)) * np.float32(360 / ANGLE_STEPS)
-    octave = take("i1", 1).copy()
-    if count and not 0 <= octave.min() <= octave.max() < 32:
-        raise ValueError("a feature's pyramid level is out of range")
-    descriptors = take("u1", DESCRIPTOR_BYTES).reshape(count, DESCRIPTOR_BYTES).copy()
-    return LocalFeatures(xy, orb_size(octave), angle, octave, descriptors)
+    word = np.frombuffer(data, "<u4", count, at).astype(np.uint32)
+    descriptors = np.frombuffer(data, np.uint8, count * DESCRIPTOR_BYTES, at + 4 * count)
+    xy = np.stack([word & 0xFFF, word >> 12 & 0xFFF], axis=1).astype(np.float32)
+    angle = ((word >> 24 & 0x1F).astype(np.float32) + np.float32(0.5)) * np.float32(
+        360 / ANGLE_STEPS
+    )
+    octave = (word >> 29).astype(np.int8)
+    return LocalFeatures(
+        xy / np.float32(XY_STEPS),
+        orb_size(octave),
+        angle,
+        octave,
+        descriptors.reshape(count, DESCRIPTOR_BYTES).copy(),
+    )
 
 
 def _pack_grid(grid: np.ndarray) -> bytes:
     """Each channel's plane less the row above it (modulo 256), compressed."""
     planes = np.ascontiguousarray(grid.transpose(2, 0, 1))
-    return zlib.compress(np.diff(planes, axis=1, prepend=np.uint8(0)).tobytes(), 9)
+    deltas = np.diff(planes, axis=1, prepend=np.uint8(0)).tobytes()
+    return lzma.compress(deltas, format=lzma.FORMAT_RAW, filters=_GRID_FILTERS)
 
 
 def _unpack_grid(data: bytes) -> np.ndarray:
-    unpacker = zlib.decompressobj()
+    unpacker = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=_GRID_FILTERS)
     try:
         raw = unpacker.decompress(data, GRID_BYTES + 1)
-    except zlib.error as error:
+    except lzma.LZMAError as error:
         raise ValueError(f"grid does not decompress ({error})") from None
-    if len(raw) != GRID_BYTES or not unpacker.eof or unpacker.unused_data:
+    if len(raw) != GRID_BYTES or unpacker.unused_data:
         raise ValueError("grid has the wrong size")
     deltas = np.frombuffer(raw, np.uint8).reshape(GRID_CHANNELS, GRID_ROWS, GRID_COLS)
     return np.ascontiguousarray(np.cumsum(deltas, axis=1, dtype=np.uint8).transpose(1, 2, 0))
