@@ -241,18 +241,16 @@ def verify(
 
 
 def _mirrored_back(query: Query | SignatureQuery) -> LocalFeatures:
-    """The features of the scanned image's mirror image, mapped back into its own frame: a
-    registered photo keeps one orientation, so a mirrored copy pairs these with the photo's
-    features, and the fit finds the reflection.
+    """The scanned image's mirror image's features, mapped back into its own frame: a photo
+    keeps one orientation, so a mirrored copy pairs these with its features.
 
     ORB places a keypoint found at a coarser scale (a pyramid level, or the reduced image a
     scanned image's features are found on) at its coarse pixel's corner scaled up: half a
     coarse pixel left of its centre, as it places the photo's own. Mirrored, that half pixel
     falls on the right; so x maps to ``width - scale - x``, scale being the keypoint's size
-    over ORB's patch, not to ``width - 1 - x``. The plain reflection left mirrored copies
-    aligned about half a pixel off: on 60 flipped people reposts (bench/out/cases) the cells
-    of the registered face agreed at 0.72 on average (0.82 when the photo's own mirror image
-    was stored and reflected so), against 0.98 with this mapping and 0.996 for unflipped ones.
+    over ORB's patch, not to ``width - 1 - x``, which left mirrored copies about half a pixel
+    off: on 60 flipped people reposts the registered face's cells agreed at 0.72 on average
+    (0.82 with the photo's mirror image stored), against 0.98 so and 0.996 unflipped.
     """
     features = query.mirror_features()
     width = query.shape[1] if isinstance(query, SignatureQuery) else query.work.shape[1]
