@@ -97,7 +97,8 @@ class Contents:
 
 def dumps(signatures: Iterable[Signature], videos: Iterable[VideoSignature] = ()) -> bytes:
     """Serialise signatures (and videos) to the bytes of a .cfsig file: each signature's
-    record, its mirror image's features included when it holds them (a scanned image's)."""
+    record; a signature holding its mirror image's features is a scanned image's, to be
+    matched, and keeps all its features (signature/record.py)."""
     payload = bytearray()
     entries = []
     videos = list(videos)
@@ -105,7 +106,7 @@ def dumps(signatures: Iterable[Signature], videos: Iterable[VideoSignature] = ()
         (frame, number) for number, video in enumerate(videos) for frame in video.frames
     ]
     for sig, video in framed:
-        record = encode(sig, mirror=len(sig.mirrored) > 0)
+        record = encode(sig, scanned=len(sig.mirrored) > 0)
         entries.append(
             {"label": sig.label, "sha256": sig.sha256, "record": [len(payload), len(record)]}
             | ({} if video is None else {"video": video})

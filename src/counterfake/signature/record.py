@@ -1,9 +1,9 @@
 """The stored form of a signature: one compact binary record of at most RECORD_BUDGET bytes.
 
 Verification reads a registered photo's record for every candidate, so at ten million photos a
-machine keeps the records on disk (one indexed registry row, or one slice of a mapped file)
-and they must be small: issue 18 asks for 16 kB a photo. The record holds what verification
-and the exchange read, and nothing else:
+machine keeps the records on disk (each one indexed registry row) and they must be small: issue
+18 asks for 16 kB a photo. The record holds what verification and the exchange read, and
+nothing else:
 
 - the photo's size, its reference frame's size, its PDQ hashes (all eight orientations) and the
   box of its face;
@@ -22,8 +22,8 @@ and the exchange read, and nothing else:
 
 The mirror image's features are not part of the stored form: a mirrored copy is found with the
 *scanned* image's mirror image (``Query.mirror_features``). A scanned image's signature, made to
-be matched rather than registered (``counterfake hash --mirror``), may carry them, outside the
-budget; registering it drops them.
+be matched rather than registered (``counterfake hash --mirror``), keeps them and all its own
+features, outside the budget: it is not stored, and registering it keeps what fits.
 
 Layout (little-endian): the header ``_HEAD``, the PDQ hashes (orientation number and 32 bytes
 each), the face box (four int16, when present), the features (their keypoint words, then their
@@ -93,17 +93,18 @@ class Stored:
         )
 
 
-def encode(signature: Signature, *, mirror: bool = False) -> bytes:
-    """The record of a signature: its features cut to what fits RECORD_BUDGET; the mirror
-    image's features (as many) only with ``mirror``. ValueError if it cannot be stored."""
+def encode(signature: Signature, *, scanned: bool = False) -> bytes:
+    """The record of a signature: its features cut to what fits RECORD_BUDGET. With
+    ``scanned`` (a signature to be matched, never stored) all its features and its mirror
+    image's, whatever their size. ValueError if it cannot be encoded."""
     check_storable(signature)
     grid = _pack_grid(signature.grid)
     face = signature.face
     fixed = _HEAD.size + _PDQ_BYTES * len(signature.pdq) + _FACE.size * bool(len(face)) + len(grid)
     count = min(len(signature.features), max(0, (RECORD_BUDGET - fixed) // FEATURE_BYTES))
-    sides = [signature.features.head(count)]
-    if mirror and len(signature.mirrored):
-        sides.append(signature.mirrored.head(count))
+    sides = [signature.features.head(len(signature.features) if scanned else count)]
+    if scanned and len(signature.mirrored):
+        sides.append(signature.mirrored)
     flags = _HAS_FACE * bool(len(face)) | _HAS_MIRROR * (len(sides) == 2)
     parts = [
         _HEAD.pack(
@@ -115,7 +116,7 @@ def encode(signature: Signature, *, mirror: bool = False) -> bytes:
             signature.pdq["original"].quality,
             len(signature.pdq),
             flags,
-            count,
+            len(sides[0]),
             len(sides[-1]) if len(sides) == 2 else 0,
             len(grid),
         )
