@@ -91,12 +91,14 @@ def load_cases(
         distractors += manifest["distractors"]
         for at in sorted(rng.permutation(len(others))[:negatives]):
             items.append((name, others[at], "negative", None, False))
+    # with their mirror images' features, which the compact index's both-orientations layout
+    # files (a registry no longer stores them)
     real = {
-        photo_id: make_signature(load_image(path), path, "0" * 64)
+        photo_id: make_signature(load_image(path), path, "0" * 64, mirror=True)
         for path, photo_id in sources.items()
     }
     unique = sorted(set(distractors))
-    templates = [make_signature(load_image(p), p, "0" * 64) for p in unique[:300]]
+    templates = [make_signature(load_image(p), p, "0" * 64, mirror=True) for p in unique[:300]]
     return real, templates, list(in_parallel(_query, items, workers))
 
 
@@ -200,7 +202,9 @@ def run(args: argparse.Namespace) -> dict:
         if isinstance(index, CompactIndex):
             found = [index.candidates(c.features, limit, c.mirror) for c in cases]
         else:
-            found = [index.candidates(c.features.descriptors, limit) for c in cases]
+            found = [
+                index.candidates(c.features.descriptors, limit, c.mirror.descriptors) for c in cases
+            ]
         lookup_ms = (time.process_time() - cpu) * 1000 / len(cases)
         results = [outcomes(f, c) for f, c in zip(found, cases, strict=True)]
         layout = layouts.get(name)

@@ -247,7 +247,11 @@ def time_matching(
             owner
             in {
                 c.photo_id
-                for c in index.candidates(query.features.descriptors, thresholds.candidates)
+                for c in index.candidates(
+                    query.features.descriptors,
+                    thresholds.candidates,
+                    query.mirror_features().descriptors,
+                )
                 if c.votes >= thresholds.min_votes
             }
             for query, owner in zip(queries, owners, strict=True)

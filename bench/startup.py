@@ -18,7 +18,7 @@ worker starting after a reboot or on a busy machine; ``posix_fadvise``, so only 
 - ``packed, warm``: again, the file's pages left in the page cache.
 
 Each reports wall and CPU seconds and the process's peak memory, and the candidates its index
-gives for the real photos' mirrored-feature queries; the runs must agree. Then ``counterfake
+gives for the real photos' own features; the runs must agree. Then ``counterfake
 serve`` is started twice on the registry, timed until ``/health`` answers: with no packed
 file, and from the file the first start wrote. Saved as bench/results/startup-NAME.json.
 """
@@ -105,7 +105,7 @@ def child(db: str, packed: str | None) -> dict:
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         queries = [signature for _, signature in islice(registry.signatures(), QUERIES)]
     candidates = [
-        [(c.photo_id, c.mirrored) for c in loaded.index.candidates(q.mirrored.descriptors, 10)]
+        [(c.photo_id, c.mirrored) for c in loaded.index.candidates(q.features.descriptors, 10)]
         for q in queries
     ]
     return {

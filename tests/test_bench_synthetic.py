@@ -10,6 +10,7 @@ import pytest
 from bench.speed import FLIP_RATE, STAGES, SyntheticRegistry, profile_matching
 from counterfake import matching
 from counterfake.index.candidates import CandidateIndex
+from counterfake.signature import cfsig
 from counterfake.signature.extract import make_query, make_signature
 
 
@@ -20,7 +21,8 @@ def test_synthetic_signatures_are_reproducible_distinct_and_flip_fifteen_percent
     made = [synthetic(i).features.descriptors.tobytes() for i in ids]
     assert len(set(made)) == len(ids)
     assert synthetic(ids[3]).features.descriptors.tobytes() == made[3]
-    template = templates[ids[0] % 2].features.descriptors
+    stored = cfsig.loads(cfsig.dumps([templates[ids[0] % 2]]), "template")[0]  # as registered
+    template = stored.features.descriptors
     flipped = np.unpackbits(synthetic(ids[4]).features.descriptors ^ template).mean()
     assert abs(flipped - FLIP_RATE) < 0.01
 

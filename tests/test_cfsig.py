@@ -7,14 +7,35 @@ import struct
 
 import numpy as np
 import pytest
+from old_signatures import old_dumps
 
-from counterfake.signature import cfsig
+from counterfake.signature import cfsig, record
 from counterfake.signature.extract import make_signature
 
 
 @pytest.fixture(scope="module")
 def signature(photo):
     return make_signature(photo, label="my photos/beach.jpg", sha256="ab" * 32)
+
+
+@pytest.fixture(scope="module")
+def scanned(photo):
+    """A signature made to be matched (``hash --mirror``): it holds its mirror image's too."""
+    return make_signature(photo, label="upload.jpg", sha256="cd" * 32, mirror=True)
+
+
+def assert_stored_form_of(back, signature, side="features"):
+    """``back`` holds the first features of ``signature`` as a record keeps them: positions to
+    1/16 pixel, orientations to the 1/32 turn, levels, sizes and descriptors as they were."""
+    kept, made = getattr(back, side), getattr(signature, side)
+    count = len(kept)
+    assert 200 <= count <= len(made)
+    np.testing.assert_allclose(kept.xy, made.xy[:count], atol=1 / 16 + 1e-6)
+    np.testing.assert_allclose(kept.size, made.size[:count], rtol=1e-6)
+    np.testing.assert_array_equal(kept.octave, made.octave[:count])
+    np.testing.assert_array_equal(kept.descriptors, made.descriptors[:count])
+    turns = (kept.angle - made.angle[:count] + 180) % 360 - 180
+    assert np.abs(turns).max() <= 360 / 32
 
 
 def test_round_trip_keeps_every_field(signature, tmp_path):
@@ -34,18 +55,41 @@ def test_round_trip_keeps_every_field(signature, tmp_path):
     }
     np.testing.assert_array_equal(back.grid, signature.grid)
     np.testing.assert_array_equal(back.face, signature.face)
+    assert_stored_form_of(back, signature)
+    assert len(back.mirrored) == 0
+
+
+def test_a_scanned_signature_keeps_all_its_features_and_its_mirror_image(scanned):
+    """A signature to be matched is never stored: the budget does not cut it; registered, it
+    keeps what fits."""
+    back = cfsig.loads(cfsig.dumps([scanned]), "upload.cfsig")[0]
+    assert_stored_form_of(back, scanned)
+    assert_stored_form_of(back, scanned, "mirrored")
+    assert len(back.features) == len(back.mirrored) == len(scanned.features) == 512
+    stored = record.decode(record.encode(back))
+    assert len(record.encode(back)) <= record.RECORD_BUDGET and len(stored.mirrored) == 0
+
+
+def test_a_signature_is_at_most_16_kB_in_a_file(signature):
+    """The file is its record plus a line of header: far too small to hold the 480x640 photo
+    it came from, and within issue 18's 16 kB a photo."""
+    size = len(cfsig.dumps([signature]))
+    assert size <= record.RECORD_BUDGET + 400
+    assert len(record.encode(signature)) <= record.RECORD_BUDGET
+    assert signature.grid.shape == (48, 48, 4)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_old_file_is_read_and_converted(signature, scanned, version):
+    """Files written before the compact record (versions 1 and 2) still load, mirror image and
+    all; what is registered from them is stored in the compact form (tests/test_registry.py)."""
+    loaded = cfsig.loads(old_dumps([scanned], version), "old.cfsig")[0]
     for side in ("features", "mirrored"):
         for field in ("xy", "size", "angle", "octave", "descriptors"):
             np.testing.assert_array_equal(
-                getattr(getattr(back, side), field), getattr(getattr(signature, side), field)
+                getattr(getattr(loaded, side), field), getattr(getattr(scanned, side), field)
             )
-
-
-def test_file_holds_no_pixels(signature):
-    """A signature is small: far too small to hold the 480x640 photo it came from."""
-    size = len(cfsig.dumps([signature]))
-    assert size < 80_000
-    assert signature.grid.shape == (48, 48, 4)
+    assert len(record.encode(loaded)) <= record.RECORD_BUDGET
 
 
 def test_empty_file_list_round_trips(tmp_path):
@@ -111,9 +155,9 @@ def _rewrite_header(data: bytes, edit) -> bytes:
         "bad-face-box",
     ],
 )
-def test_inconsistent_header_is_refused(signature, tmp_path, edit, message):
+def test_inconsistent_old_header_is_refused(scanned, tmp_path, edit, message):
     path = tmp_path / "odd.cfsig"
-    path.write_bytes(_rewrite_header(cfsig.dumps([signature]), edit))
+    path.write_bytes(_rewrite_header(old_dumps([scanned]), edit))
     with pytest.raises(cfsig.SignatureFileError, match=message):
         cfsig.read(path)
 
@@ -121,3 +165,36 @@ def test_inconsistent_header_is_refused(signature, tmp_path, edit, message):
 def test_missing_file_is_a_signature_file_error(tmp_path):
     with pytest.raises(cfsig.SignatureFileError, match="No such file"):
         cfsig.read(tmp_path / "absent.cfsig")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda h: h.update(version=4), "format version 4 is not supported"),
+        (lambda h: h["signatures"][0]["record"].__setitem__(0, 10**9), "malformed signature"),
+        (lambda h: h["signatures"][0]["record"].__setitem__(1, 100), "record holds 100 bytes"),
+        (lambda h: h["signatures"][0].__setitem__("record", 7), "malformed signature entry 1"),
+    ],
+    ids=["unknown-version", "record-out-of-range", "record-cut-short", "record-not-a-pair"],
+)
+def test_inconsistent_header_is_refused(signature, tmp_path, edit, message):
+    path = tmp_path / "odd.cfsig"
+    path.write_bytes(_rewrite_header(cfsig.dumps([signature]), edit))
+    with pytest.raises(cfsig.SignatureFileError, match=message) as caught:
+        cfsig.read(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b"CFSIG" + b[4:], "not a counterfake signature record"),
+        (lambda b: b[:-10], "its header says"),
+        (lambda b: b[:-10] + b"\x00" * 10, "grid"),
+        (lambda b: b[:25] + bytes([255]) + b[26:], "PDQ orientations"),
+    ],
+    ids=["foreign", "cut-short", "grid-damaged", "bad-orientation"],
+)
+def test_a_damaged_record_is_a_value_error(signature, damage, message):
+    with pytest.raises(ValueError, match=message):
+        record.decode(damage(record.encode(signature)))

@@ -91,9 +91,13 @@ def test_a_noisy_copy_ranks_its_photo_first(index, photos):
 
 
 def test_a_mirrored_copy_names_the_mirrored_orientation(index, photos):
+    """The index holds one orientation: a mirrored copy's own descriptors meet nothing, its
+    mirror image's meet the photo's, and the candidate is the photo, mirrored."""
     rng = np.random.default_rng(2)
-    query = noisy(photos[7].mirrored.descriptors[:INDEXED_FEATURES], 12, rng)
-    best = index.candidates(query, 1)[0]
+    own = rng.integers(0, 256, (SCANNED_FEATURES, DESCRIPTOR_BYTES), dtype=np.uint8)
+    mirror = noisy(photos[7].features.descriptors[:INDEXED_FEATURES], 12, rng)
+    assert index.candidates(own, 1) == []
+    best = index.candidates(own, 1, mirror)[0]
     assert (best.photo_id, best.mirrored) == (7, True)
 
 
@@ -263,7 +267,7 @@ def test_each_table_lists_a_segments_rows_by_bucket_and_in_row_order():
     additions = _Additions()
     for photo_id in range(40):  # rows repeat, so buckets hold several rows
         rows = rng.integers(0, 4, (int(rng.integers(1, 30)), DESCRIPTOR_BYTES), dtype=np.uint8)
-        additions.add(photo_id, rows[: len(rows) // 2], rows[len(rows) // 2 :])
+        additions.add(photo_id, rows)
     segment = additions.segment()
     buckets = _keys(segment.codes) & segment.bucket_mask
     for table in range(HASH_TABLES):
@@ -273,14 +277,13 @@ def test_each_table_lists_a_segments_rows_by_bucket_and_in_row_order():
         assert list(segment.offsets[table]) == [0, *np.cumsum(counts)]
 
 
-def test_added_photos_keep_their_rows_and_orientations_across_blocks(photos, monkeypatch):
+def test_added_photos_keep_their_rows_across_blocks(photos, monkeypatch):
     """Additions are packed into blocks; a withdrawn addition leaves no rows behind, and each
-    row still names its photo and orientation."""
-    monkeypatch.setattr(candidates, "_BLOCK_ROWS", 500)  # one photo (400 rows) per block
+    row still names its photo, in the one orientation indexed."""
+    monkeypatch.setattr(candidates, "_BLOCK_ROWS", 400)  # one photo (300 rows) per block
     additions = _Additions()
     for photo_id in (7, 8, 9):
-        sig = photos[photo_id]
-        additions.add(photo_id, sig.features.descriptors, sig.mirrored.descriptors[:100])
+        additions.add(photo_id, photos[photo_id].features.descriptors)
     assert len(additions._blocks) == 3
     assert additions.discard(8) and not additions.discard(8)
     segment = additions.segment()
@@ -289,10 +292,9 @@ def test_added_photos_keep_their_rows_and_orientations_across_blocks(photos, mon
     for photo_id in (7, 9):
         rows = segment.spans[photo_id]
         sig = photos[photo_id]
-        expected = np.concatenate([sig.features.descriptors, sig.mirrored.descriptors[:100]])
-        assert np.array_equal(segment.codes[rows.start : rows.stop], expected)
+        assert np.array_equal(segment.codes[rows.start : rows.stop], sig.features.descriptors)
         owners = segment.owners[rows.start : rows.stop]
-        assert list(owners) == [photo_id * 2] * len(sig.features) + [photo_id * 2 + 1] * 100
+        assert list(owners) == [photo_id * 2] * len(sig.features)
 
 
 def test_a_photo_id_beyond_the_owner_range_is_refused(photos):

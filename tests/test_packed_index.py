@@ -320,6 +320,24 @@ def test_a_file_written_with_another_index_layout_is_stale(
     assert "another index layout" in message and message.endswith(REBUILT)
 
 
+def test_a_file_of_the_two_orientation_index_is_rebuilt_not_misread(
+    registry_file, tmp_path, signatures, caplog, monkeypatch
+):
+    """Before the compact signature (issue 18) the index held each photo's mirror image too,
+    as odd owners: such a file must not be read as one orientation's."""
+    packed = tmp_path / "registry.index"
+    old = {k: v for k, v in packed_module.LAYOUT.items() if k != "orientations_indexed"}
+    with monkeypatch.context() as patched:
+        patched.setattr(packed_module, "LAYOUT", old)
+        with worker(registry_file, packed):
+            pass
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), worker(registry_file, packed) as rebuilt:
+        assert len(rebuilt) == len(signatures)
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert "another index layout" in message and message.endswith(REBUILT)
+
+
 def test_a_change_committed_while_the_file_is_written_is_not_lost(
     registry_file, tmp_path, photo, monkeypatch
 ):

@@ -110,17 +110,6 @@ def test_db_path_defaults_to_environment_then_current_folder(monkeypatch):
     assert default_db_path() == "counterfake.db"
 
 
-def test_version_1_registry_gets_its_pdq_table_filled(tmp_path, signature):
-    path = tmp_path / "old.db"
-    with Registry(path) as registry:
-        registry.register("alice", [signature])
-    with connect(str(path)) as db:  # what a registry written before PDQ had its own table holds
-        db.execute("DELETE FROM photo_pdq")
-        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    with Registry(path) as registry:
-        assert [row[3] for row in registry.pdq_hashes()] == [signature.pdq["original"].hex()]
-
-
 def test_registry_from_a_newer_version_is_refused(registry_target):
     Registry(registry_target).close()
     with connect(registry_target) as db:

@@ -7,6 +7,7 @@ it exists.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
 from urllib.parse import quote
@@ -15,6 +16,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from old_signatures import old_dumps
 from service_support import (
     EXAMPLES,
     NESTED_JSON,
@@ -27,6 +29,8 @@ from service_support import (
 )
 
 from counterfake.service.app import ROUTERS, roles_of
+from counterfake.signature import cfsig
+from counterfake.signature.extract import make_signature
 
 ROLES = ("admin", "registrar", "platform", "reviewer")
 ENDPOINTS = [
@@ -270,26 +274,30 @@ def set_first(field: str, value: object):
 
 
 @pytest.mark.parametrize(
-    ("edit", "problem"),
+    ("edit", "problem", "version"),
     [
-        (set_first("label", None), "label must be text"),
-        (set_first("label", {"a": 1}), "label must be text"),
-        (set_first("label", "x" * 500_000), "label must be 1 to 1024 characters"),
-        (set_first("label", ""), "label must be 1 to 1024 characters"),
-        (set_first("label", "a\nb\x1b[31m"), "control characters"),
-        (set_first("label", "gnp.\u202eexe"), "control characters"),
-        (set_first("sha256", "x' OR 1=1 --"), "sha256 must be 64 hexadecimal digits"),
-        (set_first("sha256", 12), "sha256 must be 64 hexadecimal digits"),
-        (set_first("size", [1.5, True]), "size must be a whole number"),
-        (set_first("pdq_quality", "90"), "pdq_quality must be a whole number"),
-        (set_first("pdq", {"original": ["0" * 64]}), "a PDQ hash must be text"),
-        (set_first("pdq", {"sideways": "0" * 64, "original": "0" * 64}), "PDQ orientations"),
+        (set_first("label", None), "label must be text", 3),
+        (set_first("label", {"a": 1}), "label must be text", 3),
+        (set_first("label", "x" * 500_000), "label must be 1 to 1024 characters", 3),
+        (set_first("label", ""), "label must be 1 to 1024 characters", 1),
+        (set_first("label", "a\nb\x1b[31m"), "control characters", 3),
+        (set_first("label", "gnp.\u202eexe"), "control characters", 1),
+        (set_first("sha256", "x' OR 1=1 --"), "sha256 must be 64 hexadecimal digits", 3),
+        (set_first("sha256", 12), "sha256 must be 64 hexadecimal digits", 1),
+        # the fields of an old file's entry, which version 3 keeps in the entry's record
+        (set_first("size", [1.5, True]), "size must be a whole number", 1),
+        (set_first("pdq_quality", "90"), "pdq_quality must be a whole number", 1),
+        (set_first("pdq", {"original": ["0" * 64]}), "a PDQ hash must be text", 1),
+        (set_first("pdq", {"sideways": "0" * 64, "original": "0" * 64}), "PDQ orientations", 1),
+        (set_first("record", [0, 10**9]), "record must be a whole number", 3),
+        (set_first("record", [10, 100]), "not a counterfake signature record", 3),
     ],
 )
 def test_every_field_of_an_uploaded_signature_is_checked_and_a_bad_one_stores_nothing(
-    service, photo, edit, problem
+    service, photo, edit, problem, version
 ):
-    bad = cfsig_edited(cfsig_bytes(photo, "p.jpg"), edit)
+    signed = make_signature(photo, "p.jpg", hashlib.sha256(b"p.jpg").hexdigest())
+    bad = cfsig_edited(cfsig.dumps([signed]) if version == 3 else old_dumps([signed]), edit)
     with service.as_("registrar", "checked-fields") as registrar:
         registrar.post("/subjects", json={"name": "fields"})
         answer = registrar.post("/subjects/fields/signatures", files={"file": ("x.cfsig", bad)})

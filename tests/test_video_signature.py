@@ -48,8 +48,8 @@ def test_cfsig_round_trip_with_photos_and_videos(tmp_path: Path, clip: Path, pho
     assert [f.sha256 for f in back.frames] == [f.sha256 for f in video.frames]
     assert [f.line() for f in back.vpdq] == [f.line() for f in video.vpdq]
     assert cfsig.read(path)[0].label == "photo.jpg"  # photos alone, as before videos
-    # A file of photos only is still version 1, which readers before videos accept.
-    assert b'"version":1' in cfsig.dumps([still])
+    # Every file is written as version 3, whose records readers before it cannot read.
+    assert b'"version":3' in cfsig.dumps([still])
 
 
 def test_registry_keeps_frames_as_photos_and_withdraws_them(clip: Path, registry_target) -> None:

@@ -40,6 +40,8 @@ from counterfake.registered import (
     registry_exists,
 )
 from counterfake.registry import Registry
+from counterfake.registry_migrate import migrate
+from counterfake.registry_tables import SCHEMA_VERSION
 from counterfake.reports.csv_report import write_csv, write_pairs_csv
 from counterfake.reports.evidence import (
     EvidenceError,
@@ -112,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     hash_.add_argument("paths", nargs="+", metavar="PATH", help=_PATHS_HELP)
     hash_.add_argument("-o", "--output", required=True, metavar="FILE", help="the .cfsig to write")
+    hash_.add_argument(
+        "--mirror",
+        action="store_true",
+        help="also keep each image's mirror image's features: for signatures to be matched "
+        "(POST /match/signatures finds mirrored copies with them), not registered",
+    )
     _decoding_options(hash_)
 
     scan = command("scan", _scan, "scan images for registered photos and their derivatives")
@@ -155,6 +163,21 @@ def _parser() -> argparse.ArgumentParser:
     withdraw = command("withdraw", _withdraw, "delete a subject and all her signatures")
     withdraw.add_argument("--subject", required=True)
     _db_option(withdraw)
+
+    registry = commands.add_parser(
+        "registry", help="maintain a registry", description="maintain a registry"
+    ).add_subparsers(required=True, metavar="ACTION")
+    migrate = registry.add_parser(
+        "migrate", help="rewrite a registry of an older version in the current signature form"
+    )
+    migrate.add_argument(
+        "registry",
+        nargs="?",
+        metavar="REGISTRY",
+        help="a SQLite file or a postgresql:// URL (else --db, $COUNTERFAKE_DB, ./counterfake.db)",
+    )
+    migrate.set_defaults(run=_registry_migrate)
+    _db_option(migrate)
 
     keys = commands.add_parser(
         "keys", help="API keys of the matching service", description="API keys of the service"
@@ -275,7 +298,12 @@ def _signatures_of(args: argparse.Namespace) -> cfsig.Contents:
     """Hash the files named on the command line, reporting each unreadable one on stderr."""
     contents = cfsig.Contents()
     with _progress("hashing") as progress:
-        results = hash_files(args.paths, max_pixels=args.max_pixels, workers=args.workers)
+        results = hash_files(
+            args.paths,
+            max_pixels=args.max_pixels,
+            workers=args.workers,
+            mirror=getattr(args, "mirror", False),
+        )
         for result in _tracked(progress, results):
             if result.error:
                 err.print(f"skipped {result.error}", markup=False)
@@ -478,6 +506,18 @@ def _withdraw(args: argparse.Namespace) -> int:
         count = registry.withdraw(args.subject)
         ReviewStore(registry.db).forget_subject(args.subject)
     print(f"withdrew {args.subject}: {count} signature(s) deleted")
+    return 0
+
+
+def _registry_migrate(args: argparse.Namespace) -> int:
+    done = migrate(args.registry or _db(args))
+    if done.done_before:
+        print(f"{done.name}: already in the current form (schema {SCHEMA_VERSION}); nothing to do")
+    else:
+        print(
+            f"{done.name}: migrated {done.photos} signature(s) from schema {done.old_version} to "
+            f"{SCHEMA_VERSION}: {done.bytes_before:,} bytes became {done.bytes_after:,}"
+        )
     return 0
 
 

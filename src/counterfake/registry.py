@@ -42,8 +42,14 @@ from counterfake.registered import (
     SubjectFull,
     VideoFrame,
 )
-from counterfake.registry_tables import SCHEMA, SCHEMA_VERSION, WITHDRAWN_TABLES
-from counterfake.signature import cfsig
+from counterfake.registry_tables import (
+    OLD_SCHEMA_VERSIONS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    WITHDRAWN_TABLES,
+    WRITE_LOCK,
+)
+from counterfake.signature import cfsig, record
 from counterfake.signature.extract import Signature
 from counterfake.signature.pdq import PdqHash
 
@@ -51,7 +57,6 @@ if TYPE_CHECKING:
     from counterfake.video.exchange import VpdqRecord
     from counterfake.video.signature import VideoSignature
 
-_WRITE_LOCK = 0x6366_0002  # serialises registry writers so change numbers commit in order
 _PAGE = 500  # rows per query when streaming signatures
 
 
@@ -116,34 +121,29 @@ class Registry(ChangeFeed):
             ) from None
 
     def _check_schema(self, tx: Transaction) -> None:
-        """Stamp a new registry, bring a version-1 one up to date, refuse any other version.
+        """Stamp a new registry; refuse one of an older version (its signatures are in the old
+        form: ``counterfake registry migrate`` rewrites them) and one of an unknown version.
 
-        Only the upgrade waits for running writers: opening a registry while a long import
-        runs must not.
+        An old registry is refused rather than read as it is: its rows are about 61 kB a
+        photo, and a registry read that way would never be within 16 kB a photo.
         """
-        version = "SELECT value FROM meta WHERE key = 'schema_version'"
-        row = tx.execute(version).fetchone()
+        row = tx.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
                 "ON CONFLICT (key) DO NOTHING",
                 (str(SCHEMA_VERSION),),
             )
-        elif row[0] == "1":
-            tx.lock(_WRITE_LOCK)
-            if tx.execute(version).fetchone()[0] == "1":  # nobody upgraded it meanwhile
-                self._add_photo_pdq(tx)
+        elif row[0] in OLD_SCHEMA_VERSIONS:
+            raise RegistryError(
+                f"{self.name}: registry in the old signature format (schema version {row[0]}); "
+                f"run 'counterfake registry migrate {self.name}' first"
+            )
         elif row[0] != str(SCHEMA_VERSION):
             raise RegistryError(
                 f"{self.name}: registry schema version {row[0]} is not supported "
                 f"(this tool uses {SCHEMA_VERSION})"
             )
-
-    def _add_photo_pdq(self, tx: Transaction) -> None:
-        """Version 1 kept PDQ only inside each signature: copy it out once."""
-        for photo_id, blob in tx.execute("SELECT id, signature FROM photos").fetchall():
-            self._insert_pdq(tx, photo_id, self._decode(photo_id, blob))
-        tx.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         if self._listener is not None:
@@ -183,7 +183,7 @@ class Registry(ChangeFeed):
                         subject_id,
                         signature.label,
                         signature.sha256,
-                        cfsig.dumps([signature]),
+                        record.encode(signature),
                         _now(),
                     ),
                 ).fetchone()
@@ -233,7 +233,7 @@ class Registry(ChangeFeed):
                         subject_id,
                         signature.label,
                         signature.sha256,
-                        cfsig.dumps([signature]),
+                        record.encode(signature),
                         now,
                     ),
                 ).fetchone()
@@ -250,7 +250,7 @@ class Registry(ChangeFeed):
     def _locked_subject(self, tx: Transaction, subject: str) -> int:
         """The subject's id, the subject made if new, under the write lock (so that change
         numbers commit in order and a subject's photo count holds until the commit)."""
-        tx.lock(_WRITE_LOCK)
+        tx.lock(WRITE_LOCK)
         tx.execute(
             "INSERT INTO subjects (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
             (subject, _now()),
@@ -266,7 +266,7 @@ class Registry(ChangeFeed):
         them (:meth:`Database.purge`: zeroed and out of SQLite's log; VACUUMed on PostgreSQL).
         """
         with self.db.transaction() as tx:
-            tx.lock(_WRITE_LOCK)
+            tx.lock(WRITE_LOCK)
             subject_id = self._subject_id(tx, subject)
             if subject_id is None:
                 return 0
@@ -299,7 +299,7 @@ class Registry(ChangeFeed):
         """
         added = removed = 0
         with self.db.transaction() as tx:
-            tx.lock(_WRITE_LOCK)
+            tx.lock(WRITE_LOCK)
             batch: list[PdqRecord] = []
             for record in records:
                 if not record.withdrawn:
@@ -384,9 +384,11 @@ class Registry(ChangeFeed):
     def signatures(self) -> Iterator[tuple[int, Signature]]:
         """Every (photo id, signature), a page at a time so a large registry is never all in
         memory, and no cursor is held open between pages."""
-        rows = self._pages("SELECT id, signature FROM photos WHERE id > ? ORDER BY id LIMIT ?")
-        for photo_id, blob in rows:
-            yield photo_id, self._decode(photo_id, blob)
+        rows = self._pages(
+            "SELECT id, label, sha256, signature FROM photos WHERE id > ? ORDER BY id LIMIT ?"
+        )
+        for photo_id, *stored in rows:
+            yield photo_id, self._decode(photo_id, *stored)
 
     def signatures_by_id(self, photo_ids: list[int]) -> Iterator[tuple[int, Signature]]:
         """(photo id, signature) of the registered photos among ``photo_ids`` (withdrawn ones
@@ -394,15 +396,19 @@ class Registry(ChangeFeed):
         for start in range(0, len(photo_ids), _PAGE):
             page = photo_ids[start : start + _PAGE]
             marks = ", ".join(["?"] * len(page))
-            rows = self.db.execute(f"SELECT id, signature FROM photos WHERE id IN ({marks})", page)
-            for photo_id, blob in rows:
-                yield photo_id, self._decode(photo_id, blob)
+            rows = self.db.execute(
+                f"SELECT id, label, sha256, signature FROM photos WHERE id IN ({marks})", page
+            )
+            for photo_id, *stored in rows:
+                yield photo_id, self._decode(photo_id, *stored)
 
     def signature(self, photo_id: int) -> Signature:
-        rows = self.db.execute("SELECT signature FROM photos WHERE id = ?", (photo_id,))
+        rows = self.db.execute(
+            "SELECT label, sha256, signature FROM photos WHERE id = ?", (photo_id,)
+        )
         if not rows:
             raise KeyError(photo_id)
-        return self._decode(photo_id, rows[0][0])
+        return self._decode(photo_id, *rows[0])
 
     def photo(self, photo_id: int) -> RegisteredPhoto:
         rows = self.db.execute(
@@ -433,7 +439,7 @@ class Registry(ChangeFeed):
         were new (a signal already imported from the same source is ignored)."""
         added = 0
         with self.db.transaction() as tx:
-            tx.lock(_WRITE_LOCK)
+            tx.lock(WRITE_LOCK)
             for record in records:
                 row = tx.execute(
                     "INSERT INTO imported_vpdq (source, digest, signal, ref, created) "
@@ -557,7 +563,11 @@ class Registry(ChangeFeed):
         )
         return rows[0] if rows else None
 
-    def _decode(self, photo_id: int, blob: bytes) -> Signature:
-        return cfsig.loads(bytes(blob), f"{self.name} photo {photo_id}")[0]
+    def _decode(self, photo_id: int, label: str, sha256: str, blob: bytes) -> Signature:
+        """A stored record as a signature; SignatureFileError naming the row if it is damaged."""
+        try:
+            return record.decode(bytes(blob)).signature(label, sha256)
+        except ValueError as error:
+            raise cfsig.SignatureFileError(f"{self.name} photo {photo_id}", str(error)) from None
 
     # ---- following changes ---------------------------------------------------------------

@@ -3,7 +3,11 @@ words they spell differently), and the schema version a registry file records.""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+# 3: each signature is stored as its compact record (signature/record.py). 2 and 1 stored it as
+# a .cfsig file of one signature (1 without the photo_pdq table); registry_migrate.py rewrites them.
+SCHEMA_VERSION = 3
+OLD_SCHEMA_VERSIONS = ("1", "2")
+WRITE_LOCK = 0x6366_0002  # serialises registry writers so change numbers commit in order
 WITHDRAWN_TABLES = (
     "photos",
     "photo_pdq",

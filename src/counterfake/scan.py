@@ -58,10 +58,12 @@ def hash_files(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int = 1,
+    mirror: bool = False,
 ) -> Iterator[HashResult]:
     """Signatures of every image and video under ``paths``; the label of each is its path as given
     (control characters escaped, the last cfsig.MAX_LABEL characters of a longer one), so that
-    every label passes cfsig.check_label."""
+    every label passes cfsig.check_label. With ``mirror``, an image's signature holds its mirror
+    image's features too (see ``make_signature``)."""
 
     def hash_one(item: str | tuple[str, str]) -> HashResult:
         if isinstance(item, tuple):
@@ -76,7 +78,8 @@ def hash_files(
             sha256, rgb = read_image(item, max_pixels)
         except ImageError as error:
             return HashResult(item, error=str(error))
-        return HashResult(item, make_signature(rgb, label=cfsig.label_for(item), sha256=sha256))
+        label = cfsig.label_for(item)
+        return HashResult(item, make_signature(rgb, label, sha256, mirror=mirror))
 
     yield from in_parallel(hash_one, image_files(paths), workers)
 

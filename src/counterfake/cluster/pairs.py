@@ -26,7 +26,7 @@ import numpy as np
 
 from counterfake.cluster import ClusterError
 from counterfake.cluster.shards import ShardedIndex
-from counterfake.index.votes import Candidate, merge_nearest, vote
+from counterfake.index.votes import Candidate, merge_nearest, vote_both
 from counterfake.pairs.model import Picture, Tentative
 from counterfake.pairs.steps import extract, query_of, shortlist, tentatives
 from counterfake.signature.extract import Signature
@@ -51,12 +51,17 @@ class CollectionView:
     def __len__(self) -> int:
         return self.size
 
-    def candidates(self, descriptors: np.ndarray, limit: int) -> list[Candidate]:
+    def candidates(
+        self, descriptors: np.ndarray, limit: int, mirrored: np.ndarray | None = None
+    ) -> list[Candidate]:
+        return vote_both(self._nearest, descriptors, mirrored, limit)
+
+    def _nearest(self, descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import ray
 
         descriptors = np.ascontiguousarray(descriptors, np.uint8)
         parts = ray.get([actor.nearest.remote(descriptors) for actor in self.actors])
-        return vote(*merge_nearest(descriptors, parts), limit)
+        return merge_nearest(descriptors, parts)
 
     def signature(self, key: int) -> Signature:
         import ray

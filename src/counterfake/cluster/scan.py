@@ -24,7 +24,7 @@ import numpy as np
 from counterfake.cluster import ClusterError
 from counterfake.cluster.shards import ShardedIndex
 from counterfake.imaging import ImageError
-from counterfake.index.votes import Candidate, merge_nearest, vote
+from counterfake.index.votes import Candidate, merge_nearest, vote_both
 from counterfake.inputs import Item, expand, item_key, read_image
 from counterfake.loading import SignatureCache, cached_matcher
 from counterfake.matching import Match, Matcher, Thresholds
@@ -55,12 +55,17 @@ class ShardView:
     def __len__(self) -> int:
         return self.size
 
-    def candidates(self, descriptors: np.ndarray, limit: int) -> list[Candidate]:
+    def candidates(
+        self, descriptors: np.ndarray, limit: int, mirrored: np.ndarray | None = None
+    ) -> list[Candidate]:
+        return vote_both(self._nearest, descriptors, mirrored, limit)
+
+    def _nearest(self, descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         import ray
 
         descriptors = np.ascontiguousarray(descriptors, np.uint8)
         parts = ray.get([actor.nearest.remote(descriptors) for actor in self.actors])
-        return vote(*merge_nearest(descriptors, parts), limit)
+        return merge_nearest(descriptors, parts)
 
 
 _workers: dict[str, tuple[Matcher, SignatureCache]] = {}  # a task process's, by registry

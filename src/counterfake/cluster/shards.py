@@ -34,7 +34,7 @@ import numpy as np
 from counterfake.cluster import ClusterError
 from counterfake.db import is_postgres_url
 from counterfake.index.candidates import CandidateIndex
-from counterfake.index.votes import Candidate, merge_nearest, vote
+from counterfake.index.votes import Candidate, merge_nearest, vote_both
 from counterfake.registry import Registry
 from counterfake.signature.extract import Signature
 
@@ -156,12 +156,16 @@ class ShardedIndex:
         self._send(range(self.shards))
         self._call(range(self.shards), "prepare")
 
-    def candidates(self, descriptors: np.ndarray, limit: int) -> list[Candidate]:
+    def candidates(
+        self, descriptors: np.ndarray, limit: int, mirrored: np.ndarray | None = None
+    ) -> list[Candidate]:
         """The candidates one index over every shard's entries would give, best first."""
         self._send(range(self.shards))
+        return vote_both(self._nearest, descriptors, mirrored, limit)
+
+    def _nearest(self, descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         descriptors = np.ascontiguousarray(descriptors, np.uint8)
-        parts = self._call(range(self.shards), "nearest", descriptors)
-        return vote(*merge_nearest(descriptors, parts), limit)
+        return merge_nearest(descriptors, self._call(range(self.shards), "nearest", descriptors))
 
     def compact(self) -> None:
         """Join the shards' segments, and move a shard to a node holding fewer when nodes

@@ -5,11 +5,12 @@ registry of 100,000 photos needs a shortlist first, and the shortlist must cost 
 whatever the registry's size.
 
 **Multi-index hashing.** Each registered photo contributes the first INDEXED_FEATURES descriptors
-of each orientation (a well-spread prefix, see features.py). Every descriptor is filed under
-HASH_TABLES keys, each key being one 24-bit slice of the 256-bit descriptor: two descriptors a few
-dozen bits apart very likely agree exactly on at least one of ten slices. A scanned image's first
-VOTING_FEATURES descriptors (also spread-ordered) look up their slices, and the rows found are
-compared with their full Hamming distance.
+of its one stored orientation (a well-spread prefix, see features.py). Every descriptor is filed
+under HASH_TABLES keys, each key being one 24-bit slice of the 256-bit descriptor: two descriptors
+a few dozen bits apart very likely agree exactly on at least one of ten slices. A scanned image's
+first VOTING_FEATURES descriptors (also spread-ordered) look up their slices, and the rows found
+are compared with their full Hamming distance; so do its mirror image's, whose rows vote for the
+photo's mirrored orientation (a photo's own mirror image is not stored: signature/record.py).
 
 **Votes.** Each scanned descriptor keeps only its NEIGHBOURS nearest rows within MAX_DISTANCE, and
 each of those votes once for its (photo, orientation), with a weight that falls with the distance
@@ -71,13 +72,13 @@ from counterfake.index.votes import (
     ORIENTATIONS,
     Candidate,
     nearer,
-    vote,
+    vote_both,
 )
 from counterfake.signature import hamming
 from counterfake.signature.extract import Signature
 from counterfake.signature.features import DESCRIPTOR_BYTES
 
-INDEXED_FEATURES = 256  # per orientation
+INDEXED_FEATURES = 256  # of a photo's, one orientation
 VOTING_FEATURES = 600  # of a scanned image's spread-ordered descriptors, used to vote
 HASH_TABLES = 10
 KEY_BYTES = 3  # a 24-bit slice per table: the tables use bytes 0..29 of the descriptor
@@ -186,7 +187,7 @@ class _Additions:
     def __init__(self) -> None:
         self._blocks: list[np.ndarray] = []
         self._used = 0  # rows filled in the last block
-        self._photos: dict[int, tuple[int, int, int, int]] = {}  # block, first row, rows, mirrored
+        self._photos: dict[int, tuple[int, int, int]] = {}  # block, first row, rows
 
     def __len__(self) -> int:
         return len(self._photos)
@@ -194,15 +195,14 @@ class _Additions:
     def __contains__(self, photo_id: int) -> bool:
         return photo_id in self._photos
 
-    def add(self, photo_id: int, descriptors: np.ndarray, mirrored: np.ndarray) -> None:
-        count = len(descriptors) + len(mirrored)
+    def add(self, photo_id: int, descriptors: np.ndarray) -> None:
+        count = len(descriptors)
         if not self._blocks or self._used + count > len(self._blocks[-1]):
             self._blocks.append(np.empty((max(_BLOCK_ROWS, count), DESCRIPTOR_BYTES), np.uint8))
             self._used = 0
         block, first = self._blocks[-1], self._used
-        block[first : first + len(descriptors)] = descriptors
-        block[first + len(descriptors) : first + count] = mirrored
-        self._photos[photo_id] = (len(self._blocks) - 1, first, count, len(mirrored))
+        block[first : first + count] = descriptors
+        self._photos[photo_id] = (len(self._blocks) - 1, first, count)
         self._used += count
 
     def discard(self, photo_id: int) -> bool:
@@ -216,11 +216,11 @@ class _Additions:
         segment needs little more memory than the segment itself. This empties the additions.
         """
         places = list(self._photos.values())  # in the order added, so blocks never go back
-        counts = np.array([count for _, _, count, _ in places], np.int64)
+        counts = np.array([count for _, _, count in places], np.int64)
         codes = np.empty((int(counts.sum()), DESCRIPTOR_BYTES), np.uint8)
         blocks, self._blocks, self._used = self._blocks, [], 0
         row = freed = 0
-        for block, first, count, _ in places:
+        for block, first, count in places:
             while freed < block:
                 blocks[freed] = None
                 freed += 1
@@ -228,11 +228,7 @@ class _Additions:
             row += count
         del blocks
         owner = np.fromiter(self._photos, np.int64, len(places)) * ORIENTATIONS
-        mirrored = np.array([rows for *_, rows in places], np.int64)
-        owners = np.repeat(  # a photo's rows: its descriptors, then its mirror image's
-            np.column_stack([owner, owner + 1]).ravel(),
-            np.column_stack([counts - mirrored, mirrored]).ravel(),
-        ).astype(np.uint32)
+        owners = np.repeat(owner, counts).astype(np.uint32)  # one orientation: see candidates
         ends = np.cumsum(counts)
         spans = {
             photo_id: range(int(end - count), int(end))
@@ -312,11 +308,7 @@ class CandidateIndex:
             raise ValueError(f"photo id {photo_id} is outside the index's range 0..{MAX_PHOTO_ID}")
         with self._lock:
             self._forget(photo_id)
-            self._pending.add(
-                photo_id,
-                signature.features.descriptors[:INDEXED_FEATURES],
-                signature.mirrored.descriptors[:INDEXED_FEATURES],
-            )
+            self._pending.add(photo_id, signature.features.descriptors[:INDEXED_FEATURES])
 
     def remove(self, photo_id: int) -> None:
         """Stop answering with this photo, at once."""
@@ -369,9 +361,13 @@ class CandidateIndex:
             index._append(segment)
         return index
 
-    def candidates(self, descriptors: np.ndarray, limit: int) -> list[Candidate]:
-        """The ``limit`` (photo, orientation) pairs with the most votes, best first."""
-        return vote(*self.nearest(descriptors), limit)
+    def candidates(
+        self, descriptors: np.ndarray, limit: int, mirrored: np.ndarray | None = None
+    ) -> list[Candidate]:
+        """The ``limit`` (photo, orientation) pairs with the most votes, best first;
+        ``mirrored``: the descriptors of the scanned image's mirror image, which find the photos
+        it shows mirrored (the index holds one orientation of each)."""
+        return vote_both(self.nearest, descriptors, mirrored, limit)
 
     def nearest(self, descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each voting descriptor's NEIGHBOURS nearest rows, as (owner, distance) arrays of

@@ -450,10 +450,10 @@ def shortlist(
     index: AnyProposer, features: LocalFeatures, limit: int, mirror: Callable[[], LocalFeatures]
 ) -> list[Candidate] | list[candidates.Candidate]:
     """What either index proposes for a scanned image, best first; ``mirror`` makes the
-    features of its mirror image, which only a one-orientation compact index asks for."""
+    features of its mirror image, which a one-orientation index asks for."""
     if isinstance(index, CompactIndex):
         return index.candidates(features, limit, mirror() if index.queries_mirror else None)
-    return index.candidates(features.descriptors, limit)
+    return index.candidates(features.descriptors, limit, mirror().descriptors)
 
 
 def _joined(layout: Layout, run: list[_Segment]) -> _Segment:

@@ -57,6 +57,7 @@ _ALIGN = 64  # each array starts at a multiple of this: mapped, it is aligned as
 # What the packed arrays depend on: a file written with other values is stale, not corrupt.
 LAYOUT = {
     "indexed_features": candidates.INDEXED_FEATURES,
+    "orientations_indexed": 1,  # before the compact signature (issue 18), 2
     "hash_tables": candidates.HASH_TABLES,
     "key_bytes": candidates.KEY_BYTES,
     "descriptor_bytes": DESCRIPTOR_BYTES,

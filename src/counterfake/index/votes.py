@@ -15,6 +15,7 @@ votes on a few of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -25,7 +26,7 @@ from counterfake.signature.extract import Signature
 
 NEIGHBOURS = 2  # nearest rows kept per scanned descriptor
 MAX_DISTANCE = 48  # of 256 bits; farther rows do not vote
-ORIENTATIONS = 2  # an owner is photo_id * 2 + mirrored, kept in 32 bits
+ORIENTATIONS = 2  # a candidate's owner is photo_id * 2 + mirrored, kept in 32 bits
 _SCRAMBLE = 2654435761  # odd: multiplying by it modulo 2**32 is a bijection
 _LOW_32 = (1 << 32) - 1
 
@@ -42,7 +43,9 @@ class Proposer(Protocol):
 
     def __len__(self) -> int: ...
 
-    def candidates(self, descriptors: np.ndarray, limit: int) -> list[Candidate]: ...
+    def candidates(
+        self, descriptors: np.ndarray, limit: int, mirrored: np.ndarray | None = None
+    ) -> list[Candidate]: ...
 
 
 class CandidateSource(Proposer, Protocol):
@@ -90,6 +93,23 @@ def merge_nearest(
     key = distance.astype(np.uint64) << np.uint64(32) | rank & np.uint64(_LOW_32)
     order = np.argsort(key, axis=1, kind="stable")[:, :NEIGHBOURS]
     return np.take_along_axis(owner, order, 1), np.take_along_axis(distance, order, 1)
+
+
+def vote_both(
+    nearest: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    descriptors: np.ndarray,
+    mirrored: np.ndarray | None,
+    limit: int,
+) -> list[Candidate]:
+    """:func:`vote` over the nearest rows of a scanned image's descriptors and, when given,
+    of its mirror image's: an index holds one orientation of each photo (owner photo_id * 2),
+    and a row that a mirror descriptor meets votes for the photo's mirrored orientation."""
+    owner, distance = nearest(descriptors)
+    if mirrored is not None and len(mirrored):
+        mirror_owner, mirror_distance = nearest(mirrored)
+        owner = np.concatenate([owner, np.where(mirror_owner >= 0, mirror_owner | 1, -1)])
+        distance = np.concatenate([distance, mirror_distance])
+    return vote(owner, distance, limit)
 
 
 def vote(owner: np.ndarray, distance: np.ndarray, limit: int) -> list[Candidate]:

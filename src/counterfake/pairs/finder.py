@@ -327,7 +327,8 @@ class PairFinder:
             tried = 0
             # its own cluster's members come first: ask past them for t.candidates others
             wanted = len(members) + t.candidates + 1
-            for candidate in self.index.candidates(query.features.descriptors, wanted):
+            mirror = query.mirror_features().descriptors
+            for candidate in self.index.candidates(query.features.descriptors, wanted, mirror):
                 if candidate.votes < t.min_votes or tried == t.candidates:
                     break
                 other = candidate.photo_id

@@ -41,7 +41,9 @@ def extract(picture: Picture, max_pixels: int, file: str | None = None) -> Pictu
         return replace(picture, error=str(ImageError(picture.file, error.problem)))
     except OSError as error:
         return replace(picture, error=f"{picture.path}: {error.strerror or error}")
-    signature = make_signature(rgb, picture.path, sha256, exchange=False, face=False)
+    signature = make_signature(  # its mirror: a scanned image (pairs/contest.py)
+        rgb, picture.path, sha256, exchange=False, face=False, mirror=True
+    )
     return replace(
         picture,
         sha256=sha256,
@@ -66,7 +68,8 @@ def query_of(picture: Picture, max_pixels: int, file: str | None = None) -> Quer
 def shortlist(index: Proposer, query: Query, key: int, t: Thresholds) -> Iterator[Candidate]:
     """The candidates worth verifying for image ``key``, best first, itself excluded."""
     taken = 0
-    for candidate in index.candidates(query.features.descriptors, t.candidates + 1):
+    mirrored = query.mirror_features().descriptors  # the index holds one orientation
+    for candidate in index.candidates(query.features.descriptors, t.candidates + 1, mirrored):
         if candidate.photo_id == key:
             continue
         if candidate.votes < t.min_votes or taken == t.candidates:

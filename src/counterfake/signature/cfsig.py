@@ -14,8 +14,14 @@ for each signature its fields and where each of its arrays lies in the payload.
 
 Version 2 adds videos: the header's ``videos`` list holds each video's label, digests, duration,
 size, sampled times and vPDQ, and its frames' signatures are entries of ``signatures`` marked
-``"video": n`` (the video's place in that list). A file without videos is still written as
-version 1, and both versions are read, so files made before videos still load.
+``"video": n`` (the video's place in that list).
+
+Version 3 stores each signature as its compact record (signature/record.py: at most 16 kB, one
+orientation's features, packed keypoints, a compressed grid), which the entry names by
+``"record": [offset, length]``; the registry stores the same records. Versions 1 and 2 (each
+array of float32 keypoints listed in the entry, the mirror image's features too) are still read
+and converted on load: what is registered from them is stored as records, so an old file needs
+no migration. Only version 3 is written.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from counterfake.signature.extract import REFERENCE_SIDE, Signature
 from counterfake.signature.features import DESCRIPTOR_BYTES, LocalFeatures
 from counterfake.signature.grid import GRID_CHANNELS, GRID_COLS, GRID_ROWS
 from counterfake.signature.pdq import DIHEDRAL_ORIENTATIONS, PdqHash
+from counterfake.signature.record import check_storable, decode, encode
 from counterfake.text import one_line
 
 if TYPE_CHECKING:
@@ -48,8 +55,8 @@ if TYPE_CHECKING:
 
 MAGIC = b"CFSIG\x00\r\n"
 FORMAT_NAME = "counterfake-signatures"
-FORMAT_VERSION = 2
-READ_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+READ_VERSIONS = (1, 2, 3)
 PARAMETERS = {
     "features": "ORB-256",
     "reference_side": REFERENCE_SIDE,
@@ -89,40 +96,25 @@ class Contents:
 
 
 def dumps(signatures: Iterable[Signature], videos: Iterable[VideoSignature] = ()) -> bytes:
-    """Serialise signatures (and videos) to the bytes of a .cfsig file."""
+    """Serialise signatures (and videos) to the bytes of a .cfsig file: each signature's
+    record; a signature holding its mirror image's features is a scanned image's, to be
+    matched, and keeps all its features (signature/record.py)."""
     payload = bytearray()
     entries = []
     videos = list(videos)
     framed = [(sig, None) for sig in signatures] + [
         (frame, number) for number, video in enumerate(videos) for frame in video.frames
     ]
-
-    def put(array: np.ndarray) -> list[Any]:
-        array = np.ascontiguousarray(array)
-        offset = len(payload)
-        payload.extend(array.tobytes())
-        return [offset, str(array.dtype), list(array.shape)]
-
     for sig, video in framed:
-        arrays = {"grid": put(sig.grid), "face": put(sig.face)}
-        for side, features in (("features", sig.features), ("mirrored", sig.mirrored)):
-            for field in _FEATURE_FIELDS:
-                arrays[f"{side}.{field}"] = put(getattr(features, field))
+        record = encode(sig, scanned=len(sig.mirrored) > 0)
         entries.append(
-            {
-                "label": sig.label,
-                "sha256": sig.sha256,
-                "size": [sig.width, sig.height],
-                "frame": [sig.frame_width, sig.frame_height],
-                "pdq": {name: h.hex() for name, h in sig.pdq.items()},
-                "pdq_quality": sig.pdq["original"].quality,
-                "arrays": arrays,
-            }
+            {"label": sig.label, "sha256": sig.sha256, "record": [len(payload), len(record)]}
             | ({} if video is None else {"video": video})
         )
+        payload.extend(record)
     header = {
         "format": FORMAT_NAME,
-        "version": FORMAT_VERSION if videos else 1,
+        "version": FORMAT_VERSION,
         "tool": f"counterfake {__version__}",
         "parameters": PARAMETERS,
         "signatures": entries,
@@ -184,7 +176,10 @@ def loads_contents(data: bytes, name: str, max_signatures: int | None = None) ->
     frames: list[list[Signature]] = [[] for _ in videos]
     for number, entry in enumerate(header["signatures"], 1):
         try:
-            signature = _signature_from_entry(entry, payload, name)
+            if header["version"] < 3:
+                signature = _signature_from_entry(entry, payload, name)
+            else:
+                signature = _signature_from_record(entry, payload)
             check_signature(signature)
             video = entry.get("video")
             if video is not None:
@@ -243,7 +238,7 @@ def _check_header(header: Any, name: str) -> None:
     version = header.get("version")
     if version not in READ_VERSIONS:
         raise SignatureFileError(
-            name, f"format version {version!r} is not supported (this tool reads versions 1 and 2)"
+            name, f"format version {version!r} is not supported (this tool reads versions 1 to 3)"
         )
     if header.get("parameters") != PARAMETERS:
         raise SignatureFileError(
@@ -318,6 +313,7 @@ def check_signature(signature: Signature) -> None:
     check_sha256(signature.sha256)
     if set(signature.pdq) - set(DIHEDRAL_ORIENTATIONS) or "original" not in signature.pdq:
         raise ValueError(f"PDQ orientations must be among {', '.join(DIHEDRAL_ORIENTATIONS)}")
+    check_storable(signature)
 
 
 def _unprintable(char: str) -> bool:
@@ -330,7 +326,16 @@ def _whole(value: object, field: str, low: int, high: int) -> int:
     return value
 
 
+def _signature_from_record(entry: dict, payload: bytes) -> Signature:
+    offset, length = (_whole(n, "record", 0, len(payload)) for n in entry["record"])
+    if offset + length > len(payload):
+        raise ValueError("record lies outside the payload")
+    stored = decode(payload[offset : offset + length])
+    return stored.signature(check_label(entry["label"]), check_sha256(entry["sha256"]))
+
+
 def _signature_from_entry(entry: dict, payload: bytes, name: str) -> Signature:
+    """A signature of a version 1 or 2 file (see the module's docstring)."""
     arrays = entry["arrays"]
     if not isinstance(arrays, dict) or not isinstance(entry["pdq"], dict):
         raise ValueError("'arrays' and 'pdq' must be objects")

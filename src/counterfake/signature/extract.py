@@ -1,15 +1,19 @@
 """What is kept of a photo, and how a scanned image is prepared for matching.
 
 A registered photo is reduced to a :class:`Signature`: its PDQ hash (for exchange with PDQ-based
-programmes), local features of the photo and of its mirror image, the coarse grid, and the box
-of its largest face. A scanned
-image becomes a :class:`Query`: local features only, extracted at a larger working size so that a
-registered photo shown small (inside a screenshot or a collage) still offers enough detail.
+programmes), local features of the photo, the coarse grid, and the box of its largest face. A
+scanned image becomes a :class:`Query`: local features only, extracted at a larger working size so
+that a registered photo shown small (inside a screenshot or a collage) still offers enough detail.
+
+ORB is not mirror-invariant. A registered photo keeps the features of one orientation (what is
+stored must fit 16 kB: signature/record.py); a mirrored copy is found with the features of the
+scanned image's mirror image (:meth:`Query.mirror_features`), paired with the photo's own.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -20,7 +24,7 @@ from counterfake.signature.grid import cell_statistics, quantise
 from counterfake.signature.pdq import PdqHash, pdq_dihedral_hashes
 
 REFERENCE_SIDE = 512  # registered photos are analysed with their longer side at this size
-REFERENCE_FEATURES = 512  # features kept per orientation of a registered photo
+REFERENCE_FEATURES = 512  # features found; the stored record keeps what fits (record.py)
 QUERY_MAX_SIDE = 1024  # scanned images are analysed at most this large...
 QUERY_MIN_SIDE = 512  # ...and at least this large, so small reposts meet the photo's finest scale
 QUERY_FEATURES = 1000
@@ -53,9 +57,11 @@ class Signature:
     frame_height: int
     pdq: dict[str, PdqHash]  # Meta's eight dihedral hashes, "original" first
     features: LocalFeatures
-    mirrored: LocalFeatures  # features of the horizontally mirrored frame, in mirrored coordinates
     grid: np.ndarray  # uint8 (GRID_ROWS, GRID_COLS, 4), see grid.py
     face: np.ndarray  # int32 [x, y, width, height] in the frame, or empty: see faces.py
+    # Features of the horizontally mirrored frame, in mirrored coordinates: only in a signature
+    # made to be matched as a scanned image (``make_signature(mirror=True)``), never stored.
+    mirrored: LocalFeatures = field(default_factory=LocalFeatures.empty)
 
 
 @dataclass(frozen=True)
@@ -73,8 +79,13 @@ class Query:
         return self.rgb.shape[:2]
 
     def mirror_features(self) -> LocalFeatures:
-        """The local features of the image's mirror image, for an index that holds one
-        orientation of each photo (index/compact.py): a second ORB pass, made on demand."""
+        """The local features of the image's mirror image, in mirrored working-frame pixels:
+        the indexes hold one orientation of each photo, and a mirrored copy is found and
+        verified with these. A second ORB pass, made once, on demand."""
+        return self._mirror_features
+
+    @cached_property
+    def _mirror_features(self) -> LocalFeatures:
         return query_features(np.ascontiguousarray(grey(self.work)[:, ::-1]))
 
 
@@ -101,10 +112,13 @@ def make_signature(
     exchange: bool = True,
     face: bool = True,
     feature_count: int = REFERENCE_FEATURES,
+    mirror: bool = False,
 ) -> Signature:
     """Compute the signature of a decoded photo (HxWx3 uint8 RGB).
 
-    ``feature_count`` features are kept per orientation: a video's frames keep fewer.
+    ``feature_count`` features are kept per orientation: a video's frames keep fewer. The
+    mirror image's features are computed only with ``mirror``: for a signature that will be
+    matched as a scanned image (pairs, client-side signatures); a registered photo needs none.
 
     Pairs within a collection need neither the PDQ hashes (``exchange``: they are for other
     programmes) nor, up front, the face box, the costliest part: ``face=False`` leaves it empty
@@ -121,9 +135,13 @@ def make_signature(
         frame_height=frame.shape[0],
         pdq=pdq_dihedral_hashes(rgb) if exchange else {},
         features=extract_features(frame_grey, feature_count),
-        mirrored=extract_features(np.ascontiguousarray(frame_grey[:, ::-1]), feature_count),
         grid=quantise(cell_statistics(frame)),
         face=face_box(frame) if face else np.zeros(0, np.int32),
+        mirrored=(
+            extract_features(np.ascontiguousarray(frame_grey[:, ::-1]), feature_count)
+            if mirror
+            else LocalFeatures.empty()
+        ),
     )
 
 

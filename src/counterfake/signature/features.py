@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 DESCRIPTOR_BYTES = 32
+PATCH_SIZE = 31  # ORB's patch, and a keypoint's size at the pyramid's finest level
 SPREAD_GRID = 8  # features are chosen round-robin over an 8x8 grid of the image...
 LEVEL_GROUPS = 2  # ...and over fine and coarse pyramid levels, so no region or scale dominates
 
@@ -42,6 +43,16 @@ class LocalFeatures:
 
     def __len__(self) -> int:
         return len(self.xy)
+
+    def head(self, count: int) -> LocalFeatures:
+        """The first ``count`` features (a well-spread subset: see the class)."""
+        return LocalFeatures(
+            self.xy[:count],
+            self.size[:count],
+            self.angle[:count],
+            self.octave[:count],
+            self.descriptors[:count],
+        )
 
     def scaled(self, x_factor: float, y_factor: float) -> LocalFeatures:
         """The same features in a frame resized by these factors (keypoint sizes by their mean)."""
@@ -86,9 +97,16 @@ def _orb(max_features: int, settings: OrbSettings) -> cv2.ORB:
         scaleFactor=settings.scale_factor,
         nlevels=settings.levels,
         edgeThreshold=15,
-        patchSize=31,
+        patchSize=PATCH_SIZE,
         fastThreshold=settings.fast_threshold,
     )
+
+
+def orb_size(octave: np.ndarray, settings: OrbSettings = OrbSettings()) -> np.ndarray:
+    """The size ORB gives a keypoint found at pyramid level ``octave`` (its patch, scaled to
+    the level): what a stored signature, which keeps the level, gives back (signature/record.py)."""
+    levels = np.power(np.float32(settings.scale_factor), octave.astype(np.float32))
+    return np.float32(PATCH_SIZE) * levels  # in float32, as OpenCV computes it
 
 
 def extract_features(
