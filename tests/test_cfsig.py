@@ -70,9 +70,9 @@ def test_a_scanned_signature_keeps_all_its_features_and_its_mirror_image(scanned
     assert len(record.encode(back)) <= record.RECORD_BUDGET and len(stored.mirrored) == 0
 
 
-def test_a_signature_is_at_most_16_kB_in_a_file(signature):
+def test_a_signature_file_is_its_record_and_a_line(signature):
     """The file is its record plus a line of header: far too small to hold the 480x640 photo
-    it came from, and within issue 18's 16 kB a photo."""
+    it came from."""
     size = len(cfsig.dumps([signature]))
     assert size <= record.RECORD_BUDGET + 400
     assert len(record.encode(signature)) <= record.RECORD_BUDGET

@@ -125,7 +125,7 @@ class Registry(ChangeFeed):
         form: ``counterfake registry migrate`` rewrites them) and one of an unknown version.
 
         An old registry is refused rather than read as it is: its rows are about 61 kB a
-        photo, and a registry read that way would never be within 16 kB a photo.
+        photo, and a registry read that way would stay there.
         """
         row = tx.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         if row is None:

@@ -2,8 +2,8 @@
 
 Schema versions 1 and 2 stored each photo's signature as a .cfsig file of one signature: the
 features of the photo and of its mirror image, float32 keypoints, the grid uncompressed, a JSON
-header: about 61 kB a photo. Version 3 stores its compact record (signature/record.py), at most
-16 kB. A registry of an older version is refused until it is migrated (registry.py), rather than
+header: about 61 kB a photo. Version 3 stores its compact record (signature/record.py), about
+24 kB. A registry of an older version is refused until it is migrated (registry.py), rather than
 read as it is, which would keep it at 61 kB a photo.
 
 The migration reads each old signature with the .cfsig reader (which still reads those files),

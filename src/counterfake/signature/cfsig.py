@@ -16,7 +16,7 @@ Version 2 adds videos: the header's ``videos`` list holds each video's label, di
 size, sampled times and vPDQ, and its frames' signatures are entries of ``signatures`` marked
 ``"video": n`` (the video's place in that list).
 
-Version 3 stores each signature as its compact record (signature/record.py: at most 16 kB, one
+Version 3 stores each signature as its compact record (signature/record.py: about 24 kB, one
 orientation's features, packed keypoints, a compressed grid), which the entry names by
 ``"record": [offset, length]``; the registry stores the same records. Versions 1 and 2 (each
 array of float32 keypoints listed in the entry, the mirror image's features too) are still read

@@ -6,7 +6,7 @@ scanned image becomes a :class:`Query`: local features only, extracted at a larg
 that a registered photo shown small (inside a screenshot or a collage) still offers enough detail.
 
 ORB is not mirror-invariant. A registered photo keeps the features of one orientation (what is
-stored must fit 16 kB: signature/record.py); a mirrored copy is found with the features of the
+stored is kept small: signature/record.py); a mirrored copy is found with the features of the
 scanned image's mirror image (:meth:`Query.mirror_features`), paired with the photo's own.
 """
 

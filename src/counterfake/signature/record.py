@@ -2,7 +2,10 @@
 
 Verification reads a registered photo's record for every candidate, so at ten million photos a
 machine keeps the records on disk (each one indexed registry row) and they must be small: issue
-18 asks for 16 kB a photo. The record holds what verification and the exchange read, and
+18 asks for 16 kB a photo. At 16,000 bytes a record keeps about 287 of a photo's 512 features,
+and 0.2 to 2.1 points fewer derivatives were found on four of the five benchmark sources
+(docs/index.md); so the budget keeps all 512, in about 24 kB (61 kB before: the mirror image's
+features and float fields). The record holds what verification and the exchange read, and
 nothing else:
 
 - the photo's size, its reference frame's size, its PDQ hashes (all eight orientations) and the
@@ -46,7 +49,9 @@ from counterfake.signature.features import DESCRIPTOR_BYTES, LocalFeatures, orb_
 from counterfake.signature.grid import GRID_CHANNELS, GRID_COLS, GRID_ROWS
 from counterfake.signature.pdq import DIHEDRAL_ORIENTATIONS, PdqHash
 
-RECORD_BUDGET = 16_000  # bytes of a stored record: issue 18's 16 kB a photo
+# bytes of a stored record: a photo's 512 features (36 bytes each) beside a grid that LZMA
+# could not shrink (9,216 bytes) and the rest; docs/index.md measures 16,000, which cuts features
+RECORD_BUDGET = 28_000
 MAGIC = b"CFR1"  # an old signature blob begins with the .cfsig magic instead
 MAX_FEATURES = 4096  # per orientation: a record claiming more is damaged
 XY_STEPS = 8  # per pixel: 12 bits a coordinate hold the reference frame's 512 pixels
