@@ -353,7 +353,7 @@ def table(out: dict) -> str:
     ]
     for name, label in (
         ("scan_signature", "scan signature (features of a scanned image)"),
-        ("register_signature", "registration signature (PDQ x8, features x2, grid, face)"),
+        ("register_signature", "registration signature (PDQ x8, features, grid, face)"),
     ):
         lines.append(
             f"| {label} | {e[f'{name}_per_s']:.0f} | {e[f'{name}_over_decode']:.2f}x | "
