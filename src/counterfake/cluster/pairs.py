@@ -22,11 +22,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from counterfake.cluster import ClusterError
-from counterfake.cluster.shards import ShardedIndex
-from counterfake.index.votes import Candidate, merge_nearest, vote_both
+from counterfake.cluster.shards import AskedShards, ShardedIndex
 from counterfake.pairs.model import Picture, Tentative
 from counterfake.pairs.steps import extract, query_of, shortlist, tentatives
 from counterfake.signature.extract import Signature
@@ -41,27 +38,10 @@ BLOCK = 64  # signatures put into the object store as one object
 
 
 @dataclass(frozen=True)
-class CollectionView:
+class CollectionView(AskedShards):
     """The collection as a task sees it: its index's shards, and its signatures in blocks."""
 
-    actors: list[Any]
     blocks: dict[int, Any]  # key // BLOCK -> the object holding those keys' signatures
-    size: int  # images in the collection: what the number of false alarms counts
-
-    def __len__(self) -> int:
-        return self.size
-
-    def candidates(
-        self, descriptors: np.ndarray, limit: int, mirrored: np.ndarray | None = None
-    ) -> list[Candidate]:
-        return vote_both(self._nearest, descriptors, mirrored, limit)
-
-    def _nearest(self, descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        import ray
-
-        descriptors = np.ascontiguousarray(descriptors, np.uint8)
-        parts = ray.get([actor.nearest.remote(descriptors) for actor in self.actors])
-        return merge_nearest(descriptors, parts)
 
     def signature(self, key: int) -> Signature:
         import ray
@@ -126,7 +106,7 @@ class ClusterSpread:
             for key, signature in block.items():
                 index.add(key, signature)
         index.prepare()
-        view = CollectionView(index.actors(), blocks, len(finder.signatures))
+        view = CollectionView(index.actors(), len(finder.signatures), blocks)
         settings = (finder.thresholds, finder.max_pixels)
         yield from self._spread(
             pictures, lambda batch: self._tentatives.remote(view, *settings, batch)

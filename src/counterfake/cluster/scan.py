@@ -19,12 +19,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from counterfake.cluster import ClusterError
-from counterfake.cluster.shards import ShardedIndex
+from counterfake.cluster.shards import AskedShards, ShardedIndex
 from counterfake.imaging import ImageError
-from counterfake.index.votes import Candidate, merge_nearest, vote_both
 from counterfake.inputs import Item, expand, item_key, read_image
 from counterfake.loading import SignatureCache, cached_matcher
 from counterfake.matching import Match, Matcher, Thresholds
@@ -41,31 +38,14 @@ Waiting = tuple[Item | FileResult, str | None]  # an item (or resumed result), i
 
 
 @dataclass(frozen=True)
-class ShardView:
-    """The shards as a task sees them: it asks for candidates and never changes them.
+class ShardView(AskedShards):
+    """The shards as a scan's task sees them, and the registry it verifies against.
 
     A shard lost during a task fails the task; the driver starts the shard again and sends
     the batch once more.
     """
 
-    actors: list[Any]
-    size: int  # entries indexed: what the number of false alarms counts
     db: str  # the registry, which every node reaches: signatures are verified against it
-
-    def __len__(self) -> int:
-        return self.size
-
-    def candidates(
-        self, descriptors: np.ndarray, limit: int, mirrored: np.ndarray | None = None
-    ) -> list[Candidate]:
-        return vote_both(self._nearest, descriptors, mirrored, limit)
-
-    def _nearest(self, descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        import ray
-
-        descriptors = np.ascontiguousarray(descriptors, np.uint8)
-        parts = ray.get([actor.nearest.remote(descriptors) for actor in self.actors])
-        return merge_nearest(descriptors, parts)
 
 
 _workers: dict[str, tuple[Matcher, SignatureCache]] = {}  # a task process's, by registry

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -41,6 +42,30 @@ from counterfake.signature.extract import Signature
 SEND_BATCH = 200  # signatures sent to a shard at once while loading (a few MB)
 CALL_TIMEOUT = 30.0  # seconds a shard may take to answer before it is started elsewhere
 _ATTEMPTS = 3  # times a call is tried on a shard started again before the caller is told
+
+
+@dataclass(frozen=True)
+class AskedShards:
+    """The shards as a Ray task asks them for candidates (it never changes them): what
+    ``scan --cluster`` and ``pairs --cluster`` send to their tasks, with what else each needs."""
+
+    actors: list[Any]
+    size: int  # entries indexed: what the number of false alarms counts
+
+    def __len__(self) -> int:
+        return self.size
+
+    def candidates(
+        self, descriptors: np.ndarray, limit: int, mirrored: np.ndarray | None = None
+    ) -> list[Candidate]:
+        return vote_both(self._nearest, descriptors, mirrored, limit)
+
+    def _nearest(self, descriptors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import ray
+
+        descriptors = np.ascontiguousarray(descriptors, np.uint8)
+        parts = ray.get([actor.nearest.remote(descriptors) for actor in self.actors])
+        return merge_nearest(descriptors, parts)
 
 
 class Shard:
