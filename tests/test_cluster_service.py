@@ -122,6 +122,20 @@ def test_pairs_on_a_cluster_are_the_pairs_found_on_one_machine(ray_cluster, tmp_
     assert "collection/broken.jpg: " in spread.stderr
 
 
+def test_a_pairs_task_reads_the_signatures_of_its_own_run(ray_cluster):
+    import ray
+
+    from counterfake.cluster.pairs import CollectionView
+
+    first, second = (make_signature(edited(n, "crop"), f"{n}.jpg", f"{n:064x}") for n in (91, 95))
+    views = [
+        CollectionView([], 1, {0: ray.put({0: signature})}, run)
+        for signature, run in ((first, "one"), (second, "two"))
+    ]
+    assert views[0].signature(0).label == "91.jpg"
+    assert views[1].signature(0).label == "95.jpg"  # the same key, in a later run
+
+
 def test_an_unreachable_cluster_is_named_in_one_line(tmp_path):
     db = str(tmp_path / "registry.db")
     register_people(db, range(1, 2))

@@ -566,7 +566,7 @@ class Registry(ChangeFeed):
     def _decode(self, photo_id: int, label: str, sha256: str, blob: bytes) -> Signature:
         """A stored record as a signature; SignatureFileError naming the row if it is damaged."""
         try:
-            return record.decode(bytes(blob)).signature(label, sha256)
+            return record.decode(bytes(blob), label, sha256)
         except ValueError as error:
             raise cfsig.SignatureFileError(f"{self.name} photo {photo_id}", str(error)) from None
 

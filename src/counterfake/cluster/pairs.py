@@ -16,6 +16,7 @@ from, so a node lost during the run fails it in one line; run it again.
 from __future__ import annotations
 
 import os
+import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -42,16 +43,22 @@ class CollectionView(AskedShards):
     """The collection as a task sees it: its index's shards, and its signatures in blocks."""
 
     blocks: dict[int, Any]  # key // BLOCK -> the object holding those keys' signatures
+    run: str  # this run's own name: a task process kept from an earlier run drops its blocks
 
     def signature(self, key: int) -> Signature:
+        global _run
         import ray
 
-        block = _blocks.get(key // BLOCK)
-        if block is None:  # a task process keeps the blocks it read for its next batches
-            block = _blocks[key // BLOCK] = ray.get(self.blocks[key // BLOCK])
-        return block[key]
+        if _run != self.run:  # a task process keeps the blocks it read for this run only
+            _blocks.clear()
+            _run = self.run
+        block = key // BLOCK
+        if block not in _blocks:
+            _blocks[block] = ray.get(self.blocks[block])
+        return _blocks[block][key]
 
 
+_run = ""  # the run whose blocks ``_blocks`` holds, in this task process
 _blocks: dict[int, dict[int, Signature]] = {}
 
 
@@ -106,7 +113,7 @@ class ClusterSpread:
             for key, signature in block.items():
                 index.add(key, signature)
         index.prepare()
-        view = CollectionView(index.actors(), len(finder.signatures), blocks)
+        view = CollectionView(index.actors(), len(finder.signatures), blocks, uuid.uuid4().hex)
         settings = (finder.thresholds, finder.max_pixels)
         yield from self._spread(
             pictures, lambda batch: self._tentatives.remote(view, *settings, batch)

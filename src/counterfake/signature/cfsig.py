@@ -330,8 +330,8 @@ def _signature_from_record(entry: dict, payload: bytes) -> Signature:
     offset, length = (_whole(n, "record", 0, len(payload)) for n in entry["record"])
     if offset + length > len(payload):
         raise ValueError("record lies outside the payload")
-    stored = decode(payload[offset : offset + length])
-    return stored.signature(check_label(entry["label"]), check_sha256(entry["sha256"]))
+    label, sha256 = check_label(entry["label"]), check_sha256(entry["sha256"])
+    return decode(payload[offset : offset + length], label, sha256)
 
 
 def _signature_from_entry(entry: dict, payload: bytes, name: str) -> Signature:

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import lzma
 import struct
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -65,37 +64,6 @@ _HEAD = struct.Struct("<4sIIHHBBBHHH")  # magic, size, frame, quality, hashes, f
 _FACE = struct.Struct("<4h")
 _HAS_FACE, _HAS_MIRROR = 1, 2
 _PDQ_BYTES = 1 + 32
-
-
-@dataclass(frozen=True)
-class Stored:
-    """A record read back: everything of the signature except what the registry row holds
-    beside it (label and SHA-256)."""
-
-    width: int
-    height: int
-    frame_width: int
-    frame_height: int
-    pdq: dict[str, PdqHash]
-    features: LocalFeatures
-    mirrored: LocalFeatures
-    grid: np.ndarray
-    face: np.ndarray
-
-    def signature(self, label: str, sha256: str) -> Signature:
-        return Signature(
-            label=label,
-            sha256=sha256,
-            width=self.width,
-            height=self.height,
-            frame_width=self.frame_width,
-            frame_height=self.frame_height,
-            pdq=self.pdq,
-            features=self.features,
-            mirrored=self.mirrored,
-            grid=self.grid,
-            face=self.face,
-        )
 
 
 def encode(signature: Signature, *, scanned: bool = False) -> bytes:
@@ -155,8 +123,10 @@ def check_storable(signature: Signature) -> None:
         raise ValueError("the grid has the wrong shape")
 
 
-def decode(data: bytes) -> Stored:
-    """Read a record back; ValueError naming the problem if it is not a whole, sound one."""
+def decode(data: bytes, label: str = "", sha256: str = "") -> Signature:
+    """Read a record back as the signature of ``label`` and ``sha256`` (the registry row and
+    the .cfsig entry hold them beside it); ValueError naming the problem if it is not a whole,
+    sound one."""
     if len(data) < _HEAD.size or not data.startswith(MAGIC):
         raise ValueError("not a counterfake signature record")
     _, width, height, frame_width, frame_height, quality, hashes, flags, count, mirrored, grid = (
@@ -196,16 +166,18 @@ def decode(data: bytes) -> Stored:
     at += FEATURE_BYTES * count
     mirror = _unpack_features(data, at, mirrored)
     at += FEATURE_BYTES * mirrored
-    return Stored(
-        width,
-        height,
-        frame_width,
-        frame_height,
-        pdq,
-        features,
-        mirror,
-        _unpack_grid(data[at:]),
-        face,
+    return Signature(
+        label=label,
+        sha256=sha256,
+        width=width,
+        height=height,
+        frame_width=frame_width,
+        frame_height=frame_height,
+        pdq=pdq,
+        features=features,
+        mirrored=mirror,
+        grid=_unpack_grid(data[at:]),
+        face=face,
     )
 
 
