@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from bench.results import save
-from bench.speed import MASKS, SyntheticRegistry
+from bench.speed import SyntheticRegistry
 from counterfake.imaging import load_image
 from counterfake.index.candidates import CandidateIndex
 from counterfake.index.compact import CompactIndex, Layout
@@ -103,20 +103,8 @@ def load_cases(
 
 
 def synthetic(registry: SyntheticRegistry, templates: list[Signature], photo_id: int) -> Signature:
-    """bench/speed.py's synthetic photo ``photo_id`` without its decoding round trip.
-
-    Its masks repeat after len(templates) x MASKS / 2 photos (153,600 with 300 templates), and
-    a repeated signature would join the first one's entry in index/owners.py instead of being
-    indexed; so each later round of photo ids flips a second mask of its own on top.
-    """
-    template = templates[photo_id % len(templates)]
-    features = registry.perturbed(template.features, photo_id, 0)
-    mirrored = registry.perturbed(template.mirrored, photo_id, 1)
-    again = photo_id // (len(templates) * MASKS // 2)
-    if again:
-        features = registry.perturbed(features, again * len(templates), 1)
-        mirrored = registry.perturbed(mirrored, again * len(templates), 0)
-    return dataclasses.replace(template, features=features, mirrored=mirrored)
+    """bench/speed.py's synthetic photo ``photo_id`` without its decoding round trip."""
+    return registry.made(templates[photo_id % len(templates)], photo_id)
 
 
 def outcomes(candidates: list, case: Case) -> tuple[list[float], float]:

@@ -47,6 +47,7 @@ from bench.results import save
 from counterfake import matching
 from counterfake.imaging import load_image
 from counterfake.index.candidates import CandidateIndex
+from counterfake.index.compact import CompactIndex, Layout
 from counterfake.matching import Matcher, Thresholds
 from counterfake.signature import cfsig
 from counterfake.signature.extract import Signature, make_query, make_signature
@@ -127,16 +128,29 @@ class SyntheticRegistry:
             xy=features.xy + self.jitter[pick, :n],
         )
 
+    def made(self, template: Signature, photo_id: int) -> Signature:
+        """Synthetic photo ``photo_id`` made from ``template`` (its own, ``photo_id`` modulo
+        the templates): the template's features under the photo's masks.
+
+        The masks repeat after len(templates) x MASKS / 2 photos (153,600 with 300 templates),
+        and a repeated signature would join the first one's entry in index/owners.py instead of
+        being indexed; so each later round of photo ids flips a second mask of its own on top.
+        """
+        features = self.perturbed(template.features, photo_id, 0)
+        mirrored = self.perturbed(template.mirrored, photo_id, 1)
+        again = photo_id // (len(self.templates) * MASKS // 2)
+        if again:
+            features = self.perturbed(features, again * len(self.templates), 1)
+            mirrored = self.perturbed(mirrored, again * len(self.templates), 0)
+        return dataclasses.replace(
+            template, label=f"synthetic-{photo_id}", features=features, mirrored=mirrored
+        )
+
     def __call__(self, photo_id: int) -> Signature:
         if photo_id in self.real:
             return self.real[photo_id]
         template = cfsig.loads(self.templates[photo_id % len(self.templates)], "template")[0]
-        return dataclasses.replace(
-            template,
-            label=f"synthetic-{photo_id}",
-            features=self.perturbed(template.features, photo_id, 0),
-            mirrored=self.perturbed(template.mirrored, photo_id, 1),
-        )
+        return self.made(template, photo_id)
 
 
 def resident_bytes() -> int:
@@ -217,12 +231,16 @@ def time_matching(
     owners: list[int | None],
     warm_up: list,
     profile: bool = False,
+    index: CandidateIndex | CompactIndex | None = None,
 ) -> list[dict]:
-    """Match times per registry size; ``owners`` names each query's registered photo, if any."""
+    """Match times per registry size; ``owners`` names each query's registered photo, if any.
+    The index is filled with the synthetic photos themselves (``made``, no decoding), which
+    is what the matcher reads back for them."""
     rows = []
     signatures = SyntheticRegistry(real, templates)
-    index = CandidateIndex()
+    index = CandidateIndex() if index is None else index
     resident_before = resident_bytes()
+    previous_size, previous_memory = 0, 0
     for photo_id in real:
         index.add(photo_id, real[photo_id])
     next_id = max(real) + 1
@@ -230,7 +248,7 @@ def time_matching(
     for size in registry_sizes:
         started = time.perf_counter()
         while len(index) < size:
-            index.add(next_id, signatures(next_id))
+            index.add(next_id, signatures.made(templates[next_id % len(templates)], next_id))
             next_id += 1
         index.prepare()
         memory = resident_bytes() - resident_before
@@ -247,10 +265,8 @@ def time_matching(
             owner
             in {
                 c.photo_id
-                for c in index.candidates(
-                    query.features.descriptors,
-                    thresholds.candidates,
-                    query.mirror_features().descriptors,
+                for c in matching.shortlist(
+                    index, query.features, thresholds.candidates, query.mirror_features
                 )
                 if c.votes >= thresholds.min_votes
             }
@@ -274,10 +290,13 @@ def time_matching(
                 "candidate_recall": float(np.mean(shortlisted)),
                 "positive_queries": len(shortlisted),
                 "index_bytes_per_photo": memory / len(index),
+                "growth_bytes_per_photo_since_previous": (memory - previous_memory)
+                / (len(index) - previous_size),
                 "max_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
                 "fill_seconds": fill,
             }
         )
+        previous_size, previous_memory = len(index), memory
         if profile:
             rows[-1]["profile"] = profile_matching(index, signatures, queries)
         print(json.dumps(rows[-1]), flush=True)
@@ -298,6 +317,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--profile", action="store_true", help="also break each match's CPU time down by stage"
+    )
+    parser.add_argument(
+        "--index", choices=["multi-index-hash", "compact"], default="multi-index-hash"
+    )
+    parser.add_argument(
+        "--word-bits", type=int, default=Layout.word_bits, help="the compact index's word length"
     )
     parser.add_argument("--name", help="save the run as bench/results/speed-NAME.json")
     args = parser.parse_args()
@@ -334,8 +359,13 @@ def main() -> None:
     owners = [photo_id[c["source_path"]] if c["registered"] else None for c in sampled]
     owners += [None] * 50
     queries = [make_query(load_image(p)) for p in query_paths]
-    timings = time_matching(args.sizes, real, templates, queries, owners, warm_up, args.profile)
-    out = {"extraction": extraction, "matching": timings}
+    index = CompactIndex(Layout(word_bits=args.word_bits)) if args.index == "compact" else None
+    timings = time_matching(
+        args.sizes, real, templates, queries, owners, warm_up, args.profile, index
+    )
+    out = {"extraction": extraction, "matching": timings, "index": args.index}
+    if index is not None:
+        out["layout"] = dataclasses.asdict(index.layout)
     (args.cases.parent / "speed.json").write_text(json.dumps(out, indent=1))
     if args.name:
         save(f"speed-{args.name}", out)

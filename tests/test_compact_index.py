@@ -122,6 +122,34 @@ def test_segments_join_and_answer_as_one_index(photos):
     assert 120 not in index and len(index) == len(photos) - 1
 
 
+def test_bounded_segments_answer_as_one_index(photos):
+    """Settled every 20 photos and joined up to 80 (a ten-million-photo build's bounds, scaled
+    down): the same candidates, with the same votes, as an index sorted all at once; a photo
+    added again in a newer segment outlives its withdrawn older postings; a segment that lost
+    most of its photos is rewritten without their postings."""
+    per_photo = CompactIndex().layout.indexed
+    bounded = CompactIndex(settle_postings=20 * per_photo, segment_postings=80 * per_photo)
+    for photo_id, sig in photos.items():
+        bounded.add(photo_id, sig)
+    bounded.add(7, photos[7])
+    for index in (bounded, whole := filled(photos)):
+        index.remove(120)
+        index.prepare()
+    assert len(bounded._segments) >= 4
+    assert all(len(s.owners) <= 80 * per_photo for s in bounded._segments)
+    rng = np.random.default_rng(6)
+    for photo_id in (3, 7, 77, 120, 299):
+        scanned = copy_of(photos[photo_id].features, 10, rng)
+        assert bounded.candidates(scanned, 10) == whole.candidates(scanned, 10)
+    assert 7 in bounded and 120 not in bounded and len(bounded) == len(photos) - 1
+    postings = sum(len(s.owners) for s in bounded._segments)
+    for photo_id in range(1, 61):
+        bounded.remove(photo_id)
+    bounded.prepare()
+    assert sum(len(s.owners) for s in bounded._segments) <= postings - 50 * per_photo
+    assert len(bounded) == len(photos) - 61
+
+
 def test_a_photo_id_beyond_the_layouts_range_is_refused(photos):
     with pytest.raises(ValueError, match="outside the index's range"):
         CompactIndex(Layout(orientations=2)).add(2**31, photos[1])

@@ -31,12 +31,18 @@ words), as candidates.py passes over crowded keys; ``skip_crowded_keys=False`` r
 collection searched for pairs may hold a hundred copies of one photo).
 
 **Layout.** Postings live in immutable segments, each sorted by word with an offset per word.
-Photos added since the last search are sorted into a new small segment at the next search;
-segments are joined when a newer one grows to half the one before (a log-structured merge), or
-all at once when half their photos are withdrawn. A withdrawn photo is dead at once and its
-postings are dropped at the next join. The code follows branch ``issue18``'s inverted file,
-with the words' bits chosen for surviving edits, a query side that votes with its mirror image,
-and the layout a parameter so that bench/index_recall.py can measure each one.
+Photos added since the last search are sorted into a new small segment at the next search, or
+as soon as they hold ``settle_postings``; two neighbouring segments are joined when the newer
+has grown to half the older (a log-structured merge) and the two together stay within
+``segment_postings``, and a segment is rewritten alone once half its photos are withdrawn. A
+withdrawn photo is dead at once and its postings are dropped when its segment is rewritten.
+The bounds keep the memory a build needs beside the index to one segment's worth: at ten
+million photos the postings take about 11.6 GB, and joining everything into one segment (the
+joined copy beside its parts) would not fit a 24 GB machine. A join merges its parts' sorted
+lists word by word into the new segment's arrays, without sorting them again. The code follows
+branch ``issue18``'s inverted file, with the words' bits chosen for surviving edits, a query
+side that votes with its mirror image, and the layout a parameter so that bench/index_recall.py
+can measure each one.
 
 It is an option (``Scanner(compact_index=True)``), not the default: it finds fewer of the most
 heavily edited derivatives than the multi-index hash; docs/index.md has both measured.
@@ -44,6 +50,7 @@ heavily edited derivatives than the multi-index hash; docs/index.md has both mea
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,6 +89,8 @@ SCALE_STEP = 0.5  # of log2(keypoint size) per scale bin; 16 bins
 _SCALE_BINS = 16
 CROWDED_ROWS = 64
 CROWDED_MULTIPLE = 20
+SETTLE_POSTINGS = 1 << 24  # postings added (about 130,000 photos) sorted into a segment at once
+SEGMENT_POSTINGS = 1 << 28  # at most this many in a joined segment: about 2.1 million photos
 _REBUILD_DEAD_SHARE = 0.5
 
 
@@ -232,6 +241,24 @@ class _Segment:
         self.dead: set[int] = set()
         self.crowded = max(CROWDED_ROWS, int(CROWDED_MULTIPLE * len(words) / len(offsets)))
 
+    @classmethod
+    def of_sorted(
+        cls,
+        layout: Layout,
+        photos: np.ndarray,
+        offsets: np.ndarray,
+        owners: np.ndarray,
+        signatures: np.ndarray,
+        geometry: np.ndarray,
+    ) -> _Segment:
+        """A segment of postings already sorted by word, ``offsets`` where each word's begin."""
+        segment = cls.__new__(cls)
+        segment.layout, segment.photos, segment.offsets = layout, photos, offsets
+        segment.owners, segment.signatures, segment.geometry = owners, signatures, geometry
+        segment.dead = set()
+        segment.crowded = max(CROWDED_ROWS, int(CROWDED_MULTIPLE * len(owners) / len(offsets)))
+        return segment
+
     def __len__(self) -> int:
         return len(self.photos) - len(self.dead)
 
@@ -249,16 +276,18 @@ class _Segment:
         arrays = (self.offsets, self.owners, self.signatures, self.geometry, self.photos)
         return sum(a.nbytes for a in arrays)
 
-    def live(self) -> tuple[np.ndarray, ...]:
-        """(photos, words, owners, signatures, geometry) of the photos not withdrawn."""
-        counts = np.diff(self.offsets).astype(np.int64)
-        words = np.repeat(np.arange(len(counts), dtype=np.uint32), counts)
+    def live_photos(self) -> np.ndarray:
+        """The ids of the photos held and not withdrawn."""
         if not self.dead:
-            return self.photos, words, self.owners, self.signatures, self.geometry
+            return self.photos
+        return self.photos[~np.isin(self.photos, np.fromiter(self.dead, np.uint32, len(self.dead)))]
+
+    def alive(self) -> np.ndarray | None:
+        """Which postings belong to photos not withdrawn (None: all of them)."""
+        if not self.dead:
+            return None
         dead = np.fromiter(self.dead, np.uint32, len(self.dead))
-        keep = ~np.isin(self.owners // np.uint32(self.layout.orientations), dead)
-        photos = self.photos[~np.isin(self.photos, dead)]
-        return photos, words[keep], self.owners[keep], self.signatures[keep], self.geometry[keep]
+        return ~np.isin(self.owners // np.uint32(self.layout.orientations), dead)
 
 
 class CompactIndex:
@@ -272,10 +301,14 @@ class CompactIndex:
         *,
         skip_crowded_keys: bool = True,
         merge_on_search: bool = True,
+        settle_postings: int = SETTLE_POSTINGS,
+        segment_postings: int = SEGMENT_POSTINGS,
     ) -> None:
         self.layout = layout or Layout()
         self.skip_crowded_keys = skip_crowded_keys
         self.merge_on_search = merge_on_search
+        self.settle_postings = settle_postings
+        self.segment_postings = segment_postings
         self._lock = threading.Lock()
         self._compacting = threading.Lock()
         self._segments: list[_Segment] = []
@@ -331,6 +364,8 @@ class CompactIndex:
         with self._lock:
             self._forget(photo_id)
             self._pending.append(photo_id, signature)
+            if self._pending.size >= self.settle_postings:
+                self._settle()
 
     def remove(self, photo_id: int) -> None:
         """Stop answering with this photo, at once."""
@@ -410,14 +445,17 @@ class CompactIndex:
         self._pending = _Postings(self.layout)
 
     def _due(self) -> list[_Segment]:
-        """The segments to join now: all once half their photos are withdrawn; otherwise the
-        two newest once the newer has grown to half the older (a log-structured merge)."""
+        """The segments to join now: one that lost half its photos, alone; otherwise the newest
+        neighbours of which the newer has grown to half the older, if together they stay
+        within ``segment_postings`` (a log-structured merge with a largest size)."""
         segments = self._segments
-        dead = sum(len(s.dead) for s in segments)
-        if dead > _REBUILD_DEAD_SHARE * max(1, sum(len(s.photos) for s in segments)):
-            return list(segments)
-        if len(segments) > 1 and 2 * len(segments[-1].owners) >= len(segments[-2].owners):
-            return segments[-2:]
+        for segment in segments:
+            if len(segment.dead) > _REBUILD_DEAD_SHARE * max(1, len(segment.photos)):
+                return [segment]
+        for older, newer in reversed(list(itertools.pairwise(segments))):
+            size = len(older.owners) + len(newer.owners)
+            if 2 * len(newer.owners) >= len(older.owners) and size <= self.segment_postings:
+                return [older, newer]
         return []
 
     def _join_due(self) -> None:
@@ -457,11 +495,55 @@ def shortlist(
 
 
 def _joined(layout: Layout, run: list[_Segment]) -> _Segment:
-    """One segment of the live photos of ``run``."""
-    parts = [segment.live() for segment in run]
-    photos = np.unique(np.concatenate([part[0] for part in parts]))
-    columns = (np.concatenate([part[i] for part in parts]) for i in range(1, 5))
-    return _Segment(layout, photos, *columns)
+    """One segment of the live photos of ``run``, its lists each part's lists one after
+    another: the parts are sorted already, so nothing is sorted again, and nothing is held
+    beside the parts but the joined arrays."""
+    photos = np.sort(np.concatenate([segment.live_photos() for segment in run]))
+    alive = [segment.alive() for segment in run]
+    offsets = np.zeros_like(run[0].offsets)
+    for segment, kept in zip(run, alive, strict=True):
+        offsets[1:] += _kept_per_word(segment.offsets, kept)
+    np.cumsum(offsets, out=offsets)
+    total = int(offsets[-1])
+    owners = np.empty(total, np.uint32)
+    signatures = np.empty(total, layout.signature_dtype)
+    geometry = np.empty(total, np.uint8)
+    filled = offsets[:-1].astype(np.int64)
+    for segment, kept in zip(run, alive, strict=True):
+        _append_lists(
+            segment.offsets, kept, segment.owners, segment.signatures, segment.geometry,
+            filled, owners, signatures, geometry,
+        )  # fmt: skip
+    return _Segment.of_sorted(layout, photos, offsets, owners, signatures, geometry)
+
+
+@numba.njit(cache=True, nogil=True)
+def _kept_per_word(offsets, kept):  # pragma: no cover - compiled
+    """How many of each word's postings are kept (``kept`` None: all)."""
+    counts = np.empty(offsets.shape[0] - 1, offsets.dtype)
+    for word in range(counts.shape[0]):
+        if kept is None:
+            counts[word] = offsets[word + 1] - offsets[word]
+        else:
+            counts[word] = kept[offsets[word] : offsets[word + 1]].sum()
+    return counts
+
+
+@numba.njit(cache=True, nogil=True)
+def _append_lists(
+    offsets, kept, owners, signatures, geometry, filled, out_owners, out_signatures, out_geometry
+):  # pragma: no cover - compiled
+    """Append each word's kept postings to that word's list in the out arrays, from
+    ``filled[word]`` on (advanced past them)."""
+    for word in range(offsets.shape[0] - 1):
+        at = filled[word]
+        for i in range(offsets[word], offsets[word + 1]):
+            if kept is None or kept[i]:
+                out_owners[at] = owners[i]
+                out_signatures[at] = signatures[i]
+                out_geometry[at] = geometry[i]
+                at += 1
+        filled[word] = at
 
 
 def _vote(found: list[tuple], layout: Layout, limit: int) -> list[Candidate]:
