@@ -38,8 +38,8 @@ postings are dropped at the next join. The code follows branch ``issue18``'s inv
 with the words' bits chosen for surviving edits, a query side that votes with its mirror image,
 and the layout a parameter so that bench/index_recall.py can measure each one.
 
-It is an option (``Scanner(compact_index=True)``), not the default: it finds fewer of the most
-heavily edited derivatives than the multi-index hash; docs/index.md has both measured.
+It is an option (``scan --index compact``, ``serve --index compact``), not the default: it finds
+fewer of the most heavily edited derivatives than the multi-index hash; docs/index.md has both.
 """
 
 from __future__ import annotations
@@ -128,6 +128,12 @@ class Candidate:
     photo_id: int
     mirrored: bool
     votes: float  # distance-weighted, geometrically consistent
+
+
+# One searchable segment as plain arrays, what index/packed_compact.py packs: "photos" (sorted
+# uint32: every photo it was built with), "offsets" (uint32, where each word's postings begin),
+# the postings sorted by word ("owners", "signatures", "geometry") and "dead" (sorted uint32).
+SegmentArrays = dict[str, np.ndarray]
 
 
 def split_bits(descriptors: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
@@ -231,6 +237,18 @@ class _Segment:
         self.photos = photos
         self.dead: set[int] = set()
         self.crowded = max(CROWDED_ROWS, int(CROWDED_MULTIPLE * len(words) / len(offsets)))
+
+    @classmethod
+    def from_arrays(cls, layout: Layout, part: SegmentArrays) -> _Segment:
+        """A segment over arrays already sorted by word (read back from a packed file, used
+        where they lie, not sorted again; index/packed_compact.py checks they fit together)."""
+        segment = cls.__new__(cls)
+        segment.layout, segment.offsets, segment.photos = layout, part["offsets"], part["photos"]
+        segment.owners, segment.signatures = part["owners"], part["signatures"]
+        segment.geometry, segment.dead = part["geometry"], set(part["dead"].tolist())
+        lists, postings = len(segment.offsets), len(segment.owners)
+        segment.crowded = max(CROWDED_ROWS, int(CROWDED_MULTIPLE * postings / lists))
+        return segment
 
     def __len__(self) -> int:
         return len(self.photos) - len(self.dead)
@@ -336,6 +354,25 @@ class CompactIndex:
         """Stop answering with this photo, at once."""
         with self._lock:
             self._forget(photo_id)
+
+    def segment_arrays(self) -> list[SegmentArrays]:
+        """The index as it answers now, as arrays (photos added since the last search sorted in
+        first): the segments' own, read-only, and a copy of what is withdrawn."""
+        names = ("photos", "offsets", "owners", "signatures", "geometry")
+        with self._lock:
+            self._settle()
+            taken = [(s, np.array(sorted(s.dead), np.uint32)) for s in self._segments]
+        return [{name: getattr(s, name) for name in names} | {"dead": d} for s, d in taken]
+
+    @classmethod
+    def from_segment_arrays(
+        cls, layout: Layout, parts: list[SegmentArrays], **options: bool
+    ) -> CompactIndex:
+        """An index answering as the one ``segment_arrays`` was taken from, with ``layout``
+        (``options`` as for the constructor)."""
+        index = cls(layout, **options)
+        index._segments = [_Segment.from_arrays(index.layout, part) for part in parts]
+        return index
 
     def candidates(
         self, features: LocalFeatures, limit: int, mirrored: LocalFeatures | None = None
