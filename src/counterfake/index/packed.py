@@ -89,7 +89,7 @@ _ENTRIES = {field.name: np.int64 for field in fields(EntryArrays)} | {
 # The indexes a file holds, as the command line names them ("--index"), and as its errors do.
 INDEX_KINDS = {"hash": "the multi-index hash", packed_compact.KIND: "the compact index"}
 PackableIndex = CandidateIndex | CompactIndex
-IndexArrays = list[SegmentArrays] | CompactArrays  # what index_arrays takes of either
+IndexArrays = list[SegmentArrays] | CompactArrays  # what index_arrays gives of either
 
 
 class PackedIndexError(Exception):
@@ -221,13 +221,13 @@ def read_packed(
 
     def read(name: str, dtype: np.dtype | type) -> np.ndarray:
         try:
-            kind, shape, offset, crc = listed[name]
+            stored, shape, offset, crc = listed[name]
             count = int(np.prod(shape, dtype=np.int64))
-            array = np.frombuffer(mapped, np.dtype(kind), count, offset).reshape(shape)
+            array = np.frombuffer(mapped, np.dtype(stored), count, offset).reshape(shape)
         except (KeyError, TypeError, ValueError):
             raise PackedIndexError(f"its header does not list {name} within the file") from None
         if array.dtype != np.dtype(dtype):
-            raise PackedIndexError(f"its {name} is {kind}, not {np.dtype(dtype).str}")
+            raise PackedIndexError(f"its {name} is {stored}, not {np.dtype(dtype).str}")
         if offset % _ALIGN:
             raise PackedIndexError(f"its {name} does not start at a multiple of {_ALIGN} bytes")
         if _crc32(memoryview(mapped)[offset : offset + array.nbytes]) != crc:
