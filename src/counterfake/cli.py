@@ -368,7 +368,8 @@ def _scan(args: argparse.Namespace) -> int:
     if journal is not None and journal.done:
         err.print(f"resuming: {len(journal.done)} result(s) from {journal.path}", markup=False)
     index = cli_serve.sharded_index(args, db)  # None without --cluster
-    scanner = Scanner(db, max_pixels=args.max_pixels, index=index or new_index(args.index))
+    chosen = new_index(args.index) if index is None else index  # an empty index is false
+    scanner = Scanner(db, max_pixels=args.max_pixels, index=chosen)
     results: list[FileResult] = []
     exports: list[ExportSummary] = []
     interrupted = False
