@@ -189,6 +189,45 @@ def test_a_photo_whose_file_name_holds_control_characters_registers_under_an_esc
         assert [p.label for p in registry.photos()] == ["in/a\\nb\\u202e.jpg"]
 
 
+def test_scan_on_the_compact_index_finds_the_examples_copies(tmp_path):
+    """The README's first command with ``--index compact``: the same findings as the default."""
+    db = str(tmp_path / "r.db")
+    registered = run_cli(
+        "register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", db, cwd=tmp_path
+    )
+    assert registered.returncode == 0, registered.stderr
+    scanned = [str(EXAMPLES / "downloaded"), "--db", db, "--json", "out.json"]
+    scan = run_cli("scan", *scanned, "--index", "compact", cwd=tmp_path)
+    assert scan.returncode == 0, scan.stderr
+    document = json.loads((tmp_path / "out.json").read_text())
+    found = {
+        Path(r["path"]).name: [(m["kind"], m["subject"]) for m in r["matches"]]
+        for r in document["results"]
+    }
+    assert found == {
+        "repost.jpg": [("repost", "alice")],
+        "manipulated.jpg": [("manipulated", "alice")],
+        "collage.jpg": [("manipulated", "alice")],
+        "unrelated.jpg": [],
+    }
+
+
+@pytest.mark.parametrize("command", ["scan", "serve"])
+def test_the_compact_index_with_a_cluster_is_refused_in_one_line(tmp_path, command):
+    db = str(tmp_path / "r.db")
+    run_cli(
+        "register", str(EXAMPLES / "registered"), "--subject", "alice", "--db", db, cwd=tmp_path
+    )
+    paths = [str(EXAMPLES / "downloaded")] if command == "scan" else []
+    cluster = ["--index", "compact", "--cluster", "ray://127.0.0.1:1"]
+    refused = run_cli(command, *paths, "--db", db, *cluster, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (
+        "counterfake: --index compact cannot be used with --cluster: its shards hold the "
+        "multi-index hash (--index hash)"
+    )
+
+
 def test_scan_without_a_registry_says_so(tmp_path):
     result = run_cli("scan", str(EXAMPLES / "downloaded"), "--db", "nothing.db", cwd=tmp_path)
     assert result.returncode == 2 and "no registry here" in result.stderr

@@ -18,13 +18,16 @@ from counterfake.signature.pdq import PdqHash, pdq_hash
 _names = itertools.count()
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["sqlite", "postgresql", "sqlite-compact"])
 def service(request, tmp_path_factory):
-    if request.param == "sqlite":
+    """The service on each backend, and on SQLite with the compact candidate index."""
+    backend, _, index = request.param.partition("-")
+    if backend == "sqlite":
         db = str(tmp_path_factory.mktemp("service") / "registry.db")
     else:
         db = request.getfixturevalue("postgres_server").new_database()
-    running = start_service(db, tmp_path_factory.mktemp("logs"))
+    options = ("--index", index) if index else ()
+    running = start_service(db, tmp_path_factory.mktemp("logs"), *options)
     yield running
     running.stop()
 

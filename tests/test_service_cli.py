@@ -8,6 +8,8 @@ import sys
 
 from service_support import start_service
 
+from counterfake.index.packed import read_stamp
+
 
 def counterfake(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -57,3 +59,27 @@ def test_serve_writes_its_packed_index_beside_a_registry_file_and_starts_from_it
     again = start_service(db, tmp_path, "--workers", "2")
     again.stop()
     assert "packed index" not in again.log.read_text()
+
+
+def test_serve_on_the_compact_index_packs_it_and_a_worker_on_the_hash_rebuilds_the_file(tmp_path):
+    """``--index compact`` writes the compact index to ``<registry>.index`` and starts from it
+    the next time; a worker started on the multi-index hash finds the file holds the other
+    index, says so in one line and writes its own."""
+    db = str(tmp_path / "registry.db")
+    assert (
+        counterfake("keys", "create", "--role", "platform", "--name", "p", "--db", db).returncode
+        == 0
+    )
+    first = start_service(db, tmp_path, "--index", "compact")
+    first.stop()
+    assert f"packed index {db}.index: not there yet" in first.log.read_text()
+    again = start_service(db, tmp_path, "--index", "compact", "--workers", "2")
+    again.stop()
+    assert "packed index" not in again.log.read_text()
+    hashed = start_service(db, tmp_path)
+    hashed.stop()
+    assert (
+        f"packed index {db}.index: holds the compact index, not the multi-index hash; "
+        "indexing the registry instead"
+    ) in hashed.log.read_text()
+    read_stamp(f"{db}.index", "hash")  # rewritten: it holds the multi-index hash now

@@ -31,6 +31,7 @@ from counterfake.exchange import (
 from counterfake.imaging import ImageError
 from counterfake.journal import Journal, JournalError
 from counterfake.keys import ROLES, ApiKeyError, KeyStore
+from counterfake.loading import new_index
 from counterfake.pairs import PairFinder
 from counterfake.parallel import default_workers
 from counterfake.registered import (
@@ -134,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     _report_options(scan, "match", "one CSV row per match and per error")
     _db_option(scan)
     _decoding_options(scan)
+    cli_serve.index_option(scan)
     cli_serve.cluster_options(scan)
 
     pairs = command(
@@ -366,7 +368,8 @@ def _scan(args: argparse.Namespace) -> int:
     if journal is not None and journal.done:
         err.print(f"resuming: {len(journal.done)} result(s) from {journal.path}", markup=False)
     index = cli_serve.sharded_index(args, db)  # None without --cluster
-    scanner = Scanner(db, max_pixels=args.max_pixels, index=index)
+    chosen = new_index(args.index) if index is None else index  # an empty index is false
+    scanner = Scanner(db, max_pixels=args.max_pixels, index=chosen)
     results: list[FileResult] = []
     exports: list[ExportSummary] = []
     interrupted = False

@@ -3,7 +3,9 @@ reads the few signatures it verifies through a small cache.
 
 Both the scan (scan.py) and the service (service/engine.py) start here. The service reads its
 candidate index from a packed file (index/packed.py) when it has one that fits the registry,
-and otherwise indexes the registry and writes that file for the next start.
+and otherwise indexes the registry and writes that file for the next start. Either index
+may be asked for (``--index``): the multi-index hash, the default, or the compact index
+(about 1.2 kB a photo instead of about 46 kB, at a cost in recall, docs/index.md).
 """
 
 from __future__ import annotations
@@ -16,17 +18,20 @@ from functools import lru_cache
 from typing import Protocol
 
 from counterfake.duplicates import same_photo
-from counterfake.index.candidates import CandidateIndex, SegmentArrays
-from counterfake.index.compact import AnyIndex, AnyProposer
+from counterfake.index.candidates import CandidateIndex
+from counterfake.index.compact import AnyIndex, AnyProposer, CompactIndex
 from counterfake.index.owners import EntryArrays, SharedEntries
 from counterfake.index.packed import (
+    INDEX_KINDS,
+    IndexArrays,
+    PackableIndex,
     PackedIndexError,
     Stamp,
+    index_arrays,
     read_packed,
     read_stamp,
     write_packed,
 )
-from counterfake.index.votes import CandidateSource
 from counterfake.matching import Matcher
 from counterfake.registry import Registry
 from counterfake.signature.extract import Signature
@@ -41,6 +46,14 @@ class SignatureCache(Protocol):
     def __call__(self, photo_id: int) -> Signature: ...
 
     def cache_clear(self) -> None: ...
+
+
+def new_index(kind: str = "hash", **options: bool) -> PackableIndex:
+    """An empty index of ``kind`` (one of INDEX_KINDS), ``options`` as for either's
+    constructor."""
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"no index of kind {kind!r}: {', '.join(INDEX_KINDS)}")
+    return CompactIndex(None, **options) if kind == "compact" else CandidateIndex(**options)
 
 
 def index_registry(registry: Registry, index: AnyIndex) -> SharedEntries:
@@ -74,26 +87,31 @@ class LoadedCandidates:
     """A registry's candidate index and its entries' owners, as of change ``seq`` of its feed:
     the changes after it are still to be applied (applying one twice is harmless)."""
 
-    index: CandidateSource
+    index: AnyIndex
     entries: SharedEntries
     seq: int
 
 
 def load_candidates(
-    registry: Registry, packed: str | os.PathLike | None, **index_options: bool
+    registry: Registry,
+    packed: str | os.PathLike | None,
+    kind: str = "hash",
+    **index_options: bool,
 ) -> LoadedCandidates:
-    """The registry's candidate index, read from the ``packed`` file when it fits the registry;
-    otherwise indexed from the registry (and written to ``packed``, if given, for next time).
+    """The registry's candidate index of ``kind``, read from the ``packed`` file when it fits
+    the registry; otherwise indexed from the registry (and written to ``packed``, if given, for
+    next time).
 
-    A file that is missing, stale or damaged is named in one logged line with its problem, and
-    the registry is indexed instead: the file only ever saves time. A file older than the
-    registry, but of its history, is used: the changes since are applied from the feed.
+    A file that is missing, stale, damaged or holds the other kind of index is named in one
+    logged line with its problem, and the registry is indexed instead: the file only ever
+    saves time. A file older than the registry, but of its history, is used: the changes since
+    are applied from the feed.
     """
     if packed is not None:
         try:
-            problem = stale(registry, read_stamp(packed))
+            problem = stale(registry, read_stamp(packed, kind))
             if problem is None:
-                found = read_packed(packed, same_photo, **index_options)
+                found = read_packed(packed, same_photo, kind, **index_options)
                 return LoadedCandidates(found.index, found.entries, found.stamp.seq)
         except FileNotFoundError:
             problem = "not there yet"
@@ -103,10 +121,10 @@ def load_candidates(
             problem = f"unreadable ({error.strerror})"
         log.warning("packed index %s: %s; indexing the registry instead", packed, problem)
     seq = registry.head_seq()
-    index = CandidateIndex(**index_options)
+    index = new_index(kind, **index_options)
     loaded = LoadedCandidates(index, index_registry(registry, index), seq)
     if packed is not None:
-        pack(registry, packed, seq, index.segment_arrays(), loaded.entries.arrays())
+        pack(registry, packed, seq, index_arrays(index), loaded.entries.arrays())
     return loaded
 
 
@@ -126,15 +144,15 @@ def pack(
     registry: Registry,
     packed: str | os.PathLike,
     seq: int,
-    segments: list[SegmentArrays],
+    index: IndexArrays,
     entries: EntryArrays,
 ) -> bool:
-    """Write an index taken at change ``seq`` (``CandidateIndex.segment_arrays``,
-    ``SharedEntries.arrays``) to the packed file; False if it was not written: another process
-    is writing it, or it could not be (logged in one line: the worker goes on without it)."""
+    """Write an index taken at change ``seq`` (``index_arrays``, ``SharedEntries.arrays``) to
+    the packed file; False if it was not written: another process is writing it, or it could
+    not be (logged in one line: the worker goes on without it)."""
     stamp = Stamp(registry.identity(), seq, registry.change_stamp(seq))
     try:
-        return write_packed(packed, stamp, segments, entries)
+        return write_packed(packed, stamp, index, entries)
     except OSError as error:
         log.warning("packed index %s: not written (%s)", packed, error.strerror or error)
         return False

@@ -31,13 +31,15 @@ def scratch_masks(args: argparse.Namespace) -> Path | None:
 
 
 def scan_settings(args: argparse.Namespace, db: str) -> dict[str, object]:
-    """What must be the same for a scan to resume another: inputs, registry, decoding, masks."""
+    """What must be the same for a scan to resume another: inputs, registry, decoding, masks,
+    and the candidate index when it is not the default (a journal of the default's scans,
+    written before ``--index`` was offered, still resumes)."""
     return {
         "inputs": [str(Path(path).absolute()) for path in args.paths],
         "registry": display_name(db),
         "max_pixels": args.max_pixels,
         "masks": str(Path(args.masks).absolute()) if args.masks else None,
-    }
+    } | ({"index": args.index} if args.index != "hash" else {})
 
 
 def write_reports(
@@ -64,7 +66,7 @@ def write_reports(
         registry=scanner.registry_path,
         started=started,
         thresholds=scanner.thresholds,
-        settings={"paths": list(args.paths), "max_pixels": args.max_pixels},
+        settings={"paths": list(args.paths), "max_pixels": args.max_pixels, "index": args.index},
         interrupted=interrupted,
     )
 

@@ -44,8 +44,8 @@ branch ``issue18``'s inverted file, with the words' bits chosen for surviving ed
 side that votes with its mirror image, and the layout a parameter so that bench/index_recall.py
 can measure each one.
 
-It is an option (``Scanner(compact_index=True)``), not the default: it finds fewer of the most
-heavily edited derivatives than the multi-index hash; docs/index.md has both measured.
+It is an option (``scan --index compact``, ``serve --index compact``), not the default: it finds
+fewer of the most heavily edited derivatives than the multi-index hash; docs/index.md has both.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ import numba
 import numpy as np
 
 from counterfake.index import candidates
+from counterfake.index.compact_segments import Segment, SegmentArrays, joined
 from counterfake.index.votes import CandidateSource, Proposer
 from counterfake.signature import hamming
 from counterfake.signature.extract import Signature
@@ -87,8 +88,6 @@ ORB_BITS = tuple(range(256))  # ORB's own order, for comparison
 ANGLE_BINS = 16
 SCALE_STEP = 0.5  # of log2(keypoint size) per scale bin; 16 bins
 _SCALE_BINS = 16
-CROWDED_ROWS = 64
-CROWDED_MULTIPLE = 20
 SETTLE_POSTINGS = 1 << 24  # postings added (about 130,000 photos) sorted into a segment at once
 SEGMENT_POSTINGS = 1 << 28  # at most this many in a joined segment: about 2.1 million photos
 _REBUILD_DEAD_SHARE = 0.5
@@ -215,81 +214,6 @@ class _Postings:
         self.size = int(keep.sum())
 
 
-class _Segment:
-    """Postings sorted by word, with one offset per word; only the dead set changes."""
-
-    def __init__(
-        self,
-        layout: Layout,
-        photos: np.ndarray,
-        words: np.ndarray,
-        owners: np.ndarray,
-        signatures: np.ndarray,
-        geometry: np.ndarray,
-    ) -> None:
-        """``photos``: the ids of the photos held (sorted, uint32; a photo with no features
-        has no postings and is still held)."""
-        offsets = np.zeros((1 << layout.word_bits) + 1, np.uint32)
-        order = np.empty(len(words), np.uint32)
-        _counting_sort(words, offsets, order)
-        self.layout = layout
-        self.offsets = offsets
-        self.owners = owners[order]
-        self.signatures = signatures[order]
-        self.geometry = geometry[order]
-        self.photos = photos
-        self.dead: set[int] = set()
-        self.crowded = max(CROWDED_ROWS, int(CROWDED_MULTIPLE * len(words) / len(offsets)))
-
-    @classmethod
-    def of_sorted(
-        cls,
-        layout: Layout,
-        photos: np.ndarray,
-        offsets: np.ndarray,
-        owners: np.ndarray,
-        signatures: np.ndarray,
-        geometry: np.ndarray,
-    ) -> _Segment:
-        """A segment of postings already sorted by word, ``offsets`` where each word's begin."""
-        segment = cls.__new__(cls)
-        segment.layout, segment.photos, segment.offsets = layout, photos, offsets
-        segment.owners, segment.signatures, segment.geometry = owners, signatures, geometry
-        segment.dead = set()
-        segment.crowded = max(CROWDED_ROWS, int(CROWDED_MULTIPLE * len(owners) / len(offsets)))
-        return segment
-
-    def __len__(self) -> int:
-        return len(self.photos) - len(self.dead)
-
-    def holds(self, photo_id: int) -> bool:
-        """Whether this segment answers with the photo (it is here and not withdrawn)."""
-        if not 0 <= photo_id <= self.layout.max_photo_id:
-            return False
-        # as the array's own type: a Python int makes numpy convert every id, 400 us a call
-        at = int(np.searchsorted(self.photos, np.uint32(photo_id)))
-        found = at < len(self.photos) and int(self.photos[at]) == photo_id
-        return found and photo_id not in self.dead
-
-    @property
-    def nbytes(self) -> int:
-        arrays = (self.offsets, self.owners, self.signatures, self.geometry, self.photos)
-        return sum(a.nbytes for a in arrays)
-
-    def live_photos(self) -> np.ndarray:
-        """The ids of the photos held and not withdrawn."""
-        if not self.dead:
-            return self.photos
-        return self.photos[~np.isin(self.photos, np.fromiter(self.dead, np.uint32, len(self.dead)))]
-
-    def alive(self) -> np.ndarray | None:
-        """Which postings belong to photos not withdrawn (None: all of them)."""
-        if not self.dead:
-            return None
-        dead = np.fromiter(self.dead, np.uint32, len(self.dead))
-        return ~np.isin(self.owners // np.uint32(self.layout.orientations), dead)
-
-
 class CompactIndex:
     """An in-process inverted file over registered photos' features; safe to share between
     threads. It answers as :class:`~counterfake.index.candidates.CandidateIndex` does, from
@@ -311,7 +235,7 @@ class CompactIndex:
         self.segment_postings = segment_postings
         self._lock = threading.Lock()
         self._compacting = threading.Lock()
-        self._segments: list[_Segment] = []
+        self._segments: list[Segment] = []
         self._pending = _Postings(self.layout)
 
     @property
@@ -352,9 +276,9 @@ class CompactIndex:
                     dead = [set(s.dead) for s in run]
                 if not run:
                     return
-                joined = _joined(self.layout, run)
+                merged = joined(self.layout, run)
                 with self._lock:
-                    self._replace(run, joined, dead)
+                    self._replace(run, merged, dead)
 
     def add(self, photo_id: int, signature: Signature) -> None:
         """Index a photo's features; re-adding an indexed photo replaces it."""
@@ -371,6 +295,25 @@ class CompactIndex:
         """Stop answering with this photo, at once."""
         with self._lock:
             self._forget(photo_id)
+
+    def segment_arrays(self) -> list[SegmentArrays]:
+        """The index as it answers now, as arrays (photos added since the last search sorted in
+        first): the segments' own, read-only, and a copy of what is withdrawn."""
+        names = ("photos", "offsets", "owners", "signatures", "geometry")
+        with self._lock:
+            self._settle()
+            taken = [(s, np.array(sorted(s.dead), np.uint32)) for s in self._segments]
+        return [{name: getattr(s, name) for name in names} | {"dead": d} for s, d in taken]
+
+    @classmethod
+    def from_segment_arrays(
+        cls, layout: Layout, parts: list[SegmentArrays], **options: bool
+    ) -> CompactIndex:
+        """An index answering as the one ``segment_arrays`` was taken from, with ``layout``
+        (``options`` as for the constructor)."""
+        index = cls(layout, **options)
+        index._segments = [Segment.from_arrays(index.layout, part) for part in parts]
+        return index
 
     def candidates(
         self, features: LocalFeatures, limit: int, mirrored: LocalFeatures | None = None
@@ -433,7 +376,7 @@ class CompactIndex:
             return
         size = pending.size
         self._segments.append(
-            _Segment(
+            Segment(
                 self.layout,
                 np.array(sorted(pending.photos), np.uint32),
                 pending.words[:size],
@@ -444,7 +387,7 @@ class CompactIndex:
         )
         self._pending = _Postings(self.layout)
 
-    def _due(self) -> list[_Segment]:
+    def _due(self) -> list[Segment]:
         """The segments to join now: one that lost half its photos, alone; otherwise the newest
         neighbours of which the newer has grown to half the older, if together they stay
         within ``segment_postings`` (a log-structured merge with a largest size)."""
@@ -460,18 +403,18 @@ class CompactIndex:
 
     def _join_due(self) -> None:
         while run := self._due():
-            self._replace(run, _joined(self.layout, run), [set(s.dead) for s in run])
+            self._replace(run, joined(self.layout, run), [set(s.dead) for s in run])
 
-    def _replace(self, run: list[_Segment], joined: _Segment, dead: list[set[int]]) -> None:
-        """Put ``joined`` in place of ``run``; photos withdrawn meanwhile stay dead."""
+    def _replace(self, run: list[Segment], merged: Segment, dead: list[set[int]]) -> None:
+        """Put ``merged`` in place of ``run``; photos withdrawn meanwhile stay dead."""
         if not all(any(s is r for s in self._segments) for r in run):
             return
         first = next(i for i, s in enumerate(self._segments) if s is run[0])
         self._segments = [s for s in self._segments if all(s is not r for r in run)]
         for segment, before in zip(run, dead, strict=True):
-            joined.dead |= segment.dead - before
-        if len(joined.photos):
-            self._segments.insert(first, joined)
+            merged.dead |= segment.dead - before
+        if len(merged.photos):
+            self._segments.insert(first, merged)
 
     def _forget(self, photo_id: int) -> None:
         self._pending.discard(photo_id)
@@ -492,58 +435,6 @@ def shortlist(
     if isinstance(index, CompactIndex):
         return index.candidates(features, limit, mirror() if index.queries_mirror else None)
     return index.candidates(features.descriptors, limit, mirror().descriptors)
-
-
-def _joined(layout: Layout, run: list[_Segment]) -> _Segment:
-    """One segment of the live photos of ``run``, its lists each part's lists one after
-    another: the parts are sorted already, so nothing is sorted again, and nothing is held
-    beside the parts but the joined arrays."""
-    photos = np.sort(np.concatenate([segment.live_photos() for segment in run]))
-    alive = [segment.alive() for segment in run]
-    offsets = np.zeros_like(run[0].offsets)
-    for segment, kept in zip(run, alive, strict=True):
-        offsets[1:] += _kept_per_word(segment.offsets, kept)
-    np.cumsum(offsets, out=offsets)
-    total = int(offsets[-1])
-    owners = np.empty(total, np.uint32)
-    signatures = np.empty(total, layout.signature_dtype)
-    geometry = np.empty(total, np.uint8)
-    filled = offsets[:-1].astype(np.int64)
-    for segment, kept in zip(run, alive, strict=True):
-        _append_lists(
-            segment.offsets, kept, segment.owners, segment.signatures, segment.geometry,
-            filled, owners, signatures, geometry,
-        )  # fmt: skip
-    return _Segment.of_sorted(layout, photos, offsets, owners, signatures, geometry)
-
-
-@numba.njit(cache=True, nogil=True)
-def _kept_per_word(offsets, kept):  # pragma: no cover - compiled
-    """How many of each word's postings are kept (``kept`` None: all)."""
-    counts = np.empty(offsets.shape[0] - 1, offsets.dtype)
-    for word in range(counts.shape[0]):
-        if kept is None:
-            counts[word] = offsets[word + 1] - offsets[word]
-        else:
-            counts[word] = kept[offsets[word] : offsets[word + 1]].sum()
-    return counts
-
-
-@numba.njit(cache=True, nogil=True)
-def _append_lists(
-    offsets, kept, owners, signatures, geometry, filled, out_owners, out_signatures, out_geometry
-):  # pragma: no cover - compiled
-    """Append each word's kept postings to that word's list in the out arrays, from
-    ``filled[word]`` on (advanced past them)."""
-    for word in range(offsets.shape[0] - 1):
-        at = filled[word]
-        for i in range(offsets[word], offsets[word + 1]):
-            if kept is None or kept[i]:
-                out_owners[at] = owners[i]
-                out_signatures[at] = signatures[i]
-                out_geometry[at] = geometry[i]
-                at += 1
-        filled[word] = at
 
 
 def _vote(found: list[tuple], layout: Layout, limit: int) -> list[Candidate]:
@@ -587,19 +478,6 @@ def _peak(histograms: np.ndarray, *, wrap: bool) -> np.ndarray:
         before[:, 0] = 0
         after[:, -1] = 0
     return (before + histograms + after).max(axis=1)
-
-
-@numba.njit(cache=True, nogil=True)
-def _counting_sort(words, offsets, order):  # pragma: no cover - compiled
-    """Postings ordered by word (stable), and where each word's postings begin."""
-    for i in range(words.shape[0]):
-        offsets[words[i] + 1] += 1
-    for word in range(1, offsets.shape[0]):
-        offsets[word] += offsets[word - 1]
-    filled = offsets[:-1].copy()
-    for i in range(words.shape[0]):
-        order[filled[words[i]]] = i
-        filled[words[i]] += 1
 
 
 def _probes(word_bits: int, radius: int) -> np.ndarray:

@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from counterfake.index.candidates import CandidateIndex
 from counterfake.index.compact import AnyIndex
 from counterfake.index.pdq import PdqIndex
 from counterfake.signature.extract import Signature
@@ -116,7 +115,7 @@ class SharedEntries:
 
     @classmethod
     def from_arrays(
-        cls, index: CandidateIndex, held: EntryArrays, same_photo: SamePhoto | None = None
+        cls, index: AnyIndex, held: EntryArrays, same_photo: SamePhoto | None = None
     ) -> SharedEntries:
         """The entries ``arrays`` was taken from, over ``index`` (which holds them already)."""
         entries = cls(index, same_photo)

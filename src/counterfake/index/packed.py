@@ -14,6 +14,9 @@ photo's rows), the shared entries and their owners (index/owners.py), and a :cla
 which registry it was taken from and the last change of the registry's change feed it holds.
 A worker that reads it applies the changes after that one from the feed, as it does for the
 changes that come while it runs; loading.py decides when a file is stale, from the stamp.
+The file holds either index: the multi-index hash (candidates.py) or the compact index
+(compact.py, its arrays in index/packed_compact.py); a worker asks for the one it runs, and a
+file holding the other is stale.
 
 Layout: ``MAGIC``, every array's bytes one after another, a JSON header (format, the index
 parameters the arrays depend on, the stamp, each array's name, type, shape, offset and CRC-32),
@@ -43,9 +46,11 @@ from typing import IO
 import numpy as np
 
 from counterfake.atomic import atomic_writer
-from counterfake.index import candidates
+from counterfake.index import candidates, packed_compact
 from counterfake.index.candidates import CandidateIndex, SegmentArrays
+from counterfake.index.compact import CompactIndex, Layout
 from counterfake.index.owners import NEAR_IDENTICAL_BITS, EntryArrays, SamePhoto, SharedEntries
+from counterfake.index.packed_compact import CompactArrays
 from counterfake.signature.features import DESCRIPTOR_BYTES
 
 FORMAT = 1
@@ -54,7 +59,8 @@ END = b"CFEND\n\x00\x00"
 _TRAILER = struct.Struct("<QI8s")  # header length, header CRC-32, END
 _CHUNK = 64 << 20  # bytes written or checksummed at a time
 _ALIGN = 64  # each array starts at a multiple of this: mapped, it is aligned as numba expects
-# What the packed arrays depend on: a file written with other values is stale, not corrupt.
+# What the multi-index hash's packed arrays depend on (the compact index's:
+# packed_compact.layout_header): a file written with other values is stale, not corrupt.
 LAYOUT = {
     "indexed_features": candidates.INDEXED_FEATURES,
     "orientations_indexed": 1,  # before the compact signature (issue 18), 2
@@ -80,6 +86,10 @@ _ENTRIES = {field.name: np.int64 for field in fields(EntryArrays)} | {
     "pdq": np.uint8,
     "canonical": np.uint8,
 }
+# The indexes a file holds, as the command line names them ("--index"), and as its errors do.
+INDEX_KINDS = {"hash": "the multi-index hash", packed_compact.KIND: "the compact index"}
+PackableIndex = CandidateIndex | CompactIndex
+IndexArrays = list[SegmentArrays] | CompactArrays  # what index_arrays gives of either
 
 
 class PackedIndexError(Exception):
@@ -105,27 +115,50 @@ class Packed:
     """What a packed file holds: the index and its entries, as of ``stamp``."""
 
     stamp: Stamp
-    index: CandidateIndex
+    index: PackableIndex
     entries: SharedEntries
+
+
+def kind_of(index: PackableIndex) -> str:
+    """Which of INDEX_KINDS ``index`` is."""
+    return packed_compact.KIND if isinstance(index, CompactIndex) else "hash"
+
+
+def index_arrays(index: PackableIndex) -> IndexArrays:
+    """The index as it answers now, as the arrays :func:`write_packed` writes."""
+    if isinstance(index, CompactIndex):
+        return CompactArrays(index.layout, index.segment_arrays())
+    return index.segment_arrays()
 
 
 def write_packed(
     path: str | os.PathLike,
     stamp: Stamp,
-    segments: list[SegmentArrays],
+    index: IndexArrays,
     entries: EntryArrays,
 ) -> bool:
-    """Write the packed file (atomically); False, writing nothing, if another process is
-    writing it now. OSError if it cannot be written."""
+    """Write the packed file (atomically) of an index's arrays (:func:`index_arrays`); False,
+    writing nothing, if another process is writing it now. OSError if it cannot be written."""
     target = Path(path)
     with _writer_lock(target) as held:
         if not held:
             return False
-        arrays = [
-            (f"segment{number}.{name}", getattr(segment, name), dtype)
-            for number, segment in enumerate(segments)
-            for name, dtype in _SEGMENT.items()
-        ] + [(f"entries.{name}", getattr(entries, name), dtype) for name, dtype in _ENTRIES.items()]
+        if isinstance(index, CompactArrays):
+            layout = packed_compact.layout_header(index.layout)
+            segments = [{"dead": len(segment["dead"])} for segment in index.segments]
+            arrays = packed_compact.named_arrays(index)
+        else:
+            layout = LAYOUT
+            segments = [{"dead": int(segment.dead)} for segment in index]
+            arrays = [
+                (f"segment{number}.{name}", getattr(segment, name), np.dtype(dtype))
+                for number, segment in enumerate(index)
+                for name, dtype in _SEGMENT.items()
+            ]
+        arrays += [
+            (f"entries.{name}", getattr(entries, name), np.dtype(dtype))
+            for name, dtype in _ENTRIES.items()
+        ]
         with atomic_writer(target, encoding=None) as out:
             out.write(MAGIC)
             listed, offset = [], len(MAGIC)
@@ -140,9 +173,9 @@ def write_packed(
             header = json.dumps(
                 {
                     "format": FORMAT,
-                    "layout": LAYOUT,
+                    "layout": layout,
                     "stamp": asdict(stamp),
-                    "segments": [{"dead": int(segment.dead)} for segment in segments],
+                    "segments": segments,
                     "arrays": listed,
                 }
             ).encode()
@@ -153,20 +186,24 @@ def write_packed(
     return True
 
 
-def read_stamp(path: str | os.PathLike) -> Stamp:
-    """The stamp of a packed file, from its header alone; FileNotFoundError if there is none,
-    PackedIndexError if it is damaged or of another format or layout."""
+def read_stamp(path: str | os.PathLike, kind: str = "hash") -> Stamp:
+    """The stamp of a packed file of the ``kind`` of index, from its header alone;
+    FileNotFoundError if there is none, PackedIndexError if it is damaged, of another format
+    or layout, or holds the other index."""
     with open(path, "rb") as source:
-        return _stamp(_header(source))
+        return _stamp(_header(source, kind))
 
 
 def read_packed(
-    path: str | os.PathLike, same_photo: SamePhoto | None = None, **index_options: bool
+    path: str | os.PathLike,
+    same_photo: SamePhoto | None = None,
+    kind: str = "hash",
+    **index_options: bool,
 ) -> Packed:
-    """The index and entries a packed file holds (``index_options`` as for CandidateIndex);
+    """The index (of ``kind``, built with ``index_options``) and entries a packed file holds;
     FileNotFoundError or PackedIndexError as for :func:`read_stamp`."""
     with open(path, "rb") as source:
-        header = _header(source)
+        header = _header(source, kind)
         stamp = _stamp(header)
         try:
             listed = {name: tuple(rest) for name, *rest in header["arrays"]}
@@ -182,38 +219,43 @@ def read_packed(
             prot=mmap.PROT_READ | mmap.PROT_WRITE,
         )
 
-    def read(name: str, dtype: type) -> np.ndarray:
+    def read(name: str, dtype: np.dtype | type) -> np.ndarray:
         try:
-            kind, shape, offset, crc = listed[name]
+            stored, shape, offset, crc = listed[name]
             count = int(np.prod(shape, dtype=np.int64))
-            array = np.frombuffer(mapped, np.dtype(kind), count, offset).reshape(shape)
+            array = np.frombuffer(mapped, np.dtype(stored), count, offset).reshape(shape)
         except (KeyError, TypeError, ValueError):
             raise PackedIndexError(f"its header does not list {name} within the file") from None
         if array.dtype != np.dtype(dtype):
-            raise PackedIndexError(f"its {name} is {kind}, not {np.dtype(dtype).str}")
+            raise PackedIndexError(f"its {name} is {stored}, not {np.dtype(dtype).str}")
         if offset % _ALIGN:
             raise PackedIndexError(f"its {name} does not start at a multiple of {_ALIGN} bytes")
         if _crc32(memoryview(mapped)[offset : offset + array.nbytes]) != crc:
             raise PackedIndexError(f"its {name} fails its checksum (the file is damaged)")
         return array
 
-    segments = [
-        SegmentArrays(
-            **{name: read(f"segment{n}.{name}", dtype) for name, dtype in _SEGMENT.items()},
-            dead=rows_dead,
-        )
-        for n, rows_dead in enumerate(dead)
-    ]
     held = EntryArrays(**{name: read(f"entries.{name}", dtype) for name, dtype in _ENTRIES.items()})
     try:
-        index = CandidateIndex.from_segment_arrays(segments, **index_options)
+        index: PackableIndex
+        if kind == packed_compact.KIND:
+            index = packed_compact.read_index(Layout(), len(dead), read, **index_options)
+        else:
+            segments = [
+                SegmentArrays(
+                    **{name: read(f"segment{n}.{name}", dtype) for name, dtype in _SEGMENT.items()},
+                    dead=rows_dead,
+                )
+                for n, rows_dead in enumerate(dead)
+            ]
+            index = CandidateIndex.from_segment_arrays(segments, **index_options)
         return Packed(stamp, index, SharedEntries.from_arrays(index, held, same_photo))
     except ValueError as error:
         raise PackedIndexError(f"its arrays do not fit together ({error})") from None
 
 
-def _header(source: IO[bytes]) -> dict:
-    """The JSON header, checked: magic, trailer, its CRC-32, format and layout."""
+def _header(source: IO[bytes], kind: str) -> dict:
+    """The JSON header, checked: magic, trailer, its CRC-32, format, and the layout of the
+    ``kind`` of index asked for."""
     if source.read(len(MAGIC)) != MAGIC:
         raise PackedIndexError("not a packed counterfake index")
     size = source.seek(0, os.SEEK_END)
@@ -233,7 +275,12 @@ def _header(source: IO[bytes]) -> dict:
         raise PackedIndexError("its header is not readable") from None
     if header.get("format") != FORMAT:
         raise PackedIndexError(f"format {header.get('format')}, this version reads {FORMAT}")
-    if header.get("layout") != LAYOUT:
+    layout = header.get("layout")
+    held = layout.get("index", "hash") if isinstance(layout, dict) else None
+    if held != kind and held in INDEX_KINDS:
+        raise PackedIndexError(f"holds {INDEX_KINDS[held]}, not {INDEX_KINDS[kind]}")
+    expected = packed_compact.layout_header(Layout()) if kind == packed_compact.KIND else LAYOUT
+    if layout != expected:
         raise PackedIndexError("written by a version of counterfake with another index layout")
     return header
 

@@ -34,6 +34,7 @@ class ServiceSettings:
     webhook_backoff: float = 1.0
     feed_wait: float = 0.5  # longest a worker waits on the change feed before polling again
     index_file: str | None = None  # the packed candidate index (index/packed.py), if any
+    index_kind: str = "hash"  # or "compact": the candidate index a worker runs (docs/index.md)
     repack_seconds: float = REPACK_SECONDS  # how often at most the index file is written again
     sync_video_seconds: float = 20.0  # videos up to this long are answered at once; longer: a job
     max_video_seconds: float = 4 * 3600.0  # longer videos are refused before decoding
@@ -58,6 +59,7 @@ class Service:
             loaded=loaded,
             packed=settings.index_file,
             repack_seconds=settings.repack_seconds,
+            index_kind=settings.index_kind,
         )
         self.video_jobs = VideoJobs(self.db)
         self.limiter = RateLimiter(settings.rate, settings.burst)

@@ -38,8 +38,9 @@ from dataclasses import dataclass, replace
 
 from counterfake.imaging import DEFAULT_MAX_PIXELS, decode_image
 from counterfake.index.candidates import CandidateIndex
+from counterfake.index.compact import AnyIndex, CompactIndex
 from counterfake.index.owners import SharedEntries
-from counterfake.index.packed import PackedIndexError, read_stamp
+from counterfake.index.packed import PackedIndexError, index_arrays, kind_of, read_stamp
 from counterfake.index.pdq import PdqIndex
 from counterfake.index.votes import CandidateSource
 from counterfake.loading import (
@@ -112,20 +113,24 @@ class MatchedVideo:
 class LoadedIndexes:
     """A registry's indexes as loaded at ``seq``: what a worker starts from."""
 
-    index: CandidateSource  # a CandidateIndex, or one split over a cluster (cluster/)
+    index: AnyIndex  # a CandidateIndex or CompactIndex, or one split over a cluster (cluster/)
     pdq: PdqIndex
     seq: int
     entries: SharedEntries  # which registered photos each entry of ``index`` stands for
 
 
 def load_indexes(
-    registry: Registry, packed: str | None = None, index: CandidateSource | None = None
+    registry: Registry,
+    packed: str | None = None,
+    index: CandidateSource | None = None,
+    kind: str = "hash",
 ) -> LoadedIndexes:
     """Load everything registered; changes made meanwhile are applied by the next sync.
 
-    The candidate index comes from the ``packed`` file when it fits the registry, else from
-    the registry (see loading.load_candidates), into ``index`` when one is given (an index
-    split over a cluster, which has no packed file). Signatures stream in pages and each is dropped
+    The candidate index (of ``kind``: the multi-index hash or the compact index) comes from
+    the ``packed`` file when it fits the registry, else from the registry (see
+    loading.load_candidates), into ``index`` when one is given (an index split over a
+    cluster, which has no packed file). Signatures stream in pages and each is dropped
     once indexed, and the PDQ hashes come from their own table, so a large registry never sits
     in memory whole. The candidate index is sorted into its search tables here, before the
     worker answers `/health`: left to the first search, sorting a large registry would fall
@@ -133,12 +138,11 @@ def load_indexes(
     cores).
     """
     if index is None:
-        candidates = load_candidates(registry, packed, merge_on_search=False)
+        candidates = load_candidates(registry, packed, kind, merge_on_search=False)
     else:  # the feed's head first: what is registered while indexing is applied by a sync
         seq = registry.head_seq()
         candidates = LoadedCandidates(index, index_registry(registry, index), seq)
-    seq, index = candidates.seq, candidates.index
-    loaded = LoadedIndexes(index, PdqIndex(), seq, candidates.entries)
+    loaded = LoadedIndexes(candidates.index, PdqIndex(), candidates.seq, candidates.entries)
     batch: list[tuple[str, str]] = []
     for row in registry.pdq_hashes():
         batch.append((f"{row.kind}:{row.ref}", row.hex_hash))
@@ -152,8 +156,9 @@ def load_indexes(
 class MatchingEngine:
     """Candidate and PDQ indexes over the registry, kept current by the change feed.
 
-    The indexes are loaded from ``registry`` (and the ``packed`` file) unless ``loaded``
-    brings them (service/workers.py loads them once for several worker processes); the feed
+    The indexes are loaded from ``registry`` (and the ``packed`` file; the candidate index of
+    ``index_kind``) unless ``loaded`` brings them (service/workers.py loads them once for
+    several worker processes); the feed
     is then followed from where they were loaded. The candidate index never joins segments
     during a search: the feed thread does, and writes the ``packed`` file again when due.
     """
@@ -169,11 +174,12 @@ class MatchingEngine:
         loaded: LoadedIndexes | None = None,
         packed: str | None = None,
         repack_seconds: float = REPACK_SECONDS,
+        index_kind: str = "hash",
     ) -> None:
         self.registry = registry
         self.max_pixels = max_pixels
         self.feed_wait = feed_wait
-        loaded = loaded or load_indexes(registry, packed)
+        loaded = loaded or load_indexes(registry, packed, kind=index_kind)
         self.index, self.pdq, self._seq = loaded.index, loaded.pdq, loaded.seq
         self.packed, self.repack_seconds = packed, repack_seconds
         self._packed_seq, self._packed_at = loaded.seq, time.monotonic()  # as loaded or written
@@ -264,20 +270,21 @@ class MatchingEngine:
         worker's index or newer, is left alone."""
         if self.packed is None or self._seq == self._packed_seq:
             return False
-        if not isinstance(self.index, CandidateIndex):  # split over a cluster: no packed file
+        index = self.index
+        if not isinstance(index, CandidateIndex | CompactIndex):  # over a cluster: no file
             return False
         with self._sync_lock:  # index and entries as of one change: no change is applied now
             seq = self._seq
-            segments, entries = self.index.segment_arrays(), self.entries.arrays()
+            arrays, entries = index_arrays(index), self.entries.arrays()
         self._packed_at = time.monotonic()
-        try:
-            on_disk = read_stamp(self.packed)
+        try:  # a file of the other index is unusable here: written anew
+            on_disk = read_stamp(self.packed, kind_of(index))
             if on_disk.seq >= seq and on_disk.registry == self.registry.identity():
                 self._packed_seq = seq
                 return False
         except (OSError, PackedIndexError):  # missing or unusable: written anew below
             pass
-        written = pack(self.registry, self.packed, seq, segments, entries)
+        written = pack(self.registry, self.packed, seq, arrays, entries)
         if written:
             self._packed_seq = seq
         return written

@@ -42,7 +42,7 @@ def serve_workers(settings: ServiceSettings, host: str, port: int, workers: int)
     except OSError as error:
         raise OSError(error.errno, error.strerror, f"{host}:{port}") from error
     with Registry(settings.db) as registry:  # closed before forking: connections are per process
-        loaded = load_indexes(registry, settings.index_file)
+        loaded = load_indexes(registry, settings.index_file, kind=settings.index_kind)
     gc.freeze()  # the loaded objects are never collected, so collections leave their pages shared
     started: dict[int, float] = {}
     stopping = False
