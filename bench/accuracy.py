@@ -24,7 +24,7 @@ import numpy as np
 
 from bench.results import save
 from counterfake.imaging import load_image
-from counterfake.index.compact import CompactIndex
+from counterfake.index.compact import CompactIndex, Layout
 from counterfake.registry import Registry
 from counterfake.scan import Scanner, hash_files
 from counterfake.signature.pdq import MATCH_THRESHOLD, hamming_distance, pdq_hash
@@ -66,11 +66,12 @@ def iou(predicted: np.ndarray, truth: np.ndarray) -> float:
     return float((predicted & truth).sum() / union) if union else 1.0
 
 
-def run(cases_dir: Path, workers: int, compact_index: bool = False) -> dict:
+def run(cases_dir: Path, workers: int, compact: Layout | None = None) -> dict:
+    """Register, scan and count; ``compact``: candidates from a compact index of that layout."""
     manifest = load_manifest(cases_dir)
     out = cases_dir.parent
     registered_pdq = build_registry(manifest, out / "bench.db", workers)
-    scanner = Scanner(out / "bench.db", index=CompactIndex() if compact_index else None)
+    scanner = Scanner(out / "bench.db", index=CompactIndex(compact) if compact else None)
     cases = manifest["cases"]
     case_paths = [str(cases_dir / c["path"]) for c in cases]
     distractors = [str(Path(p)) for p in manifest["distractors"]]
@@ -134,7 +135,8 @@ def run(cases_dir: Path, workers: int, compact_index: bool = False) -> dict:
         "files_scanned": len(results),
         "scan_seconds": scan_seconds,
         "workers": workers,
-        "index": "compact" if compact_index else "multi-index hash",
+        "index": "compact" if compact else "multi-index hash",
+        "word_bits": compact.word_bits if compact else None,
     }
 
 
@@ -193,8 +195,12 @@ def main() -> None:
     parser.add_argument(
         "--compact-index", action="store_true", help="candidates from index/compact.py"
     )
+    parser.add_argument(
+        "--word-bits", type=int, default=Layout.word_bits, help="the compact index's word length"
+    )
     args = parser.parse_args()
-    summary = run(args.cases, args.workers, args.compact_index)
+    layout = Layout(word_bits=args.word_bits) if args.compact_index else None
+    summary = run(args.cases, args.workers, layout)
     (args.cases.parent / "accuracy.json").write_text(json.dumps(summary, indent=1))
     if args.name:
         save(f"accuracy-{args.name}", counted(summary))
