@@ -23,8 +23,8 @@ def test_synthetic_signatures_are_reproducible_distinct_and_flip_fifteen_percent
     assert synthetic(ids[3]).features.descriptors.tobytes() == made[3]
     stored = cfsig.loads(cfsig.dumps([templates[ids[0] % 2]]), "template")[0]  # as registered
     template = stored.features.descriptors
-    flipped = np.unpackbits(synthetic(ids[4]).features.descriptors ^ template).mean()
-    assert abs(flipped - FLIP_RATE) < 0.01
+    flipped = np.unpackbits(synthetic(ids[3]).features.descriptors ^ template).mean()
+    assert abs(flipped - FLIP_RATE) < 0.01  # one mask; a later round (ids[4]) flips a second
 
 
 def test_profile_splits_each_match_into_stages_and_leaves_the_matcher_as_it_was(photo, unrelated):

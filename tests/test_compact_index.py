@@ -13,13 +13,8 @@ import pytest
 from conftest import save
 from test_index import noisy, signature
 
-from counterfake.index.compact import (
-    ORB_BITS,
-    ROBUST_BITS,
-    CompactIndex,
-    Layout,
-    split_bits,
-)
+from counterfake.index.compact import CompactIndex
+from counterfake.index.compact_layout import ORB_BITS, ROBUST_BITS, Layout, split_bits
 from counterfake.matching import Matcher
 from counterfake.registry import Registry
 from counterfake.scan import Scanner

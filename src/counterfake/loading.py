@@ -5,7 +5,7 @@ Both the scan (scan.py) and the service (service/engine.py) start here. The serv
 candidate index from a packed file (index/packed.py) when it has one that fits the registry,
 and otherwise indexes the registry and writes that file for the next start. Either index
 may be asked for (``--index``): the multi-index hash, the default, or the compact index
-(about 1.2 kB a photo instead of about 46 kB, at a cost in recall, docs/index.md).
+(about 1.2 kB a photo instead of about 42 kB, at a cost in recall, docs/index.md).
 """
 
 from __future__ import annotations

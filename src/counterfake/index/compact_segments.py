@@ -10,13 +10,10 @@ ten-million-photo index (about 11.6 GB of postings) be built on a 24 GB machine.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numba
 import numpy as np
 
-if TYPE_CHECKING:
-    from counterfake.index.compact import Layout
+from counterfake.index.compact_layout import Layout
 
 CROWDED_ROWS = 64
 CROWDED_MULTIPLE = 20
