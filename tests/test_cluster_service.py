@@ -44,16 +44,22 @@ def test_the_service_answers_throughout_a_node_killed_while_matching(
                     labels = [m["photo"] for m in reply.json().get("matches", [])]
                     answers.append((number, reply.status_code, labels))
 
+    def answered(count: int) -> None:
+        """Wait until ``count`` answers came (a loaded machine answers slower, not less)."""
+        deadline = time.monotonic() + 180
+        while len(answers) < count and time.monotonic() < deadline and matching.is_alive():
+            time.sleep(0.1)
+
     matching = threading.Thread(target=keep_matching)
     try:
         matching.start()
-        time.sleep(2)
+        answered(3)
         ray_cluster.cluster.remove_node(doomed, allow_graceful=False)
         killed_at = len(answers)
         newcomer = make_signature(edited(80, "recompressed"), "people/0080.jpg", "8" * 64)
         with Registry(postgres_db) as registry:  # registered while the shards reload
             registry.register("bob", [newcomer])
-        time.sleep(6)
+        answered(killed_at + 6)
         stop.set()
         matching.join(timeout=60)
         assert len(answers) > killed_at + 3, "matching went on after the node was killed"
