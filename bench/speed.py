@@ -182,7 +182,7 @@ class StageClock:
 
 
 @contextmanager
-def staged(index: CandidateIndex, clock: StageClock) -> Iterator[None]:
+def staged(index: CandidateIndex | CompactIndex, clock: StageClock) -> Iterator[None]:
     """Route the matcher's calls to the index, verification and decision through ``clock``.
 
     The real functions run; only their CPU time is recorded (the matcher calls them by name,
@@ -197,7 +197,7 @@ def staged(index: CandidateIndex, clock: StageClock) -> Iterator[None]:
 
 
 def profile_matching(
-    index: CandidateIndex, signatures: Callable[[int], Signature], queries: list
+    index: CandidateIndex | CompactIndex, signatures: Callable[[int], Signature], queries: list
 ) -> dict:
     """Per stage, CPU ms per query: mean, p50, p99, and the mean over the slowest 1% of queries."""
     per_query = []
