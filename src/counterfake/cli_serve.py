@@ -56,7 +56,7 @@ def index_option(parser: argparse.ArgumentParser) -> None:
         choices=list(INDEX_KINDS),
         default="hash",
         help="the candidate index: hash (default) or compact, about 1.2 kB a photo instead of "
-        "about 42 kB, finding up to 1.8 points fewer heavily edited derivatives (docs/index.md)",
+        "about 42 kB, finding up to 2.3 points fewer heavily edited derivatives (docs/index.md)",
     )
 
 
